@@ -1,0 +1,291 @@
+"""The `crier` command line: a thin layer over `bot.service`.
+
+Expected errors (bad config, unreachable database, broken feed) print one clear line and exit
+non-zero; no traceback reaches the user for them. Heavy libraries are imported inside commands
+so `crier --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextlib import contextmanager
+
+import click
+
+from bot import __version__
+from bot.errors import CrierError
+
+log = logging.getLogger("bot")
+
+
+class Context:
+    def __init__(self, config: str | None, verbose: int, quiet: bool):
+        self.config_path, self.verbose, self.quiet = config, verbose, quiet
+
+    def settings(self):
+        from bot.config import load_dotenv_file, load_settings
+        load_dotenv_file()
+        return load_settings(self.config_path)
+
+    @contextmanager
+    def service(self, *, dry_run: bool = False):
+        from bot.service import Service
+        from bot.store import Store
+        settings = self.settings()
+        store = Store(settings.database_url)
+        try:
+            store.migrate()
+            yield Service(settings, store, dry_run=dry_run)
+        finally:
+            store.close()
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else
+                                          logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    if verbose < 2:
+        for noisy in ("urllib3", "apscheduler.executors", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class CrierGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CrierError as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=CrierGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "-c", envvar="CRIER_CONFIG", metavar="PATH",
+              help="Config file (default: config/crier.toml, or $CRIER_CONFIG).")
+@click.option("--verbose", "-v", count=True, help="Log decisions (-vv: debug).")
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors.")
+@click.version_option(__version__, prog_name="crier")
+@click.pass_context
+def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool) -> None:
+    """crier: announces every new episode of a podcast on Mastodon and X, exactly once."""
+    _setup_logging(verbose, quiet)
+    ctx.obj = Context(config, verbose, quiet)
+
+
+# -- run ----------------------------------------------------------------------------------
+@main.command()
+@click.option("--once", is_flag=True, help="One poll and dispatch cycle, then exit.")
+@click.option("--dry-run", is_flag=True,
+              help="Record what would be posted on every account; send nothing.")
+@click.option("--backfill", type=click.IntRange(min=0), default=None, metavar="N",
+              help="On the first run, announce the newest N episodes instead of none.")
+@click.pass_obj
+def run(obj: Context, once: bool, dry_run: bool, backfill: int | None) -> None:
+    """Run the worker: poll the feed, announce new episodes, deliver posts."""
+    if not once:
+        from bot.worker import run_worker
+        run_worker(obj, dry_run=dry_run, backfill=backfill)
+        return
+    import os
+    import socket
+    with obj.service(dry_run=dry_run) as svc:
+        owner = f"{socket.gethostname()}:{os.getpid()}:once"
+        if not svc.acquire_worker_lock(owner):
+            holder = svc.store.lock_holder("worker")
+            raise CrierError(f"another crier worker is running ({holder['owner']}); it polls "
+                             "and posts already — stop it first to run --once")
+        try:
+            svc.wake_auth_stopped()
+            report = svc.poll(force=True, backfill=backfill)
+            _print_poll(report)
+            outcomes = svc.dispatch()
+            _print_outcomes(outcomes)
+        finally:
+            svc.release_worker_lock(owner)
+    if report.result == "error":
+        sys.exit(1)
+
+
+def _print_poll(report) -> None:
+    for w in report.warnings:
+        click.secho(f"warning: {w}", fg="yellow", err=True)
+    if report.result == "error":
+        click.secho(f"error: {report.error}", fg="red", err=True)
+    elif report.result == "unchanged":
+        click.echo("Feed unchanged since the last poll.")
+    elif report.result == "baseline":
+        click.echo(f"First run: {report.baseline} existing episodes recorded as already known"
+                   + (f", {len(report.announced)} announced." if report.announced else
+                      " (nothing announced; --backfill N announces the newest N)."))
+    elif report.result == "nothing-new":
+        click.echo("No new episodes.")
+    if report.held:
+        click.secho(f"{len(report.held)} new episodes held by the flood guard; "
+                    "`crier status` lists them, `crier release` announces them.", fg="yellow")
+    if report.scheduled:
+        click.echo(f"{len(report.scheduled)} future-dated episodes wait for their date.")
+
+
+def _print_outcomes(outcomes) -> None:
+    for o in outcomes:
+        label = {"dry_run": "dry run (not sent)", "sent": "sent", "pending": "will retry",
+                 "failed": "FAILED", "held": "held"}.get(o.status, o.status)
+        size = f" · {o.length}/{o.limit}" if o.length is not None else ""
+        click.secho(f"── {o.account} ({o.platform}) · {label}{size} ──",
+                    fg={"failed": "red", "pending": "yellow"}.get(o.status), bold=True)
+        if o.text is not None:
+            click.echo(o.text)
+        if o.url:
+            click.echo(f"→ {o.url}")
+        if o.error:
+            click.secho(f"error: {o.error}", fg="red" if o.status == "failed" else "yellow")
+        if o.next_attempt_at:
+            click.echo(f"next attempt: {o.next_attempt_at.isoformat(timespec='seconds')}")
+        click.echo()
+
+
+# -- preview ------------------------------------------------------------------------------
+@main.command()
+@click.option("--feed", "feed_src", metavar="URL|PATH", help="Another feed than the config's.")
+@click.option("--latest", is_flag=True, help="The newest episode (the default).")
+@click.option("--guid", metavar="GUID", help="The episode with this GUID.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def preview(obj: Context, feed_src: str | None, latest: bool, guid: str | None,
+            as_json: bool) -> None:
+    """Show what would be posted for an episode on each account (nothing is recorded)."""
+    from bot.feed import parse_feed
+    from bot.fetch import fetch_feed, new_session
+    from bot.service import Service, build_publishers
+    settings = obj.settings()
+    src = feed_src or settings.feed
+    res = fetch_feed(src, session=new_session())
+    parsed = parse_feed(res.body, url=res.final_url)
+    if not parsed.episodes:
+        raise CrierError(f"feed {src}: has no episodes")
+    if guid:
+        ep = next((e for e in parsed.episodes if e.guid == guid), None)
+        if ep is None:
+            raise CrierError(f"feed {src}: no episode with GUID {guid!r}")
+    else:
+        ep = max(parsed.episodes, key=lambda e: (e.published is not None, e.published))
+    svc = Service(settings, store=None, publishers=build_publishers(settings))  # type: ignore
+    previews = svc.preview(ep, language=parsed.language)
+    if as_json:
+        click.echo(json.dumps([{
+            "account": p.account, "platform": p.platform, "text": p.text, "length": p.length,
+            "limit": p.limit, "truncated": p.truncated, "link": p.link,
+            "media": [m.__dict__ for m in p.media], "episode": ep.title, "guid": ep.guid,
+        } for p in previews], indent=2, ensure_ascii=False))
+        return
+    click.echo(f"Episode: {ep.title}" + (f" ({ep.guid})" if ep.guid else ""))
+    click.echo()
+    for p in previews:
+        note = " · shortened to fit" if p.truncated else ""
+        click.secho(f"── {p.account} ({p.platform}) · {p.length}/{p.limit}{note} ──", bold=True)
+        click.echo(p.text)
+        click.echo()
+
+
+# -- status -------------------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(obj: Context, as_json: bool) -> None:
+    """Feeds, held episodes, pending and failed deliveries, the last posts."""
+    with obj.service() as svc:
+        st = svc.status()
+    if as_json:
+        click.echo(json.dumps(st, indent=2, ensure_ascii=False))
+        return
+    for f in st["feeds"]:
+        click.secho(f"Feed {f['url']}", bold=True)
+        if f["redirect_url"]:
+            click.secho(f"  moved permanently to {f['redirect_url']} (update your config)",
+                        fg="yellow")
+        click.echo(f"  last poll: {f['last_poll_at'] or 'never'} → {f['last_result'] or '-'}"
+                   f"; next poll: {f['next_poll_at'] or 'on start'}")
+        if f["last_error"]:
+            click.secho(f"  last error ({f['error_count']} in a row): {f['last_error']}",
+                        fg="red")
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(f["episodes"].items()))
+        click.echo(f"  episodes: {counts or 'none yet'}")
+    if not st["feeds"]:
+        click.echo("No feed polled yet: run `crier run --once`.")
+    if st["held_episodes"]:
+        click.secho("Held by the flood guard (`crier release [ID...]` announces them):",
+                    fg="yellow", bold=True)
+        for e in st["held_episodes"]:
+            click.echo(f"  #{e['id']} {e['title']} ({e['published_at'] or 'no date'})")
+    if st["scheduled_episodes"]:
+        click.secho("Future-dated, waiting for their date:", bold=True)
+        for e in st["scheduled_episodes"]:
+            click.echo(f"  #{e['id']} {e['title']} ({e['published_at']})")
+    for title, rows in (("Pending deliveries", st["pending"]),
+                        ("Failed deliveries (`crier retry ID` tries again)", st["failed"]),
+                        ("Last posts", st["recent"])):
+        if rows:
+            click.secho(f"{title}:", bold=True)
+            for d in rows:
+                line = f"  #{d['id']} {d['account']} ({d['platform']}) {d['status']}"
+                if d["episode"]:
+                    line += f" · {d['episode']}"
+                if d["url"]:
+                    line += f" → {d['url']}"
+                elif d["status"] == "pending":
+                    line += f" · attempt {d['attempts']}, next {d['next_attempt_at']}"
+                click.echo(line)
+                if d["last_error"] and d["status"] != "sent":
+                    click.secho(f"      {d['last_error']}",
+                                fg="red" if d["status"] == "failed" else "yellow")
+
+
+# -- release / retry ----------------------------------------------------------------------
+@main.command()
+@click.argument("episode_ids", nargs=-1, type=int)
+@click.option("--all", "all_", is_flag=True, help="Release every held episode.")
+@click.pass_obj
+def release(obj: Context, episode_ids: tuple[int, ...], all_: bool) -> None:
+    """Announce episodes held by the flood guard."""
+    if not episode_ids and not all_:
+        raise click.UsageError("name the episode ids to release (see `crier status`) or --all")
+    with obj.service() as svc:
+        done = svc.release(None if all_ else episode_ids)
+    click.echo(f"Released {len(done)} episode(s): their announcements go out on the next "
+               "dispatch." if done else "Nothing was held.")
+
+
+@main.command()
+@click.argument("delivery_ids", nargs=-1, type=int, required=True)
+@click.pass_obj
+def retry(obj: Context, delivery_ids: tuple[int, ...]) -> None:
+    """Try failed deliveries again (after fixing what made them fail)."""
+    with obj.service() as svc:
+        n = svc.retry_failed(delivery_ids)
+    click.echo(f"{n} failed delivery(ies) queued again.")
+
+
+# -- check --------------------------------------------------------------------------------
+@main.command()
+@click.pass_obj
+def check(obj: Context) -> None:
+    """Load the config, reach the database and verify each account's credentials."""
+    with obj.service() as svc:
+        click.echo(f"config:   {svc.settings.path} ✓")
+        click.echo(f"database: {_redacted(svc.settings.database_url)} ✓")
+        rows = svc.check()
+    ok = True
+    click.echo(f"{'account':<16} {'platform':<9} {'result':<8} {'limit':>6}  detail")
+    for r in rows:
+        mark = "dry run" if r["dry_run"] and r["ok"] else ("ok" if r["ok"] else "FAILED")
+        ok &= r["ok"]
+        click.echo(f"{r['account']:<16} {r['platform']:<9} {mark:<8} {r['limit'] or '-':>6}  "
+                   f"{r['who'] or r['error']}")
+    if not ok:
+        sys.exit(1)
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,327 @@
+"""Settings: `crier.toml` plus the environment (and `.env`) → typed, validated values.
+
+Every mistake is a `ConfigError` naming the file, the key (with its line where it can be found)
+and what was expected. Secrets come only from environment variables whose names are derived
+from the account name (see `secret_names`); they are wrapped in `Secret` so they never print.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.errors import ConfigError
+
+DEFAULT_CONFIG_PATHS = ("config/crier.toml", "crier.toml")
+DEFAULT_DATABASE_URL = "sqlite:///data/crier.db"
+PLATFORMS = ("mastodon", "x")
+X_API_BASE = "https://api.twitter.com"
+X_UPLOAD_BASE = "https://upload.twitter.com"
+
+# The secrets each platform needs; the variable is CRIER_<ACCOUNT>_<SUFFIX>.
+SECRET_SUFFIXES = {
+    "mastodon": ("ACCESS_TOKEN",),
+    "x": ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET"),
+}
+
+
+class Secret(str):
+    """A string that never shows itself in repr, logs or tracebacks."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    platform: str
+    instance: str | None = None          # Mastodon base URL
+    api_base: str = X_API_BASE           # X API host (a test server, a proxy)
+    upload_base: str = X_UPLOAD_BASE
+    dry_run: bool = False                # True: record what would be posted, send nothing
+    dry_run_reason: str = ""
+    visibility: str = "public"
+    template: str | None = None
+    hashtags: tuple[str, ...] = ()
+    max_characters: int | None = None    # only for dry runs: the instance is not asked then
+    timeout: float = 10.0
+    secrets: dict[str, Secret] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    show: str
+    feed: str                            # http(s) URL or an absolute file path
+    poll_interval: int = 900             # seconds
+    timezone: str = "UTC"
+    max_new_per_poll: int = 3
+    first_run_backfill: int = 0
+    dispatch_interval: int = 5
+    max_attempts: int = 8
+    accounts: tuple[Account, ...] = ()
+    database_url: str = DEFAULT_DATABASE_URL
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def account(self, name: str) -> Account:
+        for a in self.accounts:
+            if a.name == name:
+                return a
+        raise ConfigError(f"no account named '{name}' (have: "
+                          f"{', '.join(a.name for a in self.accounts) or 'none'})",
+                          file=str(self.path))
+
+
+# key: (type(s), required, description for messages)
+TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "show": ((str,), "the show's name (text)"),
+    "feed": ((str,), "the feed's http(s) URL or a file path (text)"),
+    "poll_interval": ((int, str), "seconds (a number) or a duration like \"15m\""),
+    "timezone": ((str,), "an IANA time zone like \"America/New_York\""),
+    "max_new_per_poll": ((int,), "a whole number ≥ 1"),
+    "first_run_backfill": ((int,), "a whole number ≥ 0"),
+    "dispatch_interval": ((int,), "seconds (a whole number ≥ 1)"),
+    "max_attempts": ((int,), "a whole number ≥ 1"),
+    "accounts": ((list,), "a list of [[accounts]] tables"),
+}
+ACCOUNT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "platform": ((str,), "\"mastodon\" or \"x\""),
+    "name": ((str,), "a short name of letters, digits, - or _"),
+    "instance": ((str,), "the Mastodon instance's https:// base URL"),
+    "api_base": ((str,), "the X API's base URL"),
+    "upload_base": ((str,), "the X upload API's base URL"),
+    "dry_run": ((bool,), "true or false"),
+    "visibility": ((str,), "public, unlisted, private or direct"),
+    "template": ((str,), "a Jinja2 template (text)"),
+    "hashtags": ((list,), "a list of hashtags, e.g. [\"BlockchainSocialist\"]"),
+    "max_characters": ((int,), "a whole number (used for dry runs only)"),
+    "timeout": ((int, float), "seconds"),
+}
+REQUIRED_TOP = ("show", "feed")
+VISIBILITIES = ("public", "unlisted", "private", "direct")
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def env_prefix(account_name: str) -> str:
+    return "CRIER_" + re.sub(r"[^A-Z0-9]", "_", account_name.upper()) + "_"
+
+
+def secret_names(account_name: str, platform: str) -> tuple[str, ...]:
+    """The environment variables that hold an account's secrets."""
+    return tuple(env_prefix(account_name) + s for s in SECRET_SUFFIXES[platform])
+
+
+def find_config(explicit: str | None, env: dict[str, str]) -> Path:
+    if explicit:
+        return Path(explicit)
+    if env.get("CRIER_CONFIG"):
+        return Path(env["CRIER_CONFIG"])
+    for p in DEFAULT_CONFIG_PATHS:
+        if Path(p).exists():
+            return Path(p)
+    raise ConfigError("no configuration found: pass --config PATH, set CRIER_CONFIG, or create "
+                      "config/crier.toml", file=DEFAULT_CONFIG_PATHS[0])
+
+
+def load_dotenv_file(path: str | os.PathLike = ".env") -> None:
+    """Load `.env` into the environment without overriding what is already set."""
+    if Path(path).is_file():
+        from dotenv import load_dotenv
+        load_dotenv(path, override=False)
+
+
+def load_settings(path: str | os.PathLike | None = None,
+                  env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    cfg_path = find_config(str(path) if path else None, env)
+    try:
+        text = cfg_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=str(cfg_path)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read: {e}", file=str(cfg_path)) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"not valid TOML: {e}", file=str(cfg_path)) from None
+    return _validate(raw, cfg_path, text, env)
+
+
+def _line_of(text: str, key: str, start: int = 0) -> int | None:
+    m = re.compile(rf"^\s*{re.escape(key)}\s*=", re.M).search(text, start)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def _check_keys(table: dict[str, Any], schema: dict, where: str, file: str, text: str) -> None:
+    for key, value in table.items():
+        if key not in schema:
+            hint = difflib.get_close_matches(key, list(schema), n=1)
+            expected = f"did you mean '{hint[0]}'?" if hint else \
+                f"known keys: {', '.join(sorted(schema))}"
+            raise ConfigError(f"unknown key {where}; {expected}", file=file, key=key,
+                              line=_line_of(text, key))
+        types, desc = schema[key]
+        if isinstance(value, bool) and bool not in types:
+            ok = False
+        else:
+            ok = isinstance(value, types)
+        if not ok:
+            raise ConfigError(f"expected {desc}, got {type(value).__name__} {value!r}",
+                              file=file, key=key, line=_line_of(text, key))
+
+
+def parse_duration(value: int | str, *, file: str, key: str) -> int:
+    if isinstance(value, int):
+        seconds = value
+    else:
+        m = _DURATION.match(value)
+        if not m:
+            raise ConfigError(f"expected a duration like 900, \"15m\" or \"1h\", got {value!r}",
+                              file=file, key=key)
+        n, unit = int(m.group(1)), (m.group(2) or "s").lower()
+        seconds = n * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600,
+                       "d": 86400}[unit]
+    if seconds < 60:
+        raise ConfigError(f"must be at least 60 seconds (polite polling), got {seconds}",
+                          file=file, key=key)
+    return seconds
+
+
+def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str]) -> Settings:
+    file = str(cfg_path)
+    _check_keys(raw, TOP_KEYS, "at the top level", file, text)
+    for key in REQUIRED_TOP:
+        if not str(raw.get(key, "")).strip():
+            raise ConfigError(f"required: {TOP_KEYS[key][1]}", file=file, key=key)
+
+    feed = raw["feed"].strip()
+    scheme = urlsplit(feed).scheme.lower()
+    if scheme in ("http", "https"):
+        if not urlsplit(feed).netloc:
+            raise ConfigError(f"not a valid URL: {feed!r}", file=file, key="feed")
+    elif scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
+        p = Path(feed[7:] if scheme == "file" else feed).expanduser()
+        if not p.is_absolute():
+            p = (cfg_path.parent / p).resolve()
+        feed = str(p)
+    else:
+        raise ConfigError(f"only http(s) URLs and file paths are supported, got {feed!r}",
+                          file=file, key="feed", line=_line_of(text, "feed"))
+
+    timezone = raw.get("timezone", "UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown time zone {timezone!r}; expected an IANA name like "
+                          "\"America/New_York\"", file=file, key="timezone",
+                          line=_line_of(text, "timezone")) from None
+
+    ints = {}
+    for key, low in (("max_new_per_poll", 1), ("first_run_backfill", 0),
+                     ("dispatch_interval", 1), ("max_attempts", 1)):
+        if key in raw:
+            if raw[key] < low:
+                raise ConfigError(f"must be ≥ {low}, got {raw[key]}", file=file, key=key,
+                                  line=_line_of(text, key))
+            ints[key] = raw[key]
+
+    accounts = []
+    seen: set[str] = set()
+    for i, table in enumerate(raw.get("accounts", [])):
+        where = f"accounts[{i}]"
+        if not isinstance(table, dict):
+            raise ConfigError("each account must be a [[accounts]] table", file=file, key=where)
+        _check_keys(table, ACCOUNT_KEYS, f"in [[accounts]] #{i + 1}", file, text)
+        acc = _account(table, where, file, text, env)
+        if acc.name in seen:
+            raise ConfigError(f"duplicate account name '{acc.name}'", file=file,
+                              key=f"{where}.name")
+        seen.add(acc.name)
+        accounts.append(acc)
+
+    return Settings(
+        path=cfg_path, show=raw["show"].strip(), feed=feed,
+        poll_interval=parse_duration(raw.get("poll_interval", 900), file=file,
+                                     key="poll_interval"),
+        timezone=timezone, accounts=tuple(accounts),
+        database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL, **ints)
+
+
+def _account(table: dict[str, Any], where: str, file: str, text: str,
+             env: dict[str, str]) -> Account:
+    platform = table.get("platform")
+    if platform not in PLATFORMS:
+        raise ConfigError(f"expected one of {', '.join(PLATFORMS)}, got {platform!r}",
+                          file=file, key=f"{where}.platform")
+    name = table.get("name", "")
+    if not _NAME.match(name):
+        raise ConfigError(f"expected a short name of letters, digits, - or _, got {name!r}",
+                          file=file, key=f"{where}.name")
+    kw: dict[str, Any] = {}
+    if platform == "mastodon":
+        instance = table.get("instance", "")
+        parts = urlsplit(instance)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"expected the instance's base URL like \"https://social.coop\", "
+                              f"got {instance!r}", file=file, key=f"{where}.instance")
+        kw["instance"] = instance.rstrip("/")
+    else:
+        for k in ("instance",):
+            if k in table:
+                raise ConfigError("only Mastodon accounts take an instance; X uses api_base",
+                                  file=file, key=f"{where}.{k}")
+        for k in ("api_base", "upload_base"):
+            if k in table:
+                parts = urlsplit(table[k])
+                if parts.scheme not in ("http", "https") or not parts.netloc:
+                    raise ConfigError(f"expected an http(s) base URL, got {table[k]!r}",
+                                      file=file, key=f"{where}.{k}")
+                kw[k] = table[k].rstrip("/")
+    if "visibility" in table:
+        if table["visibility"] not in VISIBILITIES:
+            raise ConfigError(f"expected one of {', '.join(VISIBILITIES)}, "
+                              f"got {table['visibility']!r}", file=file,
+                              key=f"{where}.visibility")
+        kw["visibility"] = table["visibility"]
+    if "hashtags" in table:
+        tags = table["hashtags"]
+        if not all(isinstance(t, str) and re.fullmatch(r"#?\w+", t) for t in tags):
+            raise ConfigError("expected hashtags as words without spaces, e.g. "
+                              "[\"BlockchainSocialist\"]", file=file, key=f"{where}.hashtags")
+        kw["hashtags"] = tuple(t.lstrip("#") for t in tags)
+    for k in ("template", "max_characters", "timeout"):
+        if k in table:
+            kw[k] = table[k]
+
+    names = secret_names(name, platform)
+    found = {n: env[n] for n in names if env.get(n, "").strip()}
+    wanted_dry = table.get("dry_run")
+    if wanted_dry is True:
+        dry, reason = True, "dry_run = true in config"
+    elif not found and wanted_dry is None:
+        dry, reason = True, f"no credentials set ({', '.join(names)})"
+    else:
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise ConfigError(f"missing secret for account '{name}': set "
+                              f"{', '.join(missing)} in the environment or .env "
+                              f"(or dry_run = true)", file=file, key=f"{where}")
+        dry, reason = False, ""
+    secrets = {n[len(env_prefix(name)):].lower(): Secret(found[n]) for n in found}
+    return Account(name=name, platform=platform, dry_run=dry, dry_run_reason=reason,
+                   secrets=secrets, **kw)

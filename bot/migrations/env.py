@@ -1,0 +1,14 @@
+"""Alembic environment: crier runs migrations itself on start (`store.migrate`)."""
+
+from alembic import context
+
+connection = context.config.attributes.get("connection")
+if connection is None:  # pragma: no cover - `alembic` CLI use: build an engine from the URL
+    from sqlalchemy import create_engine
+
+    connection = create_engine(context.config.get_main_option("sqlalchemy.url")).connect()
+
+context.configure(connection=connection, target_metadata=None,
+                  render_as_batch=connection.dialect.name == "sqlite")
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,118 @@
+"""crier's data: frozen values passed between the pure core, the adapters and the service.
+
+Nothing here does I/O. Datetimes are always timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person named in a feed (`podcast:person`) or found in an episode title."""
+    name: str
+    role: str = "guest"
+    href: str | None = None
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One feed item, as much as crier needs of it. Built by `feed.parse_feed`."""
+    title: str
+    guid: str | None = None            # item <guid> (feedparser's entry.id)
+    podcast_guid: str | None = None    # item-level <podcast:guid>, when a host sets one
+    link: str | None = None            # the episode page
+    published: datetime | None = None  # aware UTC
+    summary_html: str = ""             # show notes: content:encoded, else description/summary
+    enclosure_url: str | None = None
+    enclosure_type: str | None = None
+    image: str | None = None           # episode artwork (itunes:image), else None
+    duration: int | None = None        # seconds
+    season: int | None = None
+    number: int | None = None          # itunes:episode
+    episode_type: str | None = None    # full | trailer | bonus
+    persons: tuple[Person, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """A whole feed: the show's fields and its episodes in document order."""
+    title: str
+    link: str | None = None
+    language: str | None = None
+    image: str | None = None
+    episodes: tuple[Episode, ...] = ()
+    bozo: bool = False                 # feedparser found the XML malformed but could read it
+    bozo_message: str | None = None
+    new_feed_url: str | None = None    # itunes:new-feed-url
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How one network counts and limits a post. Data, so a new network adds a row, not code."""
+    platform: str
+    limit: int                         # max counted length
+    counter: str                       # "x" | "mastodon" | "bluesky": which textlen counter
+    url_weight: int | None = 23        # every URL counts this much; None = its real length
+    max_bytes: int | None = None       # Bluesky: UTF-8 byte cap on top of graphemes
+    ellipsis: str = "…"
+    alt_text_limit: int = 1500
+    image_max_bytes: int = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Media:
+    """An image to attach: a local path or URL plus its alt text."""
+    source: str
+    alt: str = ""
+    mime_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Post:
+    """What one account will say: the final text and how to send it."""
+    text: str
+    language: str | None = None
+    visibility: str = "public"
+    media: tuple[Media, ...] = ()
+    spoiler: str | None = None
+    reply_text: str | None = None      # X link policy "reply": a follow-up in reply
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where a post landed."""
+    remote_id: str
+    url: str | None = None
+
+
+class DeliveryStatus(str, enum.Enum):
+    PENDING = "pending"    # waiting for its next attempt
+    SENDING = "sending"    # claimed; the network call may be in flight
+    SENT = "sent"
+    FAILED = "failed"      # permanent: rejected, or retries exhausted; shown to the host
+    HELD = "held"          # waiting for the host (flood guard, account stopped)
+    DRY_RUN = "dry_run"    # recorded, not sent: no credentials or --dry-run
+
+
+class EpisodeStatus(str, enum.Enum):
+    BASELINE = "baseline"     # known before crier started watching; never announced
+    HELD = "held"             # flood guard: waits for `crier release`
+    SCHEDULED = "scheduled"   # future-dated: announced when its date comes
+    ANNOUNCED = "announced"   # posts enqueued for every account
+
+
+@dataclass(frozen=True)
+class Preview:
+    """One account's rendering of a post, for `crier preview` and the dry run."""
+    account: str
+    platform: str
+    text: str
+    length: int
+    limit: int
+    link: str | None = None
+    truncated: bool = False
+    media: tuple[Media, ...] = field(default=())

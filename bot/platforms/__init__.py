@@ -1,0 +1,1 @@
+"""One Publisher per network, behind the small interface in `base.py`."""

@@ -1,0 +1,34 @@
+"""The small interface every network implements.
+
+A publisher knows its network's `Rules` (how to count, the limit), how to `publish` a `Post`
+with an idempotency key that is the same on every retry of one delivery, how to look for a post
+it may already have made (`find_existing`, used after an ambiguous failure), and how to check
+its credentials (`verify`). It translates its library's exceptions into `bot.errors` at this
+boundary: TransientError / AmbiguousError, RateLimitedError, AuthError, RejectedError /
+DuplicateError. It never retries on its own; `service.py` decides.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from bot.models import Post, Published, Rules
+
+
+@runtime_checkable
+class Publisher(Protocol):
+    platform: str   # "mastodon" | "x"
+    account: str    # the account's name in config
+
+    def rules(self) -> Rules:
+        """The network's counting rules and limit (Mastodon asks its instance, cached)."""
+
+    def publish(self, post: Post, idempotency_key: str) -> Published:
+        """Post it. Raises a `bot.errors.PublishError` subclass on failure."""
+
+    def find_existing(self, post: Post, since: datetime) -> Published | None:
+        """A post of this account created at or after `since` with this exact text, if any."""
+
+    def verify(self) -> str:
+        """Check the credentials; return the account's handle. Raises AuthError."""

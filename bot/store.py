@@ -1,0 +1,409 @@
+"""The state database: SQLAlchemy Core tables and the queries crier needs.
+
+SQLite by default (a file under `data/`, owner-only permissions), PostgreSQL (psycopg 3) by
+`DATABASE_URL`. The schema is created and upgraded by Alembic migrations in `bot/migrations/`,
+applied by `Store.migrate()` on start. Every state change is its own short transaction; a
+delivery is claimed with a conditional UPDATE so two processes can never send the same row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bot.errors import StoreError
+from bot.models import DeliveryStatus
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+HEAD = "0001"
+MAX_KEY = 300
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+md = sa.MetaData()
+TS = UTCDateTime
+feeds = sa.Table(
+    "feeds", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("url", sa.String(2048), nullable=False, unique=True),
+    sa.Column("title", sa.Text), sa.Column("etag", sa.Text), sa.Column("last_modified", sa.Text),
+    sa.Column("body_hash", sa.String(64)), sa.Column("redirect_url", sa.String(2048)),
+    sa.Column("baseline_done", sa.Boolean, nullable=False, default=False),
+    sa.Column("last_poll_at", TS), sa.Column("last_ok_at", TS),
+    sa.Column("last_result", sa.String(32)), sa.Column("last_error", sa.Text),
+    sa.Column("error_count", sa.Integer, nullable=False, default=0),
+    sa.Column("next_poll_at", TS), sa.Column("created_at", TS, nullable=False),
+)
+episodes = sa.Table(
+    "episodes", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("feed_id", sa.Integer, sa.ForeignKey("feeds.id"), nullable=False),
+    sa.Column("title", sa.Text, nullable=False), sa.Column("guid", sa.Text),
+    sa.Column("link", sa.Text), sa.Column("published_at", TS),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("first_seen_at", TS, nullable=False), sa.Column("announced_at", TS),
+    sa.Column("data", sa.JSON, nullable=False),
+)
+episode_keys = sa.Table(
+    "episode_keys", md,
+    sa.Column("feed_id", sa.Integer, sa.ForeignKey("feeds.id"), primary_key=True),
+    sa.Column("key", sa.String(MAX_KEY), primary_key=True),
+    sa.Column("episode_id", sa.Integer, sa.ForeignKey("episodes.id"), nullable=False),
+)
+posts = sa.Table(
+    "posts", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("episode_id", sa.Integer, sa.ForeignKey("episodes.id")),
+    sa.Column("dedupe_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("priority", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", TS, nullable=False),
+)
+deliveries = sa.Table(
+    "deliveries", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("post_id", sa.Integer, sa.ForeignKey("posts.id"), nullable=False),
+    sa.Column("account", sa.String(100), nullable=False),
+    sa.Column("platform", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text), sa.Column("payload", sa.JSON),
+    sa.Column("length", sa.Integer), sa.Column("limit", sa.Integer),
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("needs_check", sa.Boolean, nullable=False, default=False),
+    sa.Column("next_attempt_at", TS, nullable=False),
+    sa.Column("first_attempt_at", TS), sa.Column("claimed_at", TS),
+    sa.Column("claim_token", sa.String(64)),
+    sa.Column("last_error", sa.Text), sa.Column("error_kind", sa.String(16)),
+    sa.Column("remote_id", sa.String(100)), sa.Column("remote_url", sa.Text),
+    sa.Column("created_at", TS, nullable=False), sa.Column("updated_at", TS, nullable=False),
+    sa.Column("sent_at", TS),
+)
+locks = sa.Table(
+    "locks", md,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+)
+
+
+def storage_key(key: str) -> str:
+    """Identity keys longer than the column are stored as their kind plus a sha256."""
+    if len(key) <= MAX_KEY:
+        return key
+    kind = key.split(":", 1)[0]
+    return f"{kind}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def _redact(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            sa_url = sa.engine.make_url(url)
+        except sa.exc.ArgumentError:
+            raise StoreError(f"DATABASE_URL is not a valid SQLAlchemy URL: {url!r}") from None
+        self.dialect = sa_url.get_backend_name()
+        kw: dict[str, Any] = {"future": True}
+        if self.dialect == "sqlite":
+            db = sa_url.database
+            if db and db != ":memory:":
+                _prepare_sqlite_file(Path(db))
+            kw["connect_args"] = {"timeout": 30}
+        elif self.dialect == "postgresql" and sa_url.drivername == "postgresql":
+            sa_url = sa_url.set(drivername="postgresql+psycopg")
+            kw["pool_pre_ping"] = True
+        try:
+            self.engine: Engine = sa.create_engine(sa_url, **kw)
+        except Exception as e:  # missing driver, bad options
+            raise StoreError(f"cannot open database {_redact(url)}: {e}") from None
+        if self.dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema ---------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (cheap when it already is)."""
+        try:
+            with self.engine.connect() as conn:
+                insp = sa.inspect(conn)
+                if insp.has_table("alembic_version"):
+                    current = conn.execute(sa.text("SELECT version_num FROM alembic_version")
+                                           ).scalar()
+                    if current == HEAD:
+                        return
+            from alembic import command
+            from alembic.config import Config
+
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+            log.info("database schema upgraded to %s", HEAD)
+        except sa.exc.OperationalError as e:
+            raise StoreError(f"cannot reach database {_redact(self.url)}: "
+                             f"{str(e.orig).strip() if e.orig else e}") from None
+
+    def tx(self):
+        return self.engine.begin()
+
+    # -- feeds ----------------------------------------------------------------------------
+    def ensure_feed(self, url: str, now: datetime) -> dict:
+        with self.tx() as c:
+            row = c.execute(sa.select(feeds).where(feeds.c.url == url)).mappings().first()
+            if row:
+                return dict(row)
+            try:
+                c.execute(feeds.insert().values(url=url, created_at=now, baseline_done=False,
+                                                error_count=0))
+            except sa.exc.IntegrityError:
+                pass
+        with self.tx() as c:
+            return dict(c.execute(sa.select(feeds).where(feeds.c.url == url)).mappings().one())
+
+    def update_feed(self, feed_id: int, **values: Any) -> None:
+        with self.tx() as c:
+            c.execute(feeds.update().where(feeds.c.id == feed_id).values(**values))
+
+    def all_feeds(self) -> list[dict]:
+        with self.tx() as c:
+            return [dict(r) for r in c.execute(sa.select(feeds).order_by(feeds.c.id)).mappings()]
+
+    # -- episodes -------------------------------------------------------------------------
+    def match_keys(self, feed_id: int, keys: Iterable[str]) -> dict[str, int]:
+        """Which of these identity keys are known, and to which episode."""
+        wanted = {storage_key(k): k for k in keys}
+        found: dict[str, int] = {}
+        items = list(wanted)
+        with self.tx() as c:
+            for i in range(0, len(items), 500):
+                chunk = items[i:i + 500]
+                q = sa.select(episode_keys.c.key, episode_keys.c.episode_id).where(
+                    episode_keys.c.feed_id == feed_id, episode_keys.c.key.in_(chunk))
+                for k, eid in c.execute(q):
+                    found[wanted[k]] = eid
+        return found
+
+    def add_episode(self, c, feed_id: int, *, title: str, guid: str | None, link: str | None,
+                    published_at: datetime | None, status: str, now: datetime,
+                    data: dict, keys: Iterable[str]) -> int:
+        eid = c.execute(episodes.insert().values(
+            feed_id=feed_id, title=title, guid=guid, link=link, published_at=published_at,
+            status=status, first_seen_at=now, data=data)).inserted_primary_key[0]
+        self.add_keys(c, feed_id, eid, keys)
+        return eid
+
+    def add_keys(self, c, feed_id: int, episode_id: int, keys: Iterable[str]) -> None:
+        keys = sorted({storage_key(k) for k in keys})
+        if not keys:
+            return
+        have = set(c.execute(sa.select(episode_keys.c.key).where(
+            episode_keys.c.feed_id == feed_id, episode_keys.c.key.in_(keys))).scalars())
+        new = [{"feed_id": feed_id, "key": k, "episode_id": episode_id}
+               for k in keys if k not in have]
+        if new:
+            c.execute(episode_keys.insert(), new)
+
+    def episodes_with_status(self, status: str, feed_id: int | None = None) -> list[dict]:
+        q = sa.select(episodes).where(episodes.c.status == status)
+        if feed_id is not None:
+            q = q.where(episodes.c.feed_id == feed_id)
+        with self.tx() as c:
+            return [dict(r) for r in c.execute(
+                q.order_by(episodes.c.published_at, episodes.c.id)).mappings()]
+
+    def get_episode(self, episode_id: int) -> dict | None:
+        with self.tx() as c:
+            r = c.execute(sa.select(episodes).where(episodes.c.id == episode_id)
+                          ).mappings().first()
+            return dict(r) if r else None
+
+    def latest_episode(self, feed_id: int) -> dict | None:
+        with self.tx() as c:
+            r = c.execute(sa.select(episodes).where(episodes.c.feed_id == feed_id).order_by(
+                episodes.c.published_at.desc().nulls_last(), episodes.c.id.desc())
+                          ).mappings().first()
+            return dict(r) if r else None
+
+    def count_episodes(self, feed_id: int) -> dict[str, int]:
+        with self.tx() as c:
+            return dict(c.execute(sa.select(episodes.c.status, sa.func.count()).where(
+                episodes.c.feed_id == feed_id).group_by(episodes.c.status)).all())
+
+    # -- posts and deliveries -------------------------------------------------------------
+    def enqueue(self, c, *, kind: str, dedupe_key: str, episode_id: int | None,
+                targets: Sequence[tuple[str, str, str]], now: datetime,
+                priority: int = 0) -> int | None:
+        """Create a post and one delivery per (account, platform, status). Idempotent by
+        `dedupe_key`: a second call for the same post creates nothing and returns None."""
+        exists = c.execute(sa.select(posts.c.id).where(posts.c.dedupe_key == dedupe_key)
+                           ).scalar()
+        if exists:
+            return None
+        pid = c.execute(posts.insert().values(
+            kind=kind, episode_id=episode_id, dedupe_key=dedupe_key, priority=priority,
+            created_at=now)).inserted_primary_key[0]
+        for account, platform, status in targets:
+            key = hashlib.sha256(f"crier:{dedupe_key}:{account}".encode()).hexdigest()[:40]
+            c.execute(deliveries.insert().values(
+                post_id=pid, account=account, platform=platform, status=status,
+                idempotency_key=key, attempts=0, needs_check=False, next_attempt_at=now,
+                created_at=now, updated_at=now))
+        return pid
+
+    def delivery(self, delivery_id: int) -> dict | None:
+        with self.tx() as c:
+            r = c.execute(self._delivery_query().where(deliveries.c.id == delivery_id)
+                          ).mappings().first()
+            return dict(r) if r else None
+
+    @staticmethod
+    def _delivery_query():
+        return sa.select(deliveries, posts.c.kind, posts.c.episode_id, posts.c.priority,
+                         posts.c.dedupe_key).join(posts, posts.c.id == deliveries.c.post_id)
+
+    def due_deliveries(self, now: datetime, limit: int = 50) -> list[dict]:
+        q = self._delivery_query().where(
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.next_attempt_at <= now,
+        ).order_by(posts.c.priority.desc(), deliveries.c.next_attempt_at, deliveries.c.id
+                   ).limit(limit)
+        with self.tx() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def deliveries_where(self, *conds, limit: int | None = None, newest_first=False) -> list[dict]:
+        q = self._delivery_query().where(*conds)
+        order = deliveries.c.updated_at.desc() if newest_first else deliveries.c.id
+        q = q.order_by(order)
+        if limit:
+            q = q.limit(limit)
+        with self.tx() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def set_delivery_text(self, delivery_id: int, *, text: str, payload: dict, length: int,
+                          limit: int, now: datetime) -> None:
+        with self.tx() as c:
+            c.execute(deliveries.update().where(
+                deliveries.c.id == delivery_id, deliveries.c.text.is_(None)).values(
+                text=text, payload=payload, length=length, limit=limit, updated_at=now))
+
+    def claim(self, delivery_id: int, token: str, now: datetime) -> bool:
+        """Move one pending delivery to `sending`; False if another process got it first."""
+        with self.tx() as c:
+            r = c.execute(deliveries.update().where(
+                deliveries.c.id == delivery_id,
+                deliveries.c.status == DeliveryStatus.PENDING.value,
+            ).values(status=DeliveryStatus.SENDING.value, claim_token=token, claimed_at=now,
+                     attempts=deliveries.c.attempts + 1, updated_at=now,
+                     first_attempt_at=sa.func.coalesce(deliveries.c.first_attempt_at, now)))
+            return r.rowcount == 1
+
+    def finish(self, delivery_id: int, token: str, now: datetime, **values: Any) -> bool:
+        """Record the outcome of a claimed delivery (only the claim's owner may)."""
+        values.setdefault("claim_token", None)
+        with self.tx() as c:
+            r = c.execute(deliveries.update().where(
+                deliveries.c.id == delivery_id, deliveries.c.claim_token == token,
+                deliveries.c.status == DeliveryStatus.SENDING.value,
+            ).values(updated_at=now, **values))
+            return r.rowcount == 1
+
+    def update_delivery(self, delivery_id: int, now: datetime, **values: Any) -> None:
+        with self.tx() as c:
+            c.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
+                updated_at=now, **values))
+
+    def recover_stale(self, now: datetime, lease: timedelta) -> list[int]:
+        """Deliveries left in `sending` by a process that died: back to pending, flagged so
+        the dispatcher looks for the post before sending again."""
+        with self.tx() as c:
+            ids = list(c.execute(sa.select(deliveries.c.id).where(
+                deliveries.c.status == DeliveryStatus.SENDING.value,
+                deliveries.c.claimed_at < now - lease)).scalars())
+            if ids:
+                c.execute(deliveries.update().where(
+                    deliveries.c.id.in_(ids),
+                    deliveries.c.status == DeliveryStatus.SENDING.value,
+                ).values(status=DeliveryStatus.PENDING.value, needs_check=True,
+                         claim_token=None, next_attempt_at=now, updated_at=now,
+                         last_error="interrupted while sending; will check before resending"))
+        return ids
+
+    # -- locks ----------------------------------------------------------------------------
+    def acquire_lock(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+        """A lease held by one process at a time (renew by calling again before it expires)."""
+        with self.tx() as c:
+            r = c.execute(locks.update().where(
+                locks.c.name == name,
+                sa.or_(locks.c.owner == owner, locks.c.expires_at < now),
+            ).values(owner=owner, expires_at=now + ttl))
+            if r.rowcount == 1:
+                return True
+            if c.execute(sa.select(locks.c.name).where(locks.c.name == name)).first():
+                return False
+        try:
+            with self.tx() as c:
+                c.execute(locks.insert().values(name=name, owner=owner, expires_at=now + ttl))
+            return True
+        except sa.exc.IntegrityError:
+            return False
+
+    def release_lock(self, name: str, owner: str) -> None:
+        with self.tx() as c:
+            c.execute(locks.delete().where(locks.c.name == name, locks.c.owner == owner))
+
+    def lock_holder(self, name: str) -> dict | None:
+        with self.tx() as c:
+            r = c.execute(sa.select(locks).where(locks.c.name == name)).mappings().first()
+            return dict(r) if r else None
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create the database's folder and file with owner-only permissions."""
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)

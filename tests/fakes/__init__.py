@@ -1,0 +1,1 @@
+"""Local HTTP servers that follow each platform's documented contract, for tests and benchmarks."""
