@@ -163,7 +163,7 @@ def load_settings(path: str | os.PathLike | None = None,
 
 
 def _line_of(text: str, key: str, start: int = 0) -> int | None:
-    m = re.compile(rf"^\s*{re.escape(key)}\s*=", re.M).search(text, start)
+    m = re.compile(rf"^[ \t]*{re.escape(key)}[ \t]*=", re.M).search(text, start)
     return text.count("\n", 0, m.start()) + 1 if m else None
 
 

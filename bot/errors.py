@@ -1,8 +1,8 @@
 """crier's exception tree, in one place.
 
     CrierError                      anything crier reports to the user
-    ├── ConfigError                 bad config file, key, type or missing secret (names file and key)
-    ├── FeedError                   a feed could not be used (that feed only; the worker goes on)
+    ├── ConfigError                 bad file, key, type or missing secret (names file and key)
+    ├── FeedError                   a feed could not be used (that feed only; worker goes on)
     │   ├── FetchError              HTTP status, timeout, size cap, bad scheme (may carry retry_after)
     │   └── ParseError              bytes that feedparser cannot read as a feed at all
     ├── TemplateError               a post template failed (names the template and line)

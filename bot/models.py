@@ -89,7 +89,7 @@ class Published:
     url: str | None = None
 
 
-class DeliveryStatus(str, enum.Enum):
+class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"    # waiting for its next attempt
     SENDING = "sending"    # claimed; the network call may be in flight
     SENT = "sent"
@@ -98,7 +98,7 @@ class DeliveryStatus(str, enum.Enum):
     DRY_RUN = "dry_run"    # recorded, not sent: no credentials or --dry-run
 
 
-class EpisodeStatus(str, enum.Enum):
+class EpisodeStatus(enum.StrEnum):
     BASELINE = "baseline"     # known before crier started watching; never announced
     HELD = "held"             # flood guard: waits for `crier release`
     SCHEDULED = "scheduled"   # future-dated: announced when its date comes

@@ -1,0 +1,110 @@
+"""The command line on the bundled default (dry run, SQLite, sample feed) and its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from tests.conftest import ROOT
+
+CONFIG = str(ROOT / "config" / "crier.toml")
+SEED_TITLE = "Collective action strategies in the age of AI w/ Nick Vincent from Data Leverage"
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """Invoke crier in an empty working directory with no credentials in the environment."""
+    monkeypatch.chdir(tmp_path)
+    for k in list(os.environ):
+        if k.startswith("CRIER_") or k == "DATABASE_URL":
+            monkeypatch.delenv(k)
+
+    def invoke(*args, ok=True):
+        result = CliRunner().invoke(main, ["--config", CONFIG, *args], catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+    return invoke
+
+
+def test_run_once_on_bundled_default_prints_dry_run_of_seed_episode(run, tmp_path):
+    out = run("run", "--once").output
+    blocks = re.findall(r"── (\S+) \((\w+)\) · dry run \(not sent\) · (\d+)/(\d+) ──\n(.*?)\n\n",
+                        out, re.S)
+    assert {(b[0], b[1]) for b in blocks} == {("social-coop", "mastodon"), ("x", "x")}, out
+    for _name, _platform, length, limit, text in blocks:
+        assert int(length) <= int(limit)
+        assert "Nick Vincent" in text
+        assert "buzzsprout.com" in text
+    assert (tmp_path / "data" / "crier.db").exists()
+    assert oct((tmp_path / "data" / "crier.db").stat().st_mode & 0o777) == "0o600"
+    # the second run finds nothing new and posts nothing again
+    again = run("run", "--once").output
+    assert "dry run" not in again and "unchanged" in again.lower()
+    st = json.loads(run("status", "--json").output)
+    assert {d["status"] for d in st["recent"]} == {"dry_run"}
+    assert len(st["recent"]) == 2
+
+
+def test_preview_json_has_the_fields(run):
+    data = json.loads(run("preview", "--json").output)
+    assert {d["platform"] for d in data} == {"mastodon", "x"}
+    for d in data:
+        assert {"account", "platform", "text", "length", "limit"} <= set(d)
+        assert d["length"] <= d["limit"]
+        assert d["episode"] == SEED_TITLE
+
+
+def test_status_and_check_on_a_fresh_database(run):
+    assert "No feed polled yet" in run("status").output
+    out = run("check").output
+    assert "dry run" in out and "social-coop" in out
+
+
+def test_release_needs_ids_or_all(run):
+    r = run("release", ok=False)
+    assert r.exit_code != 0 and "--all" in r.output
+
+
+def test_bad_config_is_one_clear_line_without_traceback(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.toml").write_text('show = "x"\nfeed = "f.xml"\npoll_intervall = 60\n')
+    r = CliRunner().invoke(main, ["--config", "bad.toml", "run", "--once"])
+    assert r.exit_code == 1
+    assert "bad.toml, line 3, key 'poll_intervall'" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_unreachable_database_is_a_clear_error(run, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    r = run("status", ok=False)
+    assert r.exit_code == 1 and "cannot reach database" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_python_dash_m_bot_and_fast_help():
+    r = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True, text=True,
+                       cwd=ROOT, check=True)
+    for command in ("run", "preview", "status", "check", "release", "retry"):
+        assert re.search(rf"^\s+{command}\s", r.stdout, re.M), command
+    # --help must not import the heavy libraries
+    code = ("import sys; from click.testing import CliRunner; from bot.cli import main; "
+            "CliRunner().invoke(main, ['--help']); "
+            "print(sorted(m for m in ('feedparser', 'mastodon', 'tweepy', 'sqlalchemy', "
+            "'apscheduler', 'jinja2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_every_command_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for name in main.commands:
+        assert f"crier {name}" in readme, name

@@ -1,0 +1,125 @@
+"""Configuration: the bundled default loads; every mistake names the file, key and expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings, secret_names
+from bot.errors import ConfigError
+from tests.conftest import ROOT
+
+X_SECRETS = {n: f"value-{i}" for i, n in enumerate(secret_names("x", "x"))}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "crier.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+BASE = """
+show = "Test Show"
+feed = "feed.xml"
+"""
+
+
+def test_bundled_default_loads_as_dry_run():
+    s = load_settings(ROOT / "config" / "crier.toml", env={})
+    assert s.show == "The Blockchain Socialist"
+    assert Path(s.feed) == ROOT / "config" / "sample-feed.xml"
+    assert [a.platform for a in s.accounts] == ["mastodon", "x"]
+    assert all(a.dry_run for a in s.accounts)
+    assert "CRIER_SOCIAL_COOP_ACCESS_TOKEN" in s.accounts[0].dry_run_reason
+    assert s.database_url == "sqlite:///data/crier.db"
+    assert s.poll_interval == 900
+
+
+def test_secret_names_are_derived_from_the_account_name():
+    assert secret_names("social-coop", "mastodon") == ("CRIER_SOCIAL_COOP_ACCESS_TOKEN",)
+    assert secret_names("x", "x") == ("CRIER_X_CONSUMER_KEY", "CRIER_X_CONSUMER_SECRET",
+                                      "CRIER_X_ACCESS_TOKEN", "CRIER_X_ACCESS_TOKEN_SECRET")
+
+
+def test_env_example_documents_every_secret_of_the_bundled_accounts():
+    example = (ROOT / "config" / ".env.example").read_text()
+    s = load_settings(ROOT / "config" / "crier.toml", env={})
+    for a in s.accounts:
+        for name in secret_names(a.name, a.platform):
+            assert f"{name}=" in example
+
+
+def test_secrets_come_from_env_and_never_print(tmp_path):
+    p = write(tmp_path, BASE + '[[accounts]]\nplatform = "x"\nname = "x"\n')
+    s = load_settings(p, env=X_SECRETS)
+    a = s.accounts[0]
+    assert not a.dry_run
+    assert a.secrets["consumer_key"].reveal() == "value-0"
+    for text in (repr(s), repr(a), str(a), repr(a.secrets)):
+        assert "value-0" not in text
+
+
+def test_database_url_from_env(tmp_path):
+    p = write(tmp_path, BASE)
+    assert load_settings(p, env={"DATABASE_URL": "postgresql://x/y"}).database_url == \
+        "postgresql://x/y"
+
+
+@pytest.mark.parametrize("text, key, words", [
+    (BASE + "pol_interval = 60\n", "pol_interval", "did you mean 'poll_interval'"),
+    (BASE + "poll_interval = true\n", "poll_interval", "expected seconds"),
+    (BASE + "poll_interval = \"soon\"\n", "poll_interval", "duration"),
+    (BASE + "poll_interval = 5\n", "poll_interval", "at least 60"),
+    (BASE + "timezone = \"Mars/Olympus\"\n", "timezone", "unknown time zone"),
+    (BASE + "max_new_per_poll = 0\n", "max_new_per_poll", "≥ 1"),
+    ('feed = "x.xml"\n', "show", "required"),
+    (BASE.replace('"feed.xml"', '"ftp://example.com/f.xml"'), "feed", "only http(s)"),
+    (BASE + '[[accounts]]\nplatform = "myspace"\nname = "a"\n', "accounts[0].platform",
+     "mastodon, x"),
+    (BASE + '[[accounts]]\nplatform = "mastodon"\nname = "m"\n', "accounts[0].instance",
+     "base URL"),
+    (BASE + '[[accounts]]\nplatform = "mastodon"\nname = "m"\ninstance = "social.coop"\n',
+     "accounts[0].instance", "base URL"),
+    (BASE + '[[accounts]]\nplatform = "mastodon"\nname = "m"\ninstance = "https://a.b"\n'
+     'visiblity = "public"\n', "visiblity", "did you mean 'visibility'"),
+    (BASE + '[[accounts]]\nplatform = "x"\nname = "bad name"\n', "accounts[0].name",
+     "short name"),
+    (BASE + '[[accounts]]\nplatform = "x"\nname = "x"\ndry_run = false\n', "accounts[0]",
+     "CRIER_X_CONSUMER_KEY"),
+    (BASE + '[[accounts]]\nplatform = "x"\nname = "x"\n[[accounts]]\nplatform = "x"\n'
+     'name = "x"\ndry_run = true\n', "accounts[1].name", "duplicate"),
+])
+def test_mistakes_name_file_key_and_expectation(tmp_path, text, key, words):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(p, env={})
+    msg = str(exc.value)
+    assert str(p) in msg
+    assert key in msg
+    assert words in msg
+
+
+def test_unknown_key_reports_its_line(tmp_path):
+    p = write(tmp_path, BASE + "\n\npol_interval = 60\n")
+    with pytest.raises(ConfigError, match=r"line 6, key 'pol_interval'"):
+        load_settings(p, env={})
+
+
+def test_partial_secrets_are_an_error_not_a_silent_dry_run(tmp_path):
+    p = write(tmp_path, BASE + '[[accounts]]\nplatform = "x"\nname = "x"\n')
+    env = dict(X_SECRETS)
+    del env["CRIER_X_ACCESS_TOKEN_SECRET"]
+    with pytest.raises(ConfigError, match="missing secret.*CRIER_X_ACCESS_TOKEN_SECRET"):
+        load_settings(p, env=env)
+
+
+def test_toml_syntax_error_names_file_and_line(tmp_path):
+    p = write(tmp_path, 'show = "x"\nfeed = \n')
+    with pytest.raises(ConfigError, match=r"not valid TOML.*line 2"):
+        load_settings(p, env={})
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(tmp_path / "nope.toml", env={})
