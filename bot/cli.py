@@ -50,6 +50,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     if verbose < 2:
         for noisy in ("urllib3", "apscheduler.executors", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    # These log Authorization headers at DEBUG: never let them, whatever -v says.
+    for leaky in ("requests_oauthlib", "oauthlib", "mastodon"):
+        logging.getLogger(leaky).setLevel(logging.WARNING)
 
 
 class CrierGroup(click.Group):

@@ -3,7 +3,7 @@
     CrierError                      anything crier reports to the user
     ├── ConfigError                 bad file, key, type or missing secret (names file and key)
     ├── FeedError                   a feed could not be used (that feed only; worker goes on)
-    │   ├── FetchError              HTTP status, timeout, size cap, bad scheme (may carry retry_after)
+    │   ├── FetchError              HTTP status, timeout, size cap, bad scheme (has retry_after)
     │   └── ParseError              bytes that feedparser cannot read as a feed at all
     ├── TemplateError               a post template failed (names the template and line)
     ├── StoreError                  the state database cannot be reached or migrated

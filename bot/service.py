@@ -149,9 +149,10 @@ class Service:
                          "last_error": None,
                          "next_poll_at": self._next_poll(now, res.max_age)}
         if res.permanent_redirect and res.permanent_redirect != feed["redirect_url"]:
-            msg = (f"feed moved permanently to {res.permanent_redirect}; polling the new "
-                   f"address from now on (update 'feed' in {self.settings.path})")
-            log.warning("feed %s: %s", feed["url"], msg)
+            from bot.fetch import redact_url
+            msg = (f"feed moved permanently to {redact_url(res.permanent_redirect)}; polling "
+                   f"the new address from now on (update 'feed' in {self.settings.path})")
+            log.warning("feed %s: %s", redact_url(feed["url"]), msg)
             report.warnings.append(msg)
             updates["redirect_url"] = res.permanent_redirect
 
@@ -213,16 +214,23 @@ class Service:
 
     def _detect(self, feed: dict, parsed: ParsedFeed, now: datetime, backfill: int | None,
                 report: PollReport) -> None:
-        from bot.feed import identity_keys
+        from bot.feed import feed_identity_keys
 
         eps = list(parsed.episodes)
-        keysets = [identity_keys(ep, show_link=parsed.link) for ep in eps]
+        keysets = list(feed_identity_keys(parsed))
         known = self.store.match_keys(feed["id"], {k for ks in keysets for k in ks})
         first_run = not feed["baseline_done"]
         fresh: list[tuple[Episode, frozenset[str]]] = []
         seen_new: set[str] = set()
         with self.store.tx() as c:
             for ep, keys in zip(eps, keysets, strict=True):
+                if not keys:
+                    log.warning("feed %s: item %r has nothing to identify it by (no GUID, "
+                                "enclosure, link, or title and date); skipped",
+                                feed["url"], ep.title)
+                    report.warnings.append(f"skipped an item with no GUID, enclosure, link or "
+                                           f"title+date: {ep.title!r}")
+                    continue
                 hits = sorted({known[k] for k in keys if k in known})
                 if hits:
                     missing = [k for k in keys if k not in known]

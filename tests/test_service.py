@@ -247,7 +247,10 @@ def test_unreadable_feed_is_an_error_on_that_feed_only(world):
     assert world.store.all_feeds()[0]["last_error"]
     world.publish_feed()
     report, _ = world.cycle()
-    assert report.result == "nothing-new"
+    assert report.result == "unchanged"  # the same bytes as the last good poll
+    new_episode(world)
+    report, _ = world.cycle()
+    assert report.result == "new"
 
 
 def test_permanent_redirect_is_remembered_and_reported(world):

@@ -59,18 +59,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from oauthlib.common import safe_string_equals
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
-from oauthlib.oauth1.rfc5849.utils import parse_authorization_header
+from oauthlib.oauth1.rfc5849.utils import parse_authorization_header, unescape
 from twitter_text import extract_urls_with_indices, parse_tweet
 
 DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
 UNAUTHORIZED = {"title": "Unauthorized", "type": "about:blank", "status": 401,
                 "detail": "Unauthorized"}
-INVALID_REQUEST_TYPE = "https://api.twitter.com/2/problems/invalid-request"
+INVALID_REQUEST_TYPE = "https://api.x.com/2/problems/invalid-request"   # spec enum
 MAX_WEIGHTED_LENGTH = 280          # twitter-text config v3 maxWeightedTweetLength
 ALT_TEXT_MAX = 1000                # spec: CreateMediaMetadataMetadataAltText.text maxLength
 IMAGE_MAX_BYTES = 5 * 1024 * 1024  # X: images up to 5 MB through simple upload
@@ -353,7 +354,7 @@ class XServer:
         """Verify OAuth 1.0a HMAC-SHA1 over the ORIGINAL (api.twitter.com) URL."""
         header = headers.get("authorization", "")
         try:
-            oauth = dict(parse_authorization_header(header))
+            oauth = {k: unescape(v) for k, v in parse_authorization_header(header)}
         except ValueError:
             return False
         if (oauth.get("oauth_consumer_key") != self.consumer_key
@@ -375,8 +376,8 @@ class XServer:
         base_string = oauth_signature.signature_base_string(
             method, oauth_signature.base_string_uri(self._signed_url(path)),
             oauth_signature.normalize_parameters(params))
-        expected = oauth_signature.sign_hmac_sha1(base_string, self.consumer_secret,
-                                                  self.access_token_secret)
+        expected = oauth_signature.sign_hmac_sha1_with_client(base_string, SimpleNamespace(
+            client_secret=self.consumer_secret, resource_owner_secret=self.access_token_secret))
         if not safe_string_equals(expected, oauth["oauth_signature"]):
             return False
         with self.lock:
@@ -443,7 +444,7 @@ class XServer:
             return 404, rate, {"errors": [{"code": 34,
                                            "message": "Sorry, that page does not exist."}]}
         return 404, rate, problem(404, f"Unknown endpoint {method} {path}",
-                                  type_="https://api.twitter.com/2/problems/resource-not-found")
+                                  type_="https://api.x.com/2/problems/resource-not-found")
 
     def _create_tweet(self, body: bytes, rate: dict[str, str]
                       ) -> tuple[int, dict[str, str], Any]:
@@ -483,8 +484,11 @@ class XServer:
         fault = self._take_fault("POST", "/2/tweets", ("timeout_after_create",))
         if fault is not None:
             self._stopping.wait(fault.extra["delay"])
+        data = {"id": tweet["id"], "text": shown}
+        if "community_id" in payload:
+            data["community_id"] = str(payload["community_id"])
         return 201, {**rate, "location": f"{self.signed_api_base}/2/tweets/{tweet['id']}"}, \
-            {"data": {"id": tweet["id"], "text": shown}}
+            {"data": data}
 
     def _delete_tweet(self, tweet_id: str, rate: dict[str, str]
                       ) -> tuple[int, dict[str, str], Any]:
@@ -613,8 +617,10 @@ class _QuietServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     srv: XServer
     protocol_version = "HTTP/1.1"
-    server_version = "tsa_b"
-    sys_version = ""
+    wbufsize = -1    # headers and body leave in one write (no delayed-ACK stall)
+
+    def version_string(self) -> str:
+        return "tsa_b"
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -657,6 +663,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(raw)
+            self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 

@@ -1,0 +1,95 @@
+"""The real `crier run` worker as a subprocess against the loopback feed, Mastodon and X servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.fakes.feed_server import FeedServer
+from tests.fakes.mastodon_server import MastodonServer
+from tests.fakes.x_server import XServer
+from tests.feedgen import item, rss
+
+X_KEYS = dict(consumer_key="ck", consumer_secret="cs", access_token="at",
+              access_token_secret="ats")
+
+
+def wait_for(cond, timeout=30.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def setup(tmp_path, db_url):
+    with FeedServer() as feed, MastodonServer(token="tok") as masto, \
+            XServer(**X_KEYS, username="Show") as x:
+        feed.set_feed("/feed.xml", rss([item(n) for n in range(1, 5)]))
+        cfg = tmp_path / "crier.toml"
+        cfg.write_text(f"""
+show = "Worker Show"
+feed = "{feed.url}/feed.xml"
+poll_interval = 60
+first_run_backfill = 1
+dispatch_interval = 1
+
+[[accounts]]
+platform = "mastodon"
+name = "masto"
+instance = "{masto.url}"
+timeout = 3
+
+[[accounts]]
+platform = "x"
+name = "bird"
+api_base = "{x.url}"
+upload_base = "{x.url}"
+timeout = 3
+""")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
+        env.update({"CRIER_CONFIG": str(cfg), "DATABASE_URL": db_url,
+                    "CRIER_MASTO_ACCESS_TOKEN": "tok",
+                    **{f"CRIER_BIRD_{k.upper()}": v for k, v in X_KEYS.items()}})
+        yield env, masto, x, tmp_path
+
+
+def start(env, cwd):
+    return subprocess.Popen([sys.executable, "-m", "bot", "-v", "run"], env=env, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_worker_posts_once_refuses_a_second_worker_and_stops_cleanly(setup):
+    env, masto, x, cwd = setup
+    env = dict(env, PYTHONPATH=str(ROOT))
+    w1 = start(env, cwd)
+    try:
+        wait_for(lambda: len(masto.statuses) == 1 and len(x.tweets) == 1, what="first posts")
+        w2 = subprocess.run([sys.executable, "-m", "bot", "run"], env=env, cwd=cwd,
+                            capture_output=True, text=True, timeout=60)
+        assert w2.returncode == 1
+        assert "another crier worker" in w2.stderr + w2.stdout
+        w1.send_signal(signal.SIGTERM)
+        out, _ = w1.communicate(timeout=20)
+        assert w1.returncode == 0, out
+        assert "stopped" in out
+        assert "tok" not in out.replace("token", "")
+    finally:
+        if w1.poll() is None:
+            w1.kill()
+    # a restart announces nothing again
+    w3 = start(env, cwd)
+    try:
+        time.sleep(3)
+    finally:
+        w3.send_signal(signal.SIGTERM)
+        w3.communicate(timeout=20)
+    assert len(masto.statuses) == 1 and len(x.tweets) == 1
