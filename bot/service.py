@@ -414,6 +414,10 @@ class Service:
         if d["text"] is None:
             try:
                 self._compose_delivery(d, account)
+            except errors.RateLimitedError as e:  # the instance lookup was rate limited
+                blocked[name] = "rate limited"
+                return self._retry_later(d, e, now, claimed=False, at=e.retry_at,
+                                         count_attempt=False)
             except errors.PublishError as e:  # the instance could not tell its limit
                 return self._retry_later(d, e, now, claimed=False)
             except errors.CrierError as e:
