@@ -27,6 +27,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import regex
 
@@ -118,38 +119,57 @@ class _Scan:
     """Per-text memo for the domain matcher: label runs and results by position."""
 
     text: str
-    starts: list[int] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
+    runs: re.Pattern[str]
     tld: dict[int, int] = field(default_factory=dict)
     sub: dict[int, int | None] = field(default_factory=dict)
     underscores: list[int] = field(default_factory=list)
+    last_run: tuple[int, int] = (0, 0)
 
     def run_end(self, x: int) -> int:
-        """End of the label run containing x, or x if x is not in one."""
-        i = bisect.bisect_right(self.starts, x) - 1
-        if i >= 0 and x < self.ends[i]:
-            return self.ends[i]
-        return x
+        """End of the label run from x on (x when there is none)."""
+        start, end = self.last_run
+        if start <= x < end:  # callers often walk along one run
+            return end
+        m = self.runs.match(self.text, x)
+        if not m:
+            return x
+        self.last_run = (x, m.end())
+        return m.end()
 
     def tld_end(self, y: int) -> int:
         """End of the TLD that twitter-text would match at y, or -1."""
         if y not in self.tld:
-            m = _TLD.match(self.text, y)
-            self.tld[y] = m.end() if m else -1
+            length = _tld_length(self.text[y:y + _TLD_WINDOW])
+            if length == -1:
+                m = _PUNYCODE_TLD.match(self.text, y)
+                length = m.end() - y if m else -1
+            self.tld[y] = y + length if length != -1 else -1
         return self.tld[y]
 
 
+@lru_cache(maxsize=1 << 16)
+def _tld_length(window: str) -> int:
+    """Length of the gTLD or ccTLD (then its lookahead) at the start of window, or -1. The
+    window is longer than any TLD, so a shorter one ends the text."""
+    m = _TLD.match(window)
+    return m.end() if m else -1
+
+
 def _label_scan(text: str, run_pattern: re.Pattern[str]) -> _Scan:
-    scan = _Scan(text)
-    for m in run_pattern.finditer(text):
-        scan.starts.append(m.start())
-        scan.ends.append(m.end())
-    scan.underscores = [i for i, ch in enumerate(text) if ch == "_"]
+    scan = _Scan(text, run_pattern)
+    scan.underscores = [m.start() for m in _UNDERSCORE.finditer(text)] if "_" in text else []
     return scan
 
 
-_DOMAIN_RUN = re.compile(f"[^{_PUNCT}{_SPACES}{_INVALID}{_DIRECTIONAL}]|[_-]", _I)
-_DOMAIN_RUNS = re.compile(f"(?:{_DOMAIN_RUN.pattern})+", _I)
+# runs of valid_domain_chars, "-" and "_": the characters a domain label is made of
+_PUNCT_BUT_LABEL = _PUNCT.replace("_", "").replace("\\-", "")  # "-" and "_" join labels
+_LABEL_CHAR = f"[^{_PUNCT_BUT_LABEL}{_SPACES}{_INVALID}{_DIRECTIONAL}]"
+_DOMAIN_RUNS = re.compile(f"{_LABEL_CHAR}+", _I)
+# whole label runs that a dot follows (the lookbehind makes finditer linear)
+_RUN_BEFORE_DOT = re.compile(f"(?<!{_LABEL_CHAR}){_LABEL_CHAR}++(?=\\.)", _I)
+
+
+_UNDERSCORE = re.compile("_")
 
 
 def _is_domain_char(ch: str) -> bool:
@@ -213,6 +233,7 @@ def _valid_url(url: str, protocol: str, domain: str) -> bool:
 def _ascii_domains(domain: str) -> list[tuple[int, int]]:
     """twitter-text valid_ascii_domain, all matches in `domain`, as (start, end)."""
     scan = _label_scan(domain, _ASCII_LABEL_RUN)
+    runs = [m.span() for m in _ASCII_LABEL_RUN.finditer(domain)]
     memo: dict[int, int | None] = {}
 
     def unit(x: int) -> int | None:
@@ -240,7 +261,7 @@ def _ascii_domains(domain: str) -> list[tuple[int, int]]:
 
     out = []
     i = 0
-    for s, e in zip(scan.starts, scan.ends, strict=True):
+    for s, e in runs:
         start = max(s, i)  # every start inside one run reaches the same dot: try one
         if start >= e:
             continue
@@ -257,23 +278,24 @@ def extract_urls(text: str, *, without_protocol: bool = True) -> list[tuple[str,
     indices into `text`. `without_protocol=False` is Mastodon's setting (http(s) links only)."""
     if not text or ("." not in text if without_protocol else ":" not in text):
         return []
-    n = len(text)
     scan = _label_scan(text, _DOMAIN_RUNS)
+    starts = _url_starts(text, scan)
     out: list[tuple[str, int, int]] = []
-    cur = 0
-    while cur < n:
-        p = cur
+    cur, i = 0, 0
+    while True:
+        # The regex tries p = cur, cur + 1, ...: a preceding character at p and a URL at p + 1,
+        # and at p = 0 also a URL at 0. A URL can only start where _url_starts says.
         hit = None
-        while p < n:
-            if _PRECEDING.match(text, p):
-                hit = _match_url(text, scan, p + 1)
-                if hit is not None:
-                    break
-            if p == 0:
-                hit = _match_url(text, scan, 0)
-                if hit is not None:
-                    break
-            p += 1
+        while i < len(starts) and hit is None:
+            q = starts[i]
+            i += 1
+            if q == 0:
+                if cur == 0 and len(text) > 1 and _PRECEDING.match(text, 0):
+                    hit = _match_url(text, scan, 1)
+                if hit is None and cur == 0:
+                    hit = _match_url(text, scan, 0)
+            elif q - 1 >= cur and _PRECEDING.match(text, q - 1):
+                hit = _match_url(text, scan, q)
         if hit is None:
             break
         q, end, protocol, d0, d1, has_path = hit
@@ -282,7 +304,7 @@ def extract_urls(text: str, *, without_protocol: bool = True) -> list[tuple[str,
         if not _valid_url(url, protocol or _DEFAULT_PROTOCOL, domain):
             continue
         if not protocol:
-            before = text[p] if q > 0 else ""
+            before = text[q - 1] if q > 0 else ""
             if not without_protocol or (before and before in _NO_PROTOCOL_BAD_BEFORE):
                 continue
             found = _ascii_domains(domain)
@@ -304,6 +326,14 @@ def extract_urls(text: str, *, without_protocol: bool = True) -> list[tuple[str,
                 end = q + len(url)
             out.append((url, q, end))
     return out
+
+
+def _url_starts(text: str, scan: _Scan) -> list[int]:
+    """Where a URL can start: at a protocol, or in a label run that a dot follows."""
+    starts = {m.start() for m in _PROTOCOL.finditer(text)}
+    for m in _RUN_BEFORE_DOT.finditer(text):
+        starts.update(range(m.start(), m.end()))
+    return sorted(starts)
 
 
 def _match_url(text: str, scan: _Scan, q: int) -> tuple[int, int, str, int, int, bool] | None:
@@ -392,8 +422,14 @@ def x_length(text: str, *, url_weight: int | None = 23) -> int:
     """X's weighted length (twitter-text config v3). `url_weight=None` counts URLs as text."""
     t = unicodedata.normalize("NFC", text)
     entities: dict[int, tuple[int, int]] = {}
-    for m in _EMOJI.finditer(t):
-        entities[m.start()] = (m.end(), 2)
+    last = 0
+    for hint in _EMOJI_START.finditer(t):  # == _EMOJI.finditer(t), faster
+        if hint.start() < last:
+            continue
+        m = _EMOJI.match(t, hint.start())
+        if m:
+            entities[m.start()] = (m.end(), 2)
+            last = m.end()
     if url_weight is not None:
         for url, s, _e in extract_urls(t):
             # twitter-text skips len(url), which differs from the span in rare protocol-less
@@ -689,8 +725,12 @@ def _tld_pattern() -> re.Pattern[str]:
     after = "(?=[^0-9a-zA-Z@+-]|$)"
     gtld = "|".join(re.escape(t) for t in _GTLDS.split())
     cctld = "|".join(re.escape(t) for t in _CCTLDS.split())
-    return re.compile(f"(?:(?:{gtld}){after})|(?:(?:{cctld}){after})|(?:xn--[\\-0-9a-z]+)", _I)
+    return re.compile(f"(?:(?:{gtld}){after})|(?:(?:{cctld}){after})", _I)
 
 
 _TLD = _tld_pattern()
+_TLD_WINDOW = max(len(t) for t in (_GTLDS + _CCTLDS).split()) + 1
+_PUNYCODE_TLD = re.compile("xn--[\\-0-9a-z]+", _I)
 _EMOJI = _emoji_pattern()
+# where an emoji can start: every alternative of _EMOJI begins with one of these
+_EMOJI_START = regex.compile("[\\p{Emoji}--[#*0-9]]|[#*0-9](?=\\uFE0F?\\u20E3)", regex.V1)

@@ -36,8 +36,8 @@ def run(tmp_path, monkeypatch):
 
 def test_run_once_on_bundled_default_prints_dry_run_of_seed_episode(run, tmp_path):
     out = run("run", "--once").output
-    blocks = re.findall(r"── (\S+) \((\w+)\) · dry run \(not sent\) · (\d+)/(\d+) ──\n(.*?)\n\n",
-                        out, re.S)
+    blocks = re.findall(r"── (\S+) \((\w+)\) · dry run \(not sent\) · (\d+)/(\d+) ──\n"
+                        r"(.*?)(?=\n── |\Z)", out, re.S)
     assert {(b[0], b[1]) for b in blocks} == {("social-coop", "mastodon"), ("x", "x")}, out
     for _name, _platform, length, limit, text in blocks:
         assert int(length) <= int(limit)
