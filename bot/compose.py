@@ -127,9 +127,20 @@ def summary_from_html(html: str) -> str:
     if not html or not html.strip():
         return ""
     parser = _Paragraphs()
-    parser.feed(html)
+    for start in range(0, len(html), _CHUNK):  # long show notes: stop after the first paragraph
+        parser.feed(html[start:start + _CHUNK])
+        text = _first_paragraph(parser.paragraphs[:-1])
+        if text:
+            return text
     parser.close()
-    for chunks in parser.paragraphs:
+    return _first_paragraph(parser.paragraphs)
+
+
+_CHUNK = 2048
+
+
+def _first_paragraph(paragraphs: list[list[str]]) -> str:
+    for chunks in paragraphs:
         for paragraph in _BLANK_LINE.split("".join(chunks)):
             text = _inline(paragraph)
             if text:
@@ -381,8 +392,14 @@ def compose_episode(
             raise TemplateError(template_name, "the template renders an empty post")
         return text
 
+    lengths: dict[str, int] = {}
+
     def ok(text: str) -> bool:
-        return textlen.fits(text, rules)
+        if text not in lengths:
+            lengths[text] = textlen.count(text, rules)
+        if rules.max_bytes is not None and len(text.encode("utf-8")) > rules.max_bytes:
+            return False
+        return lengths[text] <= rules.limit
 
     text = render(title, summary, tags)
     notes: list[str] = []
@@ -430,8 +447,8 @@ def compose_episode(
     if notes:
         log.info("fitted episode %s to %s (limit %d): %s", episode.guid or episode.title,
                  rules.platform, rules.limit, "; ".join(notes))
-    return Composed(text, textlen.count(text, rules), rules.limit, link, bool(notes),
-                    tuple(notes))
+    ok(text)
+    return Composed(text, lengths[text], rules.limit, link, bool(notes), tuple(notes))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -420,13 +420,12 @@ def _url_key(url: str | None) -> str | None:
 
 def _our_form(text: str) -> tuple[str, list[str | None]]:
     """Our text with each link (as twitter-text finds them, like X does) as a placeholder."""
-    from twitter_text import extract_urls_with_indices
+    from bot.textlen import extract_urls
 
     out, urls, pos = "", [], 0
-    for found in extract_urls_with_indices(text):
-        start, end = found["indices"]
+    for url, start, end in extract_urls(text):
         out += text[pos:start] + _PLACEHOLDER
-        urls.append(_url_key(found["url"]))
+        urls.append(_url_key(url))
         pos = end
     return _squash(out + text[pos:]), urls
 
