@@ -56,6 +56,12 @@ class Account:
     hashtags: tuple[str, ...] = ()
     max_characters: int | None = None    # only for dry runs: the instance is not asked then
     timeout: float = 10.0
+    link: str = "episode"                # which link: "episode" page or the show's "listen" link
+    utm: dict[str, str] = field(default_factory=dict, compare=False)
+    link_policy: str = "inline"          # inline | none | reply (X charges more for URLs)
+    media: str = "card"                  # "card": the link card; "artwork": attach the artwork
+    alt_template: str | None = None
+    ellipsis: str | None = None
     secrets: dict[str, Secret] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -72,6 +78,9 @@ class Settings:
     max_attempts: int = 8
     accounts: tuple[Account, ...] = ()
     database_url: str = DEFAULT_DATABASE_URL
+    listen_link: str | None = None
+    people: dict[str, dict[str, str]] = field(default_factory=dict, compare=False)
+    boilerplate_patterns: tuple[str, ...] = ()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -97,6 +106,9 @@ TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "dispatch_interval": ((int,), "seconds (a whole number ≥ 1)"),
     "max_attempts": ((int,), "a whole number ≥ 1"),
     "accounts": ((list,), "a list of [[accounts]] tables"),
+    "listen_link": ((str,), "an http(s) URL where listeners find the show"),
+    "people": ((dict,), "a table of [people.\"Name\"] tables with mastodon/x handles"),
+    "boilerplate_patterns": ((list,), "a list of regular expressions (text)"),
 }
 ACCOUNT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "platform": ((str,), "\"mastodon\" or \"x\""),
@@ -110,6 +122,17 @@ ACCOUNT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "hashtags": ((list,), "a list of hashtags, e.g. [\"BlockchainSocialist\"]"),
     "max_characters": ((int,), "a whole number (used for dry runs only)"),
     "timeout": ((int, float), "seconds"),
+    "link": ((str,), "\"episode\" or \"listen\""),
+    "utm": ((dict,), "a table of query parameters, e.g. { utm_source = \"mastodon\" }"),
+    "link_policy": ((str,), "\"inline\", \"none\" or \"reply\""),
+    "media": ((str,), "\"card\" or \"artwork\""),
+    "alt_template": ((str,), "a Jinja2 template for the artwork's alt text"),
+    "ellipsis": ((str,), "the text put where something was shortened, e.g. \"…\""),
+}
+HANDLE_PATTERNS = {
+    "mastodon": (re.compile(r"^@?[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*"
+                            r"@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$"), "\"@user@instance.social\""),
+    "x": (re.compile(r"^@?[A-Za-z0-9_]{1,15}$"), "\"@user\" (1–15 letters, digits or _)"),
 }
 REQUIRED_TOP = ("show", "feed")
 VISIBILITIES = ("public", "unlisted", "private", "direct")
@@ -240,6 +263,22 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
                                   line=_line_of(text, key))
             ints[key] = raw[key]
 
+    listen_link = raw.get("listen_link")
+    if listen_link is not None:
+        parts = urlsplit(listen_link)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"expected an http(s) URL, got {listen_link!r}", file=file,
+                              key="listen_link", line=_line_of(text, "listen_link"))
+    patterns = []
+    for i, pat in enumerate(raw.get("boilerplate_patterns", [])):
+        try:
+            re.compile(pat)
+        except (re.error, TypeError) as e:
+            raise ConfigError(f"not a valid regular expression: {pat!r} ({e})", file=file,
+                              key=f"boilerplate_patterns[{i}]") from None
+        patterns.append(pat)
+    people = _people(raw.get("people", {}), file)
+
     accounts = []
     seen: set[str] = set()
     for i, table in enumerate(raw.get("accounts", [])):
@@ -259,7 +298,28 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
         poll_interval=parse_duration(raw.get("poll_interval", 900), file=file,
                                      key="poll_interval"),
         timezone=timezone, accounts=tuple(accounts),
-        database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL, **ints)
+        database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+        listen_link=listen_link, people=people, boilerplate_patterns=tuple(patterns), **ints)
+
+
+def _people(table: dict[str, Any], file: str) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, handles in table.items():
+        key = f"people.\"{name}\""
+        if not isinstance(handles, dict):
+            raise ConfigError("expected a table like { mastodon = \"@user@host\", x = \"@user\" }",
+                              file=file, key=key)
+        for platform, handle in handles.items():
+            if platform not in HANDLE_PATTERNS:
+                raise ConfigError(f"unknown network {platform!r}; expected "
+                                  f"{', '.join(HANDLE_PATTERNS)}", file=file,
+                                  key=f"{key}.{platform}")
+            pattern, desc = HANDLE_PATTERNS[platform]
+            if not isinstance(handle, str) or not pattern.match(handle.strip()):
+                raise ConfigError(f"expected a handle like {desc}, got {handle!r}", file=file,
+                                  key=f"{key}.{platform}")
+        out[name] = {p: "@" + h.strip().lstrip("@") for p, h in handles.items()}
+    return out
 
 
 def _account(table: dict[str, Any], where: str, file: str, text: str,
@@ -304,9 +364,24 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
             raise ConfigError("expected hashtags as words without spaces, e.g. "
                               "[\"BlockchainSocialist\"]", file=file, key=f"{where}.hashtags")
         kw["hashtags"] = tuple(t.lstrip("#") for t in tags)
-    for k in ("template", "max_characters", "timeout"):
+    for k in ("template", "max_characters", "timeout", "alt_template", "ellipsis"):
         if k in table:
             kw[k] = table[k]
+    for k, allowed in (("link", ("episode", "listen")), ("media", ("card", "artwork")),
+                       ("link_policy", ("inline", "none", "reply") if platform == "x"
+                        else ("inline", "none"))):
+        if k in table:
+            if table[k] not in allowed:
+                raise ConfigError(f"expected one of {', '.join(allowed)} for {platform}, "
+                                  f"got {table[k]!r}", file=file, key=f"{where}.{k}")
+            kw[k] = table[k]
+    if "utm" in table:
+        if not all(isinstance(v, str) for v in table["utm"].values()):
+            raise ConfigError("expected text values, e.g. { utm_source = \"mastodon\" }",
+                              file=file, key=f"{where}.utm")
+        kw["utm"] = dict(table["utm"])
+    if kw.get("link_policy") in ("none", "reply") and "media" not in table:
+        kw["media"] = "artwork"  # no link card without a link: show the artwork instead
 
     names = secret_names(name, platform)
     found = {n: env[n] for n in names if env.get(n, "").strip()}

@@ -123,3 +123,43 @@ def test_toml_syntax_error_names_file_and_line(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(tmp_path / "nope.toml", env={})
+
+
+def test_composition_keys(tmp_path):
+    p = write(tmp_path, BASE + """listen_link = "https://example.com/listen"
+boilerplate_patterns = ["^Thanks to our sponsor"]
+
+[people."Nick Vincent"]
+mastodon = "nick@hci.social"
+x = "@nickmvincent"
+
+[[accounts]]
+platform = "x"
+name = "x"
+link_policy = "reply"
+utm = { utm_source = "x", utm_medium = "social" }
+""")
+    s = load_settings(p, env={})
+    assert s.people == {"Nick Vincent": {"mastodon": "@nick@hci.social", "x": "@nickmvincent"}}
+    assert s.listen_link == "https://example.com/listen"
+    a = s.accounts[0]
+    assert a.link_policy == "reply" and a.media == "artwork"
+    assert a.utm == {"utm_source": "x", "utm_medium": "social"}
+
+
+@pytest.mark.parametrize("extra, key, words", [
+    ('[people."A B"]\nx = "not a handle!"\n', 'people."A B".x', "handle like"),
+    ('[people."A B"]\nmastodon = "@user"\n', 'people."A B".mastodon', "@user@instance"),
+    ('[people."A B"]\nfacebook = "@a"\n', 'people."A B".facebook', "unknown network"),
+    ('boilerplate_patterns = ["(unclosed"]\n', "boilerplate_patterns[0]", "regular expression"),
+    ('listen_link = "example.com"\n', "listen_link", "http(s) URL"),
+    ('[[accounts]]\nplatform = "mastodon"\nname = "m"\ninstance = "https://a.b"\n'
+     'link_policy = "reply"\n', "accounts[0].link_policy", "inline, none"),
+    ('[[accounts]]\nplatform = "x"\nname = "x"\nmedia = "video"\n', "accounts[0].media",
+     "card, artwork"),
+])
+def test_composition_key_mistakes(tmp_path, extra, key, words):
+    p = write(tmp_path, BASE + extra)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(p, env={})
+    assert key in str(exc.value) and words in str(exc.value)
