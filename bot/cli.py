@@ -173,13 +173,17 @@ def preview(obj: Context, feed_src: str | None, latest: bool, guid: str | None,
             raise CrierError(f"feed {src}: no episode with GUID {guid!r}")
     else:
         ep = max(parsed.episodes, key=lambda e: (e.published is not None, e.published))
+    from bot.compose import find_boilerplate
     svc = Service(settings, store=None, publishers=build_publishers(settings))  # type: ignore
-    previews = svc.preview(ep, language=parsed.language)
+    previews = svc.preview(ep, boilerplate=find_boilerplate(parsed.episodes),
+                           show_image=parsed.image)
     if as_json:
         click.echo(json.dumps([{
             "account": p.account, "platform": p.platform, "text": p.text, "length": p.length,
-            "limit": p.limit, "truncated": p.truncated, "link": p.link,
-            "media": [m.__dict__ for m in p.media], "episode": ep.title, "guid": ep.guid,
+            "limit": p.limit, "truncated": p.truncated, "trimmed": list(p.trimmed),
+            "link": p.link, "reply_text": p.reply_text,
+            "media": [{"source": m.source, "alt": m.alt} for m in p.media],
+            "episode": ep.title, "guid": ep.guid,
         } for p in previews], indent=2, ensure_ascii=False))
         return
     click.echo(f"Episode: {ep.title}" + (f" ({ep.guid})" if ep.guid else ""))
@@ -188,6 +192,17 @@ def preview(obj: Context, feed_src: str | None, latest: bool, guid: str | None,
         note = " · shortened to fit" if p.truncated else ""
         click.secho(f"── {p.account} ({p.platform}) · {p.length}/{p.limit}{note} ──", bold=True)
         click.echo(p.text)
+        click.echo()
+        click.echo(f"   link:    {p.link or '(none)'}")
+        if p.reply_text:
+            click.echo(f"   reply:   {p.reply_text}")
+        for m in p.media:
+            click.echo(f"   image:   {m.source}")
+            click.echo(f"   alt:     {m.alt}")
+        if not p.media:
+            click.echo("   image:   (none: the link card shows)")
+        for t in p.trimmed:
+            click.echo(f"   trimmed: {t}")
         click.echo()
 
 

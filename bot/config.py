@@ -81,6 +81,7 @@ class Settings:
     listen_link: str | None = None
     people: dict[str, dict[str, str]] = field(default_factory=dict, compare=False)
     boilerplate_patterns: tuple[str, ...] = ()
+    media_dir: str = "data/media"         # prepared artwork (owner-only)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -116,3 +116,5 @@ class Preview:
     link: str | None = None
     truncated: bool = False
     media: tuple[Media, ...] = field(default=())
+    trimmed: tuple[str, ...] = ()
+    reply_text: str | None = None

@@ -96,8 +96,8 @@ def episode_to_data(ep: Episode, language: str | None = None,
 
 def episode_from_data(d: dict) -> Episode:
     d = dict(d)
-    d.pop("language", None)
-    d.pop("show_image", None)
+    for extra in ("language", "show_image", "boilerplate"):
+        d.pop(extra, None)
     pub = d.get("published")
     d["published"] = datetime.fromisoformat(pub) if pub else None
     d["persons"] = tuple(Person(**p) for p in d.get("persons") or ())
@@ -252,11 +252,23 @@ class Service:
             future = [(e, k) for e, k in fresh if e.published and e.published > now]
             current = [(e, k) for e, k in fresh if not (e.published and e.published > now)]
 
+            found: list[list[str]] = []
+
+            def boilerplate() -> list[str]:
+                """Paragraphs repeated across the feed (sponsor reads...), computed once."""
+                if not found:
+                    from bot.compose import find_boilerplate
+                    found.append(sorted(find_boilerplate(parsed.episodes)))
+                return found[0]
+
             def add(ep: Episode, keys, status: EpisodeStatus) -> int:
+                data = episode_to_data(ep, parsed.language, parsed.image)
+                if status != EpisodeStatus.BASELINE:
+                    data["boilerplate"] = boilerplate()
                 return self.store.add_episode(
                     c, feed["id"], title=ep.title, guid=ep.guid, link=ep.link,
                     published_at=ep.published, status=status.value, now=now,
-                    data=episode_to_data(ep, parsed.language, parsed.image), keys=keys)
+                    data=data, keys=keys)
 
             if first_run:
                 n = self.settings.first_run_backfill if backfill is None else backfill
@@ -298,7 +310,7 @@ class Service:
             report.result = "new"
         else:
             report.result = "nothing-new"
-        if self.settings.show and not report.announced:
+        if not report.announced:
             log.info("feed %s: %s", feed["url"], report.result)
 
     @staticmethod
@@ -354,23 +366,36 @@ class Service:
             self._rules[account.name] = self.publishers[account.name].rules()
         return self._rules[account.name]
 
-    def compose(self, account: Account, episode: Episode, *, language: str | None = None,
-                rules: Rules | None = None):
+    def options_for(self, account: Account, boilerplate: Iterable[str] = ()):
+        from bot.compose import ComposeOptions
+        return ComposeOptions(
+            template=account.template, template_name=f"accounts.{account.name}.template",
+            hashtags=account.hashtags, people=self.settings.people, link=account.link,
+            listen_link=self.settings.listen_link, utm=account.utm,
+            link_policy=account.link_policy, ellipsis=account.ellipsis,
+            alt_template=account.alt_template, boilerplate=frozenset(boilerplate),
+            boilerplate_patterns=self.settings.boilerplate_patterns)
+
+    def compose(self, account: Account, episode: Episode, *, rules: Rules | None = None,
+                boilerplate: Iterable[str] = (), show_image: str | None = None):
         from bot.compose import compose_episode
         rules = rules or self.rules_for(account)
         return compose_episode(episode, show=self.settings.show, rules=rules,
-                               template=account.template,
-                               template_name=f"accounts.{account.name}.template",
-                               hashtags=account.hashtags)
+                               options=self.options_for(account, boilerplate),
+                               show_image=show_image)
 
-    def preview(self, episode: Episode, *, language: str | None = None) -> list[Preview]:
+    def preview(self, episode: Episode, *, boilerplate: Iterable[str] = (),
+                show_image: str | None = None) -> list[Preview]:
         out = []
         for account in self.settings.accounts:
-            composed = self.compose(account, episode, language=language)
+            c = self.compose(account, episode, boilerplate=boilerplate, show_image=show_image)
+            media = ()
+            if account.media == "artwork" and c.image_url:
+                media = (Media(source=c.image_url, alt=c.alt_text or ""),)
             out.append(Preview(account=account.name, platform=account.platform,
-                               text=composed.text, length=composed.length,
-                               limit=composed.limit, link=composed.link,
-                               truncated=composed.truncated))
+                               text=c.text, length=c.length, limit=c.limit, link=c.link,
+                               truncated=c.truncated, media=media, trimmed=tuple(c.trimmed),
+                               reply_text=c.reply_text))
         return out
 
     # -- dispatching ----------------------------------------------------------------------
@@ -482,30 +507,56 @@ class Service:
             return self._retry_later(d, errors.AmbiguousError(f"unexpected error: {e!r}"), now,
                                      token=token, outcome=outcome, check=True)
 
+        note = None
+        reply_error = getattr(publisher, "last_reply_error", None)
+        if post.reply_text and reply_error is not None:
+            note = f"posted; the link reply failed: {reply_error}"
+            log.warning("delivery %d to %s: %s", did, name, note)
         self.store.finish(did, token, now, status=DeliveryStatus.SENT.value,
                           remote_id=published.remote_id, remote_url=published.url, sent_at=now,
-                          last_error=None, error_kind=None, needs_check=False)
+                          last_error=note, error_kind="reply" if note else None,
+                          needs_check=False)
         log.info("delivery %d to %s: sent %s", did, name, published.url or published.remote_id)
-        outcome.status, outcome.url = DeliveryStatus.SENT.value, published.url
+        outcome.status, outcome.url, outcome.error = DeliveryStatus.SENT.value, published.url, note
         return outcome
 
     def _compose_delivery(self, d: dict, account: Account) -> None:
+        """Write the delivery's final text (and media) before its first network call, so
+        every retry sends exactly the same post."""
         row = self.store.get_episode(d["episode_id"]) if d["episode_id"] else None
         if row is None:
             raise errors.CrierError(f"delivery {d['id']} has no episode or text to post")
-        episode = episode_from_data(row["data"])
-        language = row["data"].get("language")
+        data = row["data"]
+        episode = episode_from_data(data)
         rules = self.rules_for(account)
-        composed = self.compose(account, episode, language=language, rules=rules)
+        composed = self.compose(account, episode, rules=rules,
+                                boilerplate=data.get("boilerplate") or (),
+                                show_image=data.get("show_image"))
         from bot.textlen import count
         length = count(composed.text, rules)
         if length > rules.limit:
             raise errors.CrierError(f"composed post is {length} characters, over the "
                                     f"{rules.limit} limit of {account.platform}")
-        payload = {"language": _lang(language), "visibility": account.visibility,
-                   "truncated": composed.truncated, "link": composed.link}
+        payload = {"language": _lang(data.get("language")), "visibility": account.visibility,
+                   "truncated": composed.truncated, "link": composed.link,
+                   "trimmed": list(composed.trimmed), "reply_text": composed.reply_text,
+                   "media": [], "notes": []}
+        if account.media == "artwork" and composed.image_url:
+            try:
+                img = self._prepare_image(composed.image_url, rules)
+                payload["media"] = [{"source": img.path, "alt": composed.alt_text or "",
+                                     "mime_type": img.mime_type}]
+            except errors.CrierError as e:
+                note = f"posted without artwork: {e}"
+                log.warning("delivery %d to %s: %s", d["id"], account.name, note)
+                payload["notes"].append(note)
         self.store.set_delivery_text(d["id"], text=composed.text, payload=payload,
                                      length=length, limit=rules.limit, now=self.clock())
+
+    def _prepare_image(self, url: str, rules: Rules):
+        from bot.images import prepare_artwork
+        return prepare_artwork(url, cache_dir=self.settings.media_dir, session=self.session,
+                               max_bytes=rules.image_max_bytes)
 
     def _retry_later(self, d: dict, e: errors.PublishError, now: datetime, *,
                      token: str | None = None, outcome: Outcome | None = None,

@@ -34,3 +34,6 @@ def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'crier.db'}"
     return request.getfixturevalue("postgres").new_database()
+
+
+from tests.world import world  # noqa: E402, F401  (the `world` fixture, for every test module)

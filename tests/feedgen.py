@@ -19,6 +19,7 @@ class Item:
     link: str
     enclosure: str
     notes: str = "<p>We talk about things.</p>"
+    image: str | None = None
 
     def with_(self, **kw) -> Item:
         return replace(self, **kw)
@@ -32,7 +33,8 @@ def item(n: int, *, published: datetime | None = None, title: str | None = None)
         link=f"{SHOW_LINK}/episodes/{1000000 + n}",
         enclosure=f"https://www.buzzsprout.com/2046234/episodes/{1000000 + n}-ep-{n}.mp3",
         notes=f"<p>Guest {n} joins me to talk about topic {n}. It was great.</p>"
-              "<p>Support the show</p>")
+              "<p>This episode is sponsored by Acme VPN. Use the code crier for a month "
+              "free!</p><p>Support the show</p>")
 
 
 def rss(items: list[Item], *, title: str = "Test Show", language: str = "en-us") -> bytes:
@@ -51,6 +53,8 @@ def rss(items: list[Item], *, title: str = "Test Show", language: str = "en-us")
             f"<pubDate>{format_datetime(it.published)}</pubDate>"
             f"<description><![CDATA[{it.notes}]]></description>"
             f'<enclosure url="{escape(it.enclosure)}" length="1000" type="audio/mpeg"/>'
-            f"<itunes:duration>3780</itunes:duration></item>")
+            f"<itunes:duration>3780</itunes:duration>"
+            + (f'<itunes:image href="{escape(it.image)}"/>' if it.image else "")
+            + "</item>")
     parts.append("</channel></rss>")
     return "\n".join(parts).encode()
