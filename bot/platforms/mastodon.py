@@ -82,7 +82,13 @@ class MastodonPublisher:
             log.warning("%s: %d images, the instance takes %d; dropping the rest",
                         self.account, len(media), self._max_media)
             media = media[:self._max_media]
-        media_ids = [self._upload(api, m) for m in media]
+        media_ids = []
+        for m in media:
+            try:
+                media_ids.append(self._upload(api, m))
+            except errors.RejectedError as e:  # as on X: the post matters more than its image
+                log.warning("%s: the instance refused image %s (%s); posting without it",
+                            self.account, m.source, e.detail)
         try:
             status = api.status_post(post.text, idempotency_key=idempotency_key,
                                      visibility=post.visibility or self.visibility,
