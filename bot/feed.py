@@ -22,12 +22,19 @@ if any key matches. `feed_identity_keys` does that for a whole feed and drops th
 cannot identify anything because several different episodes of the same feed carry them
 (a GUID reused by the publisher, one link shared by every item). Prefer it.
 
+The fast path for big feeds: `scan_feed` reads every item's identity material and byte span
+in one expat pass (no feedparser), with keys exactly equal to `feed_identity_keys(parse_feed(
+data))`, or returns None when it cannot be sure; `parse_selected` then runs feedparser on the
+channel plus only the chosen items, giving the very Episodes a full parse gives for them.
+
 Public: `parse_feed`, `parse_duration`, `normalize_url`, `identity_keys`, `fingerprint`,
-`feed_identity_keys`, `html_to_text`.
+`feed_identity_keys`, `html_to_text`, `scan_feed`, `parse_selected`, `FeedScan`,
+`ScannedItem`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import io
@@ -35,11 +42,12 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
+from xml.parsers import expat as pyexpat
 from xml.sax import SAXParseException
 
 import feedparser
@@ -94,6 +102,12 @@ TRACKING_PREFIXES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECA
     r"pdcn\.co/e/",                                 # Podcorn
     r"media\.blubrry\.com/[^/]+/(?:p/)?",           # Blubrry statistics
 ))
+# "https://host/path" with nothing that urlsplit would treat specially (no user, port, query,
+# fragment, IPv6, control characters or non-ASCII): normalize_url's fast path.
+_PLAIN_URL = re.compile(r"(?i:https?://)(([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?)"
+                        r"(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?)\Z")
+_ANY_TRACKING_PREFIX = re.compile("|".join(f"(?:{p.pattern})" for p in TRACKING_PREFIXES),
+                                  re.IGNORECASE)
 # Query parameters that never identify anything (campaign tracking).
 TRACKING_PARAMS = re.compile(r"^(?:utm_[a-z_]*|fbclid|gclid|mc_cid|mc_eid)$", re.IGNORECASE)
 
@@ -412,6 +426,573 @@ def _attrs(text: str) -> dict[str, str]:
     return {k.lower(): html.unescape(dq or sq) for k, dq, sq in _ATTR.findall(text)}
 
 
+# -- the fast pre-scan -------------------------------------------------------------------------
+#
+# A changed feed usually differs from the last poll by one item. `scan_feed` reads what decides
+# "which episode is this" for every item (and where each item lies in the document) in one
+# expat pass, without feedparser, so the poll can run feedparser on the few items not yet known
+# (`parse_selected`). It must agree with `parse_feed` *exactly*, so it is deliberately narrow:
+#
+# * It sees the bytes as feedparser's strict parser does (same encoding rules, same expat, same
+#   namespace processing): a document expat refuses, one with a DOCTYPE, or one whose encoding
+#   feedparser would have to guess is not scanned (None: the caller parses it in full).
+# * Only RSS 2.0 (`<rss><channel><item>`) with every namespace declared before the first item,
+#   no xml:base, and nothing but items from the first item to `</channel>`.
+# * For each item it replays what feedparser does with the handful of elements that make an
+#   identity (title, guid, link, pubDate, enclosure, media:content; crier's own reading of
+#   podcast:guid), on a real FeedParserDict, then runs this module's own `_enclosure`,
+#   `_episode_link`, `_published`, `_text`. An item holding anything else that feedparser could
+#   turn into one of those fields (a second title, dc:date, an HTML-looking title, an
+#   atom:link, a nested <title>...) is read by feedparser instead: the scan parses just those
+#   items with `parse_selected`, and gives up (None) when there are too many of them.
+#
+# Proven equal to the full parse over every feed in the shared test data (tests/test_feed_scan.py).
+
+# Elements whose feedparser handlers never touch an item's title, id, link, links, enclosures,
+# media_content or dates (by handler method name: "_start_" + this).
+_NEUTRAL = frozenset({
+    "description", "abstract", "summary", "content_encoded", "fullitem", "content", "body",
+    "xhtml_body", "author", "managingeditor", "contributor", "name", "email", "category",
+    "keywords", "rights", "copyright", "subtitle", "tagline", "info", "generator", "tags",
+    "itunes_summary", "itunes_subtitle", "itunes_author", "itunes_name", "itunes_email",
+    "itunes_owner", "itunes_image", "itunes_link", "itunes_category", "itunes_keywords",
+    "itunes_block", "itunes_explicit", "dc_creator", "dc_author", "dc_subject", "dc_publisher",
+    "dc_rights", "dc_description", "dc_contributor", "dc_language", "media_thumbnail",
+    "media_keywords", "media_category", "media_rating", "media_credit", "media_description",
+    "media_restriction", "media_license", "media_player", "media_group", "psc_chapters",
+    "psc_chapter", "cc_license", "creativecommons_license",
+})
+# Keys a handler-less element must not be stored under (FeedParserDict maps some of them).
+_RESERVED_KEYS = frozenset({
+    "title", "title_detail", "id", "guid", "guidislink", "link", "links", "enclosures",
+    "media_content", "published", "updated", "date", "modified", "issued", "category",
+    "license", "channel", "items",
+})
+_TITLE, _GUID, _LINK, _DATE, _ENCLOSURE, _MEDIA, _GROUP = range(7)
+_MODELED = {"title": _TITLE, "guid": _GUID, "id": _GUID, "link": _LINK, "pubdate": _DATE,
+            "published": _DATE, "issued": _DATE, "enclosure": _ENCLOSURE,
+            "media_content": _MEDIA, "media_group": _GROUP}
+_TEXT_KINDS = frozenset({_TITLE, _GUID, _LINK, _DATE})
+# feedparser's XML declaration after it has re-encoded a document (feedparser.encodings)
+_UTF8_DECLARATION = b"<?xml version='1.0' encoding='utf-8'?>"
+_XML_DECLARATION = re.compile(rb"^<\?xml[^>]*?>")
+_ITEMISH = re.compile(r"(?:item|entry)\b", re.IGNORECASE)
+_START_TAG_END = re.compile(rb"""<[^\s/>]+(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*(/?)>""")
+# More items than this that the scanner cannot read itself: a full parse costs about the same.
+MAX_FEEDPARSER_ITEMS = 50
+
+
+@dataclass(frozen=True)
+class ScannedItem:
+    """One item as the pre-scan read it: its identity material and where it lies.
+
+    `start`/`end` are byte offsets into the document feedparser parses (`FeedScan.document`).
+    `exact` is False for an item the scanner could not read alone (feedparser read it).
+    """
+    start: int
+    end: int
+    title: str = ""
+    guid: str | None = None
+    podcast_guid: str | None = None
+    link: str | None = None
+    published: datetime | None = None
+    enclosure_url: str | None = None
+    exact: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class FeedScan:
+    """What `scan_feed` found: items in document order, their identity keys (exactly
+    `feed_identity_keys(parse_feed(data))`), and the channel's fields."""
+    items: tuple[ScannedItem, ...]
+    keys: tuple[frozenset[str], ...]
+    channel: ParsedFeed               # the channel's fields; `episodes` is empty
+    size: int                         # len(data): parse_selected checks it gets the same bytes
+    header_end: int                   # document offset where the first item starts
+    tail_start: int                   # document offset just past the last item
+    prefix: bytes                     # the document is prefix + source[skip:]
+    skip: int
+    converted: bytes | None = None    # the re-encoded document when it is not `data` itself
+
+    def document(self, data: bytes) -> bytes:
+        """The whole UTF-8 document feedparser parses (a copy; for tests and tools)."""
+        return self._piece(data, 0, self.tail_start + self._tail_len(data))
+
+    def _source(self, data: bytes) -> bytes:
+        if len(data) != self.size:
+            raise ValueError("parse_selected needs the same bytes that were scanned")
+        return self.converted if self.converted is not None else data
+
+    def _tail_len(self, data: bytes) -> int:
+        return len(self._source(data)) - self.skip + len(self.prefix) - self.tail_start
+
+    def _piece(self, data: bytes, start: int, end: int) -> bytes:
+        """Document bytes [start, end)."""
+        source, p = self._source(data), len(self.prefix)
+        if start >= p:
+            return source[start - p + self.skip:end - p + self.skip]
+        return self.prefix[start:end] + source[self.skip:max(self.skip, end - p + self.skip)]
+
+
+def scan_feed(data: bytes, *, url: str | None = None) -> FeedScan | None:
+    """Read every item's identity (and byte span) without a full feedparser parse.
+
+    Returns None when the document is not one the scan can read exactly (see the notes above
+    this function): the caller then parses it in full with `parse_feed`. `url` plays the same
+    part as in `parse_feed` (base for relative links). Raises nothing.
+    """
+    try:
+        return _scan_feed(bytes(data) if not isinstance(data, bytes) else data, url)
+    except (ParseError, _Unreadable):
+        return None
+    except Exception:  # a bug here must never cost a poll: the full parse is always right
+        log.exception("feed %s: pre-scan failed; parsing in full", url or "<bytes>")
+        return None
+
+
+def parse_selected(data: bytes, scan: FeedScan, indices: Iterable[int], *,
+                   url: str | None = None) -> ParsedFeed:
+    """feedparser on the channel and only the chosen items: the same `ParsedFeed` that
+    `parse_feed(data, url=url)` gives, with `episodes` limited to `indices` (document order).
+
+    The small document is the channel's header, the first item (so every chosen item starts
+    from the state feedparser is in after an item, as in the full document), the chosen items
+    and the document's tail. Raises ParseError as `parse_feed` does.
+    """
+    wanted = sorted(set(indices))
+    if wanted and not (0 <= wanted[0] and wanted[-1] < len(scan.items)):
+        raise IndexError(f"item index out of range (the feed has {len(scan.items)} items)")
+    order = sorted(set(wanted) | ({0} if wanted else set()))
+    parts = [scan._piece(data, 0, scan.header_end)]
+    for i in order:
+        it = scan.items[i]
+        parts.append(scan._piece(data, it.start, it.end))
+    parts.append(scan._piece(data, scan.tail_start, scan.tail_start + scan._tail_len(data)))
+    parsed = parse_feed(b"\n".join(parts), url=url)
+    if len(parsed.episodes) != len(order):
+        raise ParseError(url or "<bytes>", "the selected items did not parse as items")
+    chosen = set(wanted)
+    episodes = tuple(ep for i, ep in zip(order, parsed.episodes, strict=True) if i in chosen)
+    return replace(parsed, episodes=episodes)
+
+
+class _Unreadable(Exception):
+    """The scanner cannot read this document exactly; parse it in full."""
+
+
+class _Entry(dict):
+    """A plain dict standing in for feedparser's entry (a FeedParserDict, whose lookups are
+    slow): it computes the one derived key crier reads, `enclosures`, the way feedparser does
+    (every link with rel="enclosure", without its rel, as a FeedParserDict)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key != "enclosures":
+            return dict.get(self, key, default)
+        links = dict.get(self, "links")
+        if links is None:
+            return default
+        from feedparser.util import FeedParserDict
+        return [FeedParserDict([(k, v) for k, v in link.items() if k != "rel"])
+                for link in links if link["rel"] == "enclosure"]
+
+
+def _utf8_document(data: bytes) -> tuple[bytes, int, bytes | None, str]:
+    """(prefix, skip, converted, encoding): the bytes feedparser's strict parser sees are
+    prefix + (converted or data)[skip:]. Mirrors feedparser.encodings.convert_to_utf8 with no
+    HTTP headers (parse_feed hands feedparser a stream) and sanitizer.replace_doctype."""
+    from feedparser.encodings import RE_XML_PI_ENCODING, convert_to_utf8
+
+    if data[:2] in (b"\xfe\xff", b"\xff\xfe") or data[:3] == b"\xef\xbb\xbf" \
+            or data[:4] in (b"\x00\x00\xfe\xff", b"\x4c\x6f\xa7\x94") or b"\x00" in data[:4]:
+        raise _Unreadable("byte order mark or a wide encoding")
+    m = RE_XML_PI_ENCODING.match(data)
+    declared = m.group(1).decode("utf-8", "replace").lower() if m else ""
+    if declared in ("", "utf-8", "utf8"):
+        if not data.isascii():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Unreadable("not valid UTF-8") from None
+        decl = _XML_DECLARATION.match(data)
+        prefix, skip, converted = (_UTF8_DECLARATION, decl.end(), None) if decl else \
+            (_UTF8_DECLARATION + b"\n", 0, None)
+        encoding = "utf-8"
+    else:
+        result: dict = {}
+        converted = convert_to_utf8({}, data, result)
+        if result.get("bozo") or not result.get("encoding"):
+            raise _Unreadable("feedparser would guess the encoding")
+        prefix, skip, encoding = b"", 0, result["encoding"]
+    head_end = re.search(rb"<\w", (converted or data)[skip:skip + 65536])
+    head = prefix + (converted or data)[skip:skip + (head_end.start() if head_end else 65536)]
+    if re.search(rb"<!(?!--)", head):
+        raise _Unreadable("a DOCTYPE or entity declarations")
+    return prefix, skip, converted, encoding
+
+
+def _scan_feed(data: bytes, url: str | None) -> FeedScan:
+    from feedparser.datetimes import _parse_date
+    from feedparser.html import _cp1252
+    from feedparser.mixin import _FeedParserMixin as Mixin
+    from feedparser.urls import _urljoin
+    from feedparser.util import FeedParserDict
+
+    if not data.strip():
+        raise _Unreadable("empty")
+    prefix, skip, converted, encoding = _utf8_document(data)
+    source = converted if converted is not None else data
+    shift = skip - len(prefix)  # source offset = document offset + shift
+
+    # crier's own podcast:guid reading (`_scan`) knows a prefix by the first 20000 characters
+    try:
+        head = data[:80000].decode(encoding, "replace")[:20000]
+    except LookupError:
+        head = data[:80000].decode("utf-8", "replace")[:20000]
+    podcast_prefixes = {"podcast"} | {p.lower() for p, _, uri in _XMLNS.findall(head)
+                                      if uri.strip().lower() in PODCAST_NAMESPACES}
+
+    match_ns = {k.lower(): v for k, v in Mixin.namespaces.items()}
+    doc_prefixes: dict[str, str] = {}   # document prefix → URI (declared once, before items)
+    prefix_map: dict[str, str] = {}     # document prefix → feedparser's standard prefix
+    kinds: dict[str, tuple[str, object]] = {}
+
+    def classify(name: str) -> tuple[str, object]:
+        """(feedparser handler suffix, kind) for an expat name "uri local prefix"."""
+        parts = name.split(" ")
+        if len(parts) == 1:
+            uri, local, given = "", parts[0], ""
+        elif len(parts) == 2:
+            (uri, local), given = parts, ""
+        else:
+            uri, local, given = parts
+        luri = uri.lower()
+        if "backend.userland.com/rss" in luri:
+            luri = "http://backend.userland.com/rss"
+        pfx = match_ns.get(luri, given) if luri else ""
+        tag = f"{pfx.lower()}:{local.lower()}" if pfx else local.lower()
+        if ":" in tag:
+            p, _, suffix = tag.partition(":")
+            p = prefix_map.get(p, p)
+            handler = f"{p}_{suffix}" if p else suffix
+        else:
+            handler = tag
+        if handler in ("item", "entry") or (not given and _ITEMISH.match(local)):
+            kind: object = "itemish"
+        elif handler == "svg" or local.lower() == "svg":
+            kind = "doubt"
+        elif handler in _MODELED:
+            kind = _MODELED[handler]
+        elif handler in _NEUTRAL:
+            kind = "neutral"
+        elif hasattr(Mixin, "_start_" + handler) or hasattr(Mixin, "_end_" + handler):
+            kind = "doubt"
+        elif handler in _RESERVED_KEYS or handler.endswith("_parsed") \
+                or handler in FeedParserDict.keymap:
+            kind = "doubt"
+        else:
+            kind = "generic"
+        if given.lower() in podcast_prefixes and local.lower().startswith("guid"):
+            kind = "pguid" if local.lower() == "guid" else "doubt"
+        return handler, kind
+
+    items: list[dict] = []
+    channels = 0
+    depth = 0
+    item: dict | None = None
+    seen_items = False
+    closed = False  # no item may follow: channel content or a new namespace came after one
+    text: list[str] | None = None
+    parser = pyexpat.ParserCreate(None, " ")
+    parser.namespace_prefixes = True
+    parser.buffer_text = True
+
+    def collect(s: str) -> None:
+        text.append(s)  # type: ignore[union-attr]
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        nonlocal depth, item, seen_items, text, channels, closed
+        depth += 1
+        if attrs:
+            for k in attrs:
+                if (k.split(" ")[1] if " " in k else k).lower() == "base":
+                    raise _Unreadable("xml:base")
+        k = kinds.get(name)
+        if k is None:
+            k = kinds[name] = classify(name)
+        handler, kind = k
+        if item is None:
+            if depth == 1:
+                if name != "rss":
+                    raise _Unreadable("not RSS 2.0")
+            elif depth == 2:
+                if name != "channel" or attrs:
+                    raise _Unreadable("not one plain <channel>")
+                channels += 1
+            elif depth == 3 and name == "item":
+                if closed:
+                    raise _Unreadable("channel content or a namespace between items")
+                seen_items = True
+                at = parser.CurrentByteIndex
+                tag = _START_TAG_END.match(source, at + shift)
+                item = {"start": at, "events": [], "doubt": bool(attrs), "path": [],
+                        "pguid": None, "empty": bool(tag and tag.group(1))}
+                items.append(item)
+                return
+            if kind == "itemish":
+                raise _Unreadable("an item-like element outside the channel's items")
+            if seen_items:
+                # after the last item (kept as is in parse_selected's documents); a title
+                # there would depend on the items before it (feedparser's title_depth)
+                if handler in ("title", "image", "media_title", "dc_title"):
+                    raise _Unreadable("a title after the items")
+                closed = True
+            return
+        # inside an item: depth 4 is a direct child
+        path = item["path"]
+        parent = path[-1] if path else None
+        path.append(kind)
+        if kind == "itemish":
+            raise _Unreadable("an item inside an item")
+        if item["doubt"]:
+            return
+        if parent in _TEXT_KINDS or parent == "pguid":
+            item["doubt"] = True
+        elif kind in _TEXT_KINDS:
+            if depth != 4 or (attrs and kind not in (_GUID, _LINK)):
+                item["doubt"] = True
+            else:
+                text = []
+                parser.CharacterDataHandler = collect
+                item["events"].append((kind, attrs, text))
+        elif kind == _ENCLOSURE:
+            if depth != 4:
+                item["doubt"] = True
+            else:
+                item["events"].append((kind, attrs, None))
+        elif kind == _MEDIA:
+            if depth == 4 or (depth == 5 and parent == _GROUP):
+                item["events"].append((kind, attrs, None))
+            else:
+                item["doubt"] = True
+        elif kind == _GROUP:
+            if depth != 4:
+                item["doubt"] = True
+        elif kind == "pguid":
+            if item["pguid"] is not None or attrs:
+                item["doubt"] = True
+            else:
+                text = []
+                parser.CharacterDataHandler = collect
+                item["pguid"] = (parser.CurrentByteIndex, text)
+        elif kind == "doubt":
+            item["doubt"] = True
+
+    def end(name: str) -> None:
+        nonlocal depth, item, text
+        depth -= 1
+        if item is None:
+            return
+        if depth == 2:
+            idx = parser.CurrentByteIndex
+            item["end"] = idx if item["empty"] else source.index(b">", idx + shift) + 1 - shift
+            item = None
+            return
+        kind = item["path"].pop()
+        if text is not None:
+            parser.CharacterDataHandler = None
+            if kind == "pguid" and item["pguid"] is not None and not item["doubt"]:
+                begin = item["pguid"][0] + shift
+                raw = source[begin:parser.CurrentByteIndex + shift]
+                if b"&#" in raw or b"\r" in raw:
+                    item["doubt"] = True
+            text = None
+
+    def pi(target: str, pdata: str) -> None:
+        if "<" in target or "<" in pdata:
+            raise _Unreadable("markup inside a processing instruction")
+
+    def namespace(pfx: str | None, uri: str | None) -> None:
+        """feedparser's track_namespace: a global prefix map, never unscoped."""
+        nonlocal closed
+        if pfx is None or not uri or doc_prefixes.get(pfx) == uri:
+            return  # a default namespace changes no handler; a repeat changes nothing
+        if seen_items:
+            closed = True  # items after this one would be read differently without it
+        doc_prefixes[pfx] = uri
+        luri = uri.lower()
+        std = "" if "backend.userland.com/rss" in luri else match_ns.get(luri)
+        if std is not None:
+            prefix_map[pfx] = std
+        kinds.clear()
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.ProcessingInstructionHandler = pi
+    parser.StartNamespaceDeclHandler = namespace
+    try:
+        parser.Parse(prefix, False)
+        parser.Parse(memoryview(source)[skip:], True)
+    except pyexpat.ExpatError as e:
+        raise _Unreadable(f"not well-formed XML ({e})") from None
+    if channels != 1:
+        raise _Unreadable("not one channel")
+
+    doc_len = len(source) - shift
+    header_end = items[0]["start"] if items else doc_len
+    tail_start = items[-1]["end"] if items else doc_len
+    if not items:
+        # no items: the tail is the whole rest, and the "header" is everything
+        header_end = tail_start = doc_len
+
+    def fix(s: str) -> str:
+        """What feedparser's pop() does to every text it keeps (mis-decoded UTF-8, cp1252)."""
+        try:
+            s = s.encode("iso-8859-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
+        return s.translate(_cp1252)
+
+    def attributes(attrs: dict[str, str]) -> dict[str, str] | None:
+        out: dict[str, str] = {}
+        for k, v in attrs.items():
+            if " " in k:
+                return None
+            lk = k.lower()
+            if lk in out:
+                return None
+            out[lk] = v.lower() if lk in ("rel", "type") else v
+        return out
+
+    def replay(it: dict) -> Episode | None:
+        """The item's identity as parse_feed would read it; None when unsure."""
+        entry = _Entry()
+        seen: set[int] = set()
+        for kind, attrs, pieces in it["events"]:
+            if kind == _LINK:
+                a = attributes(attrs)
+                if a is None:
+                    return None
+                a.setdefault("rel", "alternate")
+                a.setdefault("type", "application/atom+xml" if a["rel"] == "self"
+                             else "text/html")
+                href = a.get("url", a.get("uri", a.get("href", None)))
+                if href:  # feedparser's _enforce_href
+                    a.pop("url", None)
+                    a.pop("uri", None)
+                    a["href"] = href
+                if "href" in a:  # (an empty href="" counts too)
+                    a["href"] = _urljoin("", a["href"])
+                entry.setdefault("links", [])
+                entry["links"].append(a)
+                if "href" in a:
+                    if a["rel"] == "alternate" and \
+                            Mixin.map_content_type(a["type"]) in Mixin.html_types:
+                        entry["link"] = a["href"]
+                    continue
+                value = "".join(pieces).strip()
+                if value:
+                    value = _urljoin("", value)
+                value = fix(value)
+                value = value.replace("&amp;", "&")
+                value = re.sub("&([A-Za-z0-9_]+);", r"&\g<1>", value)
+                entry["link"] = value
+                if value:
+                    entry["links"][-1]["href"] = value
+            elif kind in _TEXT_KINDS:
+                if kind in seen:
+                    return None
+                seen.add(kind)
+                value = "".join(pieces).strip()
+                if kind == _TITLE:
+                    if Mixin.looks_like_html(value):
+                        return None
+                    value = fix(value)
+                    entry["title"] = value
+                    entry["title_detail"] = {"type": "text/plain", "value": value}
+                elif kind == _GUID:
+                    a = attributes(attrs)
+                    if a is None:
+                        return None
+                    is_link = a.get("ispermalink", "true") == "true"
+                    if is_link and value:
+                        value = _urljoin("", value)
+                    value = fix(value)
+                    entry["id"] = value
+                    entry.setdefault("guidislink", is_link and "link" not in entry)
+                    if is_link:
+                        entry.setdefault("link", value)
+                else:  # _DATE
+                    value = fix(value)
+                    entry["published"] = value
+                    entry["published_parsed"] = _parse_date(value)
+            elif kind == _ENCLOSURE:
+                a = attributes(attrs)
+                if a is None:
+                    return None
+                href = a.get("url", a.get("uri", a.get("href", None)))
+                if href:
+                    a.pop("url", None)
+                    a.pop("uri", None)
+                    a["href"] = href
+                a["rel"] = "enclosure"
+                entry.setdefault("links", []).append(a)
+            else:  # _MEDIA
+                a = attributes(attrs)
+                if a is None:
+                    return None
+                entry.setdefault("media_content", []).append(a)
+        pguid = None
+        if it["pguid"] is not None:
+            pguid = _clean("".join(it["pguid"][1]))
+        enclosure_url, _ = _enclosure(entry, url)
+        return Episode(
+            title=_text(entry.get("title"), entry.get("title_detail")),
+            guid=_clean(entry.get("id")),
+            podcast_guid=pguid,
+            link=_episode_link(entry, enclosure_url, url),
+            published=_published(entry),
+            enclosure_url=enclosure_url,
+        )
+
+    scanned: list[ScannedItem | None] = []
+    unsure: list[int] = []
+    for i, it in enumerate(items):
+        ep = None if it["doubt"] else replay(it)
+        if ep is None:
+            unsure.append(i)
+            scanned.append(ScannedItem(start=it["start"], end=it["end"], exact=False))
+        else:
+            scanned.append(ScannedItem(
+                start=it["start"], end=it["end"], title=ep.title, guid=ep.guid,
+                podcast_guid=ep.podcast_guid, link=ep.link, published=ep.published,
+                enclosure_url=ep.enclosure_url))
+    if len(unsure) > MAX_FEEDPARSER_ITEMS and len(unsure) * 10 > len(items):
+        raise _Unreadable(f"{len(unsure)} of {len(items)} items need feedparser")
+
+    draft = FeedScan(items=tuple(scanned), keys=(), channel=ParsedFeed(title=""),
+                     size=len(data), header_end=header_end, tail_start=tail_start,
+                     prefix=prefix, skip=skip, converted=converted)
+    parsed = parse_selected(data, draft, unsure, url=url)
+    if parsed.bozo:
+        raise _Unreadable("feedparser found the document malformed")
+    for i, ep in zip(unsure, parsed.episodes, strict=True):
+        it = items[i]
+        scanned[i] = ScannedItem(
+            start=it["start"], end=it["end"], title=ep.title, guid=ep.guid,
+            podcast_guid=ep.podcast_guid, link=ep.link, published=ep.published,
+            enclosure_url=ep.enclosure_url, exact=False)
+    channel = replace(parsed, episodes=())
+    final = tuple(s for s in scanned if s is not None)
+    episodes = tuple(Episode(title=s.title, guid=s.guid, podcast_guid=s.podcast_guid,
+                             link=s.link, published=s.published,
+                             enclosure_url=s.enclosure_url) for s in final)
+    keys = feed_identity_keys(replace(channel, episodes=episodes))
+    if unsure:
+        log.debug("feed %s: pre-scan read %d items, feedparser %d", url or "<bytes>",
+                  len(items) - len(unsure), len(unsure))
+    return replace(draft, items=final, keys=keys, channel=channel)
+
+
 # -- identity -----------------------------------------------------------------------------------
 
 def normalize_url(url: str, *, enclosure: bool = False) -> str:
@@ -424,7 +1005,16 @@ def normalize_url(url: str, *, enclosure: bool = False) -> str:
     hosts vary it between fetches. A query that may select the file ("download.php?id=7") is
     kept. Anything that is not an absolute http(s) URL comes back stripped but otherwise as is.
     """
+    return _normalize_url(url, enclosure)
+
+
+@functools.lru_cache(maxsize=16384)  # a poll of a big feed asks for each URL several times
+def _normalize_url(url: str, enclosure: bool) -> str:
     raw = url.strip()
+    plain = _PLAIN_URL.match(raw)
+    if plain and not _ANY_TRACKING_PREFIX.match(raw, plain.start(1)):
+        # scheme://host/path and nothing else: what the general case below computes
+        return f"https://{plain.group(2).lower().rstrip('.')}{(plain.group(3) or '').rstrip('/')}"
     try:
         parts = urlsplit(raw)
     except ValueError:
@@ -432,16 +1022,19 @@ def normalize_url(url: str, *, enclosure: bool = False) -> str:
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return raw
     rest = parts.netloc + parts.path + (f"?{parts.query}" if parts.query else "")
-    for _ in range(10):  # chains: podtrac → chartable → podsights → the file
-        for prefix in TRACKING_PREFIXES:
+    unwound = False
+    for _ in range(10 if _ANY_TRACKING_PREFIX.match(rest) else 0):  # chains: podtrac →
+        for prefix in TRACKING_PREFIXES:                            # chartable → the file
             m = prefix.match(rest)
             if m and _looks_like_host_path(rest[m.end():]):
                 rest = re.sub(r"^https?://", "", rest[m.end():], flags=re.IGNORECASE)
+                unwound = True
                 break
         else:
             break
     try:
-        parts = urlsplit(f"https://{rest}")
+        if unwound:  # (otherwise splitting "https://" + rest gives the same parts again)
+            parts = urlsplit(f"https://{rest}")
         port = parts.port
     except ValueError:
         return raw
@@ -454,7 +1047,7 @@ def normalize_url(url: str, *, enclosure: bool = False) -> str:
         host = f"{host}:{port}"
     path = parts.path.rstrip("/")
     params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-              if not TRACKING_PARAMS.match(k)]
+              if not TRACKING_PARAMS.match(k)] if parts.query else []
     if enclosure and _extension(path) in MEDIA_EXTENSIONS:
         params = []
     return urlunsplit(("https", host, path, urlencode(params) if params else "", ""))

@@ -1,0 +1,259 @@
+"""bot.feed.scan_feed / parse_selected: the pre-scan agrees with the full parse, exactly.
+
+For every feed in the shared test data (top level, podcastparser/, feedparser-conformance/)
+and for generated feeds: either the scan gives the very identity keys `feed_identity_keys(
+parse_feed(data))` gives, item fields equal to the full parse's, and `parse_selected` gives
+Episodes equal (==) to the full parse's for the chosen items and the same channel fields; or
+the scan says None and the poll's fallback (a full parse) gives the full-parse result.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.errors import ParseError
+from bot.feed import FeedScan, feed_identity_keys, parse_feed, parse_selected, scan_feed
+from bot.models import ParsedFeed
+from bot.service import _FeedItems
+from tests.conftest import SHARED
+from tests.feedgen import item, rss
+
+FEEDS = SHARED / "feeds"
+SUFFIXES = (".xml", ".rss", ".atom", ".rdf")
+# A missing shared folder must fail, not silently collect nothing (the fixture says where).
+FEED_FILES = sorted(str(p.relative_to(FEEDS)) for p in FEEDS.rglob("*")
+                    if p.is_file() and p.suffix in SUFFIXES) if FEEDS.is_dir() \
+    else ["<shared testdata missing>"]
+
+
+@functools.cache
+def full(name: str) -> ParsedFeed | None:
+    try:
+        return parse_feed((FEEDS / name).read_bytes(), url=f"https://example.com/f/{name}")
+    except ParseError:
+        return None
+
+
+def channel_fields(p: ParsedFeed) -> tuple:
+    return (p.title, p.link, p.language, p.image, p.bozo, p.bozo_message, p.new_feed_url)
+
+
+def assert_agrees(data: bytes, url: str | None, expected: ParsedFeed | None,
+                  scan: FeedScan | None, *, picks: int = 3) -> None:
+    """The scan (or, when it says None, the poll's fallback) agrees with the full parse."""
+    if scan is None:
+        if expected is None:
+            with pytest.raises(ParseError):
+                _FeedItems.read(data, url, scan=True)
+            return
+        fallback = _FeedItems.read(data, url, scan=True)
+        assert fallback.scan is None
+        assert fallback.keys == feed_identity_keys(expected)
+        assert fallback.episodes(list(range(len(expected.episodes))), sample=50) == \
+            dict(enumerate(expected.episodes))
+        assert channel_fields(fallback.channel) == channel_fields(expected)
+        return
+    assert expected is not None, "the scan read a document parse_feed refuses"
+    eps = expected.episodes
+    assert scan.keys == feed_identity_keys(expected)
+    assert len(scan.items) == len(eps)
+    for it, ep in zip(scan.items, eps, strict=True):
+        assert (it.title, it.guid, it.podcast_guid, it.link, it.published, it.enclosure_url) \
+            == (ep.title, ep.guid, ep.podcast_guid, ep.link, ep.published, ep.enclosure_url)
+    assert channel_fields(scan.channel) == channel_fields(expected)
+    n = len(eps)
+    rng = random.Random(n)
+    for chosen in ([], [0], [n - 1], sorted(rng.sample(range(n), min(picks, n))),
+                   list(range(n)) if n <= 40 else [n // 2]):
+        chosen = [i for i in chosen if 0 <= i < n]
+        got = parse_selected(data, scan, chosen, url=url)
+        assert got.episodes == tuple(eps[i] for i in chosen)
+        assert channel_fields(got) == channel_fields(expected)
+
+
+# -- every feed of the shared test data ------------------------------------------------------
+
+def test_the_shared_feeds_are_all_here(shared: Path):
+    assert len(FEED_FILES) > 150
+    assert {"podcastparser", "feedparser-conformance"} <= {n.split("/")[0] for n in FEED_FILES}
+
+
+@pytest.mark.parametrize("name", FEED_FILES)
+def test_scan_agrees_with_the_full_parse(shared: Path, name: str):
+    data = (shared / "feeds" / name).read_bytes()
+    url = f"https://example.com/f/{name}"
+    assert_agrees(data, url, full(name), scan_feed(data, url=url))
+
+
+def test_the_big_real_feeds_are_scanned_not_parsed(shared: Path):
+    """The fast path is not a rarity: real hosts' feeds are read by the scanner itself."""
+    for name in ("giantbomb-podcast.rss", "simplecast_critical-role_2026-07-21.xml",
+                 "megaphone_critrole-sagas_2026-07-21.xml", "libsyn_accidental-tech-podcast.rss",
+                 "podbean_critrole-geek-and-sundry_2019-04-05.xml", "simplecast_serial.rss"):
+        scan = scan_feed((shared / "feeds" / name).read_bytes())
+        assert scan is not None, name
+        assert sum(it.exact for it in scan.items) >= 0.9 * len(scan.items), name
+
+
+def test_megaphone_pair_two_new_items_found_by_keys(shared: Path):
+    """The README's pair: a week later, two new GUIDs; the scan's keys tell which."""
+    old = scan_feed((shared / "feeds" / "megaphone_critrole-sagas_2026-07-14.xml").read_bytes())
+    data = (shared / "feeds" / "megaphone_critrole-sagas_2026-07-21.xml").read_bytes()
+    new = scan_feed(data)
+    known = {k for ks in old.keys for k in ks}
+    fresh = [i for i, ks in enumerate(new.keys) if not ks & known]
+    assert {new.items[i].guid for i in fresh} == {"98a048f4-1bad-11f1-9e67-ef2ccb7e1bb0",
+                                                  "cf98a932-808e-11f1-9c0c-8344e0b51cca"}
+    full_eps = parse_feed(data).episodes
+    assert parse_selected(data, new, fresh).episodes == tuple(full_eps[i] for i in fresh)
+
+
+# -- documents the scan must refuse ----------------------------------------------------------
+
+BASE = rss([item(n) for n in range(1, 4)])
+
+
+@pytest.mark.parametrize("doc", [
+    BASE.replace(b"</channel>", b"<oops></channel>"),                      # malformed
+    BASE.replace(b"<rss ", b"<!DOCTYPE rss [<!ENTITY x 'y'>]>\n<rss "),    # DOCTYPE
+    BASE.replace(b"UTF-8", b"ISO-8859-1") + "é".encode(),                  # wrong encoding
+    b"<html><body>Maintenance</body></html>",
+    b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+    b"<entry><id>1</id><title>a</title></entry></feed>",                   # Atom: full parse
+    BASE.replace(b"<channel>", b'<channel xml:base="https://x.example/">'),
+    BASE.replace(b"</item>\n<item>", b"</item><language>de</language><item>", 1),
+    b"",
+])
+def test_documents_the_scan_leaves_to_the_full_parse(doc: bytes):
+    assert scan_feed(doc) is None
+    try:
+        expected = parse_feed(doc)
+    except ParseError:
+        expected = None
+    assert_agrees(doc, None, expected, None)
+
+
+def test_an_item_it_cannot_read_alone_is_read_by_feedparser():
+    """An HTML-looking title, dc:date, a second title: feedparser reads that item."""
+    doc = rss([item(n) for n in range(1, 6)]).replace(
+        b"<title>Episode 3", b"<title>Episode 3 &lt;b&gt;bold&lt;/b&gt;").replace(
+        b"<itunes:duration>", b"<dc:date>2020-01-01T00:00:00Z</dc:date><itunes:duration>", 1
+    ).replace(b"<rss ", b'<rss xmlns:dc="http://purl.org/dc/elements/1.1/" ')
+    scan = scan_feed(doc)
+    assert scan is not None
+    assert [it.exact for it in scan.items].count(False) == 2
+    # ...and a namespace first declared inside an item: items after it read differently
+    late = doc.replace(b'<rss xmlns:dc="http://purl.org/dc/elements/1.1/" ', b"<rss ").replace(
+        b"<dc:date>", b"<dc:date xmlns:dc='http://purl.org/dc/elements/1.1/'>")
+    assert scan_feed(late) is None
+    assert_agrees(doc, None, parse_feed(doc), scan)
+
+
+def test_parse_selected_refuses_other_bytes_and_bad_indices():
+    scan = scan_feed(BASE)
+    with pytest.raises(ValueError):
+        parse_selected(BASE + b" ", scan, [0])
+    with pytest.raises(IndexError):
+        parse_selected(BASE, scan, [3])
+
+
+# -- generated feeds ---------------------------------------------------------------------------
+
+TITLES = st.sampled_from([
+    "Plain title", "Tom &amp; Jerry", "  spaced\n\ttitle  ", "<![CDATA[A <b>bold</b> move]]>",
+    "Caf\u00e9 cr\u00e8me", "CafÃ© (mis-decoded)", "&lt;i&gt;tag&lt;/i&gt;", "",
+    "Quote &quot;x&quot; &#233;t&#xE9;", "Price \u0080 \u0099", "A &amp;amp; B",
+])
+DATES = st.sampled_from([
+    "Mon, 03 Jan 2000 10:00:00 +0000", "Tue, 4 Feb 2020 09:00:00 GMT", "2021-05-06T07:08:09Z",
+    "2021-05-06", "not a date", "", "Wed, 31 Dec 1969 23:59:59 -0500", "Sun, 30 Feb 2020 10:00 EST",
+])
+URLS = st.sampled_from([
+    "https://example.com/ep/1", "/relative/ep", "HTTP://Example.COM:443/a/", "ep.mp3",
+    "https://dts.podtrac.com/redirect.mp3/cdn.example.com/a.mp3?x=1&amp;utm_source=y",
+    "  https://example.com/space  ", "", "urn:uuid:1234", "https://example.com/ep#frag",
+])
+
+
+@st.composite
+def items(draw, n: int) -> str:
+    parts = []
+    for i in range(n):
+        els = []
+        if draw(st.booleans()):
+            els.append(f"<title>{draw(TITLES)}</title>")
+        if draw(st.booleans()):
+            perm = draw(st.sampled_from(["", ' isPermaLink="false"', ' isPermaLink="true"',
+                                         ' isPermaLink="False"']))
+            els.append(f"<guid{perm}>{escape(draw(URLS)) or f'g-{i % 3}'}</guid>")
+        if draw(st.booleans()):
+            els.append(f"<link>{escape(draw(URLS))}</link>")
+        if draw(st.booleans()):
+            els.append(f"<pubDate>{draw(DATES)}</pubDate>")
+        for _ in range(draw(st.integers(0, 2))):
+            typ = draw(st.sampled_from(["audio/mpeg", "AUDIO/MP3", "image/jpeg", "", None]))
+            els.append(f"<enclosure url={quoteattr(draw(URLS))} length=\"1\""
+                       + (f" type={quoteattr(typ)}" if typ is not None else "") + "/>")
+        if draw(st.booleans()):
+            els.append(f"<media:content url={quoteattr(draw(URLS))} type=\"video/mp4\"/>")
+        if draw(st.booleans()):
+            els.append(f"<podcast:guid>{draw(st.sampled_from(['ABC-1', ' x ', '', 'abc-1']))}"
+                       "</podcast:guid>")
+        if draw(st.booleans()):
+            els.append(f'<atom:link rel="{draw(st.sampled_from(["alternate", "payment"]))}" '
+                       f'href={quoteattr(draw(URLS))} type="text/html"/>')
+        els.append("<description><![CDATA[<p>Notes</p><p>Support the show</p>]]></description>")
+        draw(st.randoms()).shuffle(els)
+        parts.append("<item>" + "".join(els) + "</item>")
+    return "\n".join(parts)
+
+
+def generated(body: str, channel_link: str) -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" '
+            'xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd" '
+            'xmlns:podcast="https://podcastindex.org/namespace/1.0" '
+            'xmlns:media="http://search.yahoo.com/mrss/" '
+            'xmlns:atom="http://www.w3.org/2005/Atom">\n<channel><title>Gen</title>'
+            f"<link>{escape(channel_link)}</link>\n{body}\n</channel></rss>\n").encode()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.integers(1, 6).flatmap(items), link=URLS,
+       url=st.sampled_from([None, "https://host.example/feeds/show.xml"]))
+def test_generated_feeds_agree(body: str, link: str, url: str | None):
+    data = generated(body, link)
+    try:
+        expected = parse_feed(data, url=url)
+    except ParseError:
+        expected = None
+    assert_agrees(data, url, expected, scan_feed(data, url=url), picks=2)
+
+
+def test_feedgen_feeds_of_every_size_agree():
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    for n in (1, 2, 7, 60):
+        doc = rss([item(i, published=start + timedelta(days=i)) for i in range(1, n + 1)])
+        scan = scan_feed(doc, url="https://www.buzzsprout.com/2046234.rss")
+        assert scan is not None and all(it.exact for it in scan.items)
+        assert_agrees(doc, "https://www.buzzsprout.com/2046234.rss",
+                      parse_feed(doc, url="https://www.buzzsprout.com/2046234.rss"), scan)
+
+
+def test_dates_follow_feedparser_rules():
+    """RFC 822 with odd zones, W3DTF, and dates feedparser cannot read (None)."""
+    when = datetime(2023, 3, 4, 5, 6, 7, tzinfo=UTC)
+    for text in (format_datetime(when), "Sat, 04 Mar 2023 00:06:07 EST",
+                 "2023-03-04T05:06:07+02:00", "4 March 2023", "2023-13-45"):
+        doc = rss([item(1)]).replace(format_datetime(item(1).published).encode(), text.encode())
+        scan = scan_feed(doc)
+        assert scan is not None
+        assert scan.items[0].published == parse_feed(doc).episodes[0].published

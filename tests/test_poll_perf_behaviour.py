@@ -1,0 +1,130 @@
+"""What a poll reads, by behaviour: no parse when nothing changed, feedparser on only the new
+items when something did, and the full parse whenever the pre-scan cannot be sure.
+
+feedparser.parse is wrapped by a spy that calls the real function and counts what it read.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import feedparser
+import pytest
+
+import bot.service
+from tests.feedgen import item, rss
+from tests.world import new_episode
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """Every feedparser.parse call: how many items it read."""
+    calls: list[int] = []
+    real = feedparser.parse
+
+    def spy(*args, **kw):
+        result = real(*args, **kw)
+        calls.append(len(result.get("entries") or []))
+        return result
+
+    monkeypatch.setattr(feedparser, "parse", spy)
+    return calls
+
+
+def big_feed(world, n: int = 40) -> None:
+    world.items = [item(i, published=world.clock.now - timedelta(days=3 * (n - i)))
+                   for i in range(1, n + 1)]
+    world.publish_feed()
+
+
+def test_unchanged_304_does_not_parse(world, parses):
+    world.cycle()
+    parses.clear()
+    report, _ = world.cycle()
+    assert report.result == "unchanged" and parses == []
+
+
+def test_unchanged_200_body_does_not_call_feedparser(world, parses):
+    world.feed_srv.set_feed("/feed.xml", rss(world.items), etag=False, last_modified=False)
+    world.cycle()
+    parses.clear()
+    world.feed_srv.requests.clear()
+    report, _ = world.cycle()
+    assert len(world.feed_srv.requests) == 1  # the body was downloaded (and hashed)...
+    assert report.result == "unchanged" and parses == []  # ...and not parsed
+
+
+def test_first_run_parses_in_full(world, parses):
+    big_feed(world)
+    report, _ = world.cycle()
+    assert report.result == "baseline" and report.baseline == 40
+    assert parses == [40]
+
+
+def test_a_changed_feed_parses_only_the_new_items(world, parses, monkeypatch):
+    monkeypatch.setattr(bot.service, "BOILERPLATE_SAMPLE", 5)
+    big_feed(world)
+    world.cycle()
+    parses.clear()
+    it = new_episode(world, 41)
+    report, outcomes = world.cycle()
+    assert report.result == "new" and len(report.announced) == 1
+    # the channel alone (for its link), then the new item with the 5 newest (it is one)
+    assert parses == [0, 5]
+    assert all(it.title in o.text for o in outcomes)
+    assert {o.status for o in outcomes} == {"sent"}
+
+
+def test_the_new_episode_is_recorded_exactly_as_a_full_parse_reads_it(world):
+    big_feed(world)
+    world.cycle()
+    new_episode(world, 41)
+    world.cycle()
+    row = world.store.latest_episode(world.store.all_feeds()[0]["id"])
+    from bot.feed import parse_feed
+    from bot.service import episode_from_data
+    full = parse_feed(rss(world.items), url=world.settings.feed)
+    assert episode_from_data(row["data"]) == next(e for e in full.episodes
+                                                  if e.guid == row["guid"])
+
+
+def test_changed_feed_with_nothing_new_parses_no_item(world, parses):
+    big_feed(world)
+    world.cycle()
+    parses.clear()
+    world.items[3] = world.items[3].with_(notes="<p>Edited show notes.</p>")
+    world.publish_feed()
+    report, _ = world.cycle()
+    assert report.result == "nothing-new"
+    assert parses == [0]  # the channel's fields only
+
+
+def test_guid_rewrite_on_the_scan_path_announces_nothing_and_is_learned(world, parses):
+    big_feed(world)
+    world.cycle()
+    world.items = [i.with_(guid=f"https://newhost.example/guid/{i.n}") for i in world.items]
+    world.publish_feed()
+    parses.clear()
+    report, outcomes = world.cycle()
+    assert report.result == "nothing-new" and outcomes == []
+    assert parses == [0]
+    # the new GUIDs alone now identify the episodes
+    world.items = [i.with_(enclosure=i.enclosure.replace("buzzsprout.com", "cdn.example"),
+                           link=i.link + "?x=1", title=i.title + " (remastered)")
+                   for i in world.items]
+    world.publish_feed()
+    report, _ = world.cycle()
+    assert report.result == "nothing-new"
+
+
+def test_malformed_changed_feed_falls_back_to_the_full_parse(world, parses):
+    big_feed(world, 10)
+    world.cycle()
+    new_episode(world, 11)
+    body = rss(world.items).replace(b"<title>Episode 11", b"<title>Episode&nbsp;11")
+    world.feed_srv.set_feed("/feed.xml", body)
+    parses.clear()
+    report, _ = world.cycle()
+    assert report.result == "new" and len(report.announced) == 1
+    assert parses == [11]  # one full (loose) parse of every item
+    assert any("malformed" in w for w in report.warnings)
