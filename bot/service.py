@@ -331,9 +331,8 @@ class Service:
                 """Paragraphs repeated across the feed (sponsor reads...), computed once
                 over the newest items (all of them when the feed was parsed in full)."""
                 if not found:
-                    from bot import compose
-                    find = getattr(compose, "find_boilerplate", None)  # TODO: drop the guard
-                    found.append(sorted(find(items.sample()) if find else ()))
+                    from bot.compose import find_boilerplate
+                    found.append(sorted(find_boilerplate(items.sample())))
                 return found[0]
 
             def add(ep: Episode, keys, status: EpisodeStatus) -> int:
