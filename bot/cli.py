@@ -164,7 +164,8 @@ def preview(obj: Context, feed_src: str | None, latest: bool, guid: str | None,
     settings = obj.settings()
     src = feed_src or settings.feed
     res = fetch_feed(src, session=new_session())
-    parsed = parse_feed(res.body, url=res.final_url)
+    with res.body as body:
+        parsed = parse_feed(bytes(body), url=res.final_url)
     if not parsed.episodes:
         raise CrierError(f"feed {src}: has no episodes")
     if guid:

@@ -51,6 +51,7 @@ from xml.parsers import expat as pyexpat
 from xml.sax import SAXParseException
 
 import feedparser
+import xxhash
 
 from bot.errors import ParseError
 from bot.models import Episode, ParsedFeed, Person
@@ -513,6 +514,9 @@ class FeedScan:
     prefix: bytes                     # the document is prefix + source[skip:]
     skip: int
     converted: bytes | None = None    # the re-encoded document when it is not `data` itself
+    raw_keys: tuple[frozenset[str], ...] = ()  # identity_keys(item) with no show link
+    digests: tuple[str | None, ...] = ()       # `item_digest` of items a cache may keep
+    reused: int = 0                   # items taken from `known` (not read again)
 
     def document(self, data: bytes) -> bytes:
         """The whole UTF-8 document feedparser parses (a copy; for tests and tools)."""
@@ -534,15 +538,25 @@ class FeedScan:
         return self.prefix[start:end] + source[self.skip:max(self.skip, end - p + self.skip)]
 
 
-def scan_feed(data: bytes, *, url: str | None = None) -> FeedScan | None:
+def scan_feed(data, *, url: str | None = None,
+              known: Mapping[str, KnownItem] | None = None) -> FeedScan | None:
     """Read every item's identity (and byte span) without a full feedparser parse.
 
     Returns None when the document is not one the scan can read exactly (see the notes above
     this function): the caller then parses it in full with `parse_feed`. `url` plays the same
-    part as in `parse_feed` (base for relative links). Raises nothing.
+    part as in `parse_feed` (base for relative links). `data` is bytes, or anything with
+    `len()`, plain slicing and `chunks()` (`bot.fetch.Body`). `known` maps item digests
+    (`FeedScan.digests` of earlier scans of this feed) to what those items held: an item whose
+    bytes are unchanged is then neither parsed nor replayed, only hashed. Raises nothing.
     """
     try:
-        return _scan_feed(bytes(data) if not isinstance(data, bytes) else data, url)
+        if known and len(data) > KNOWN_MIN_BYTES:
+            try:
+                return _scan_known(data, url, known)
+            except _Unreadable as e:
+                log.debug("feed %s: cache-assisted scan not possible (%s); scanning in full",
+                          url or "<bytes>", e)
+        return _finish(_scan_feed(data if isinstance(data, bytes) else bytes(data), url))
     except (ParseError, _Unreadable):
         return None
     except Exception:  # a bug here must never cost a poll: the full parse is always right
@@ -630,7 +644,11 @@ def _utf8_document(data: bytes) -> tuple[bytes, int, bytes | None, str]:
     return prefix, skip, converted, encoding
 
 
-def _scan_feed(data: bytes, url: str | None) -> FeedScan:
+def _scan_feed(data: bytes, url: str | None, *, placeholders: frozenset[int] = frozenset(),
+               podcast_prefixes: set[str] | None = None, seed: int | None = None) -> FeedScan:
+    """The expat pass and replay. Items whose index is in `placeholders` (`<item/>` standing
+    in for known items) are only located. Returns a FeedScan whose `keys` are still empty
+    (`_finish` fills them)."""
     from feedparser.datetimes import _parse_date
     from feedparser.html import _cp1252
     from feedparser.mixin import _FeedParserMixin as Mixin
@@ -643,13 +661,8 @@ def _scan_feed(data: bytes, url: str | None) -> FeedScan:
     source = converted if converted is not None else data
     shift = skip - len(prefix)  # source offset = document offset + shift
 
-    # crier's own podcast:guid reading (`_scan`) knows a prefix by the first 20000 characters
-    try:
-        head = data[:80000].decode(encoding, "replace")[:20000]
-    except LookupError:
-        head = data[:80000].decode("utf-8", "replace")[:20000]
-    podcast_prefixes = {"podcast"} | {p.lower() for p, _, uri in _XMLNS.findall(head)
-                                      if uri.strip().lower() in PODCAST_NAMESPACES}
+    if podcast_prefixes is None:
+        podcast_prefixes = _podcast_prefixes(data, encoding)
 
     match_ns = {k.lower(): v for k, v in Mixin.namespaces.items()}
     doc_prefixes: dict[str, str] = {}   # document prefix → URI (declared once, before items)
@@ -954,18 +967,29 @@ def _scan_feed(data: bytes, url: str | None) -> FeedScan:
             enclosure_url=enclosure_url,
         )
 
+    if items and converted is None and seed is None:
+        seed = _cache_seed(source[:items[0]["start"] + shift], url, podcast_prefixes)
     scanned: list[ScannedItem | None] = []
+    digests: list[str | None] = []
     unsure: list[int] = []
     for i, it in enumerate(items):
+        if i in placeholders:
+            scanned.append(ScannedItem(start=it["start"], end=it["end"]))
+            digests.append(None)
+            continue
         ep = None if it["doubt"] else replay(it)
         if ep is None:
             unsure.append(i)
             scanned.append(ScannedItem(start=it["start"], end=it["end"], exact=False))
+            digests.append(None)
         else:
             scanned.append(ScannedItem(
                 start=it["start"], end=it["end"], title=ep.title, guid=ep.guid,
                 podcast_guid=ep.podcast_guid, link=ep.link, published=ep.published,
                 enclosure_url=ep.enclosure_url))
+            span = source[it["start"] + shift:it["end"] + shift]
+            digests.append(item_digest(span, seed) if seed is not None and b"xmlns" not in span
+                           else None)
     if len(unsure) > MAX_FEEDPARSER_ITEMS and len(unsure) * 10 > len(items):
         raise _Unreadable(f"{len(unsure)} of {len(items)} items need feedparser")
 
@@ -983,14 +1007,201 @@ def _scan_feed(data: bytes, url: str | None) -> FeedScan:
             enclosure_url=ep.enclosure_url, exact=False)
     channel = replace(parsed, episodes=())
     final = tuple(s for s in scanned if s is not None)
-    episodes = tuple(Episode(title=s.title, guid=s.guid, podcast_guid=s.podcast_guid,
-                             link=s.link, published=s.published,
-                             enclosure_url=s.enclosure_url) for s in final)
-    keys = feed_identity_keys(replace(channel, episodes=episodes))
+    raw = tuple(frozenset() if i in placeholders else identity_keys(_episode_of(s))
+                for i, s in enumerate(final))
     if unsure:
         log.debug("feed %s: pre-scan read %d items, feedparser %d", url or "<bytes>",
                   len(items) - len(unsure), len(unsure))
-    return replace(draft, items=final, keys=keys, channel=channel)
+    return replace(draft, items=final, channel=channel, raw_keys=raw, digests=tuple(digests))
+
+
+def _episode_of(s: ScannedItem) -> Episode:
+    return Episode(title=s.title, guid=s.guid, podcast_guid=s.podcast_guid, link=s.link,
+                   published=s.published, enclosure_url=s.enclosure_url)
+
+
+def _finish(scan: FeedScan) -> FeedScan:
+    """`keys`: the raw keys less the show's own link, then less the ambiguous ones; exactly
+    `feed_identity_keys` of the full parse."""
+    show = scan.channel.link
+    drop = f"link:{normalize_url(show)}" if show else None
+    keysets = [ks - {drop} if drop in ks else ks for ks in scan.raw_keys]
+    keys = _unambiguous(keysets, scan.channel.title, [(s.title, s.guid) for s in scan.items])
+    return replace(scan, keys=keys)
+
+
+# -- unchanged items, known by their bytes ---------------------------------------------------
+#
+# Between two polls of a changed feed almost every item is byte-for-byte what it was. An item's
+# digest is XXH3-128 of its bytes, seeded with everything outside the item that can change how
+# those bytes read (the XML declaration, the namespace declarations before the first item, the
+# feed URL, feedparser's and this code's versions). `_scan_known` finds item boundaries with a
+# byte search over the body's chunks, hashes each item, and builds a much smaller document: the
+# channel, the first item, every item not known, and `<item/>` in place of each known item.
+# That document goes through the ordinary scan, which both validates it and checks that each
+# stand-in sits exactly where an item of the channel belongs (so a known item's bytes are a
+# well-formed element in the same place, and the search did not cut through a CDATA section
+# or comment). Anything unexpected falls back to the full scan.
+
+CACHE_VERSION = "crier-scan-1"
+KNOWN_MIN_BYTES = 256 * 1024   # below this a full scan is as fast
+_START_FOLLOW = frozenset(b" \t\r\n>")  # what may follow "<item" in a start tag
+_END_REST = re.compile(rb"[ \t\r\n]*>")
+_XMLNS_DECL = re.compile(rb"""xmlns(?::[^\s=/>]+)?\s*=\s*(?:"[^"]*"|'[^']*')""")
+_PLACEHOLDER = b"<item/>"
+
+
+@dataclass(frozen=True)
+class KnownItem:
+    """What a scan read from an item, kept under the item's digest."""
+    title: str = ""
+    guid: str | None = None
+    podcast_guid: str | None = None
+    link: str | None = None
+    published: datetime | None = None
+    enclosure_url: str | None = None
+    keys: frozenset[str] = frozenset()   # raw identity keys (no show link applied)
+
+    @classmethod
+    def of(cls, item: ScannedItem, keys: frozenset[str]) -> KnownItem:
+        return cls(title=item.title, guid=item.guid, podcast_guid=item.podcast_guid,
+                   link=item.link, published=item.published,
+                   enclosure_url=item.enclosure_url, keys=keys)
+
+
+def item_digest(span: bytes, seed: int) -> str:
+    return xxhash.xxh3_128_hexdigest(span, seed=seed)
+
+
+def _podcast_prefixes(data, encoding: str) -> set[str]:
+    """crier's own podcast:guid reading (`_scan`) knows a prefix by the first 20000 chars."""
+    try:
+        head = data[:80000].decode(encoding, "replace")[:20000]
+    except LookupError:
+        head = data[:80000].decode("utf-8", "replace")[:20000]
+    return {"podcast"} | {p.lower() for p, _, uri in _XMLNS.findall(head)
+                          if uri.strip().lower() in PODCAST_NAMESPACES}
+
+
+def _cache_seed(header: bytes, url: str | None, podcast_prefixes: set[str]) -> int:
+    decl = _XML_DECLARATION.match(header)
+    context = (CACHE_VERSION, feedparser.__version__, url or "",
+               decl.group(0) if decl else b"", sorted(set(_XMLNS_DECL.findall(header))),
+               sorted(podcast_prefixes))
+    return xxhash.xxh3_64_intdigest(repr(context).encode())
+
+
+def _chunks(data) -> Iterable[bytes]:
+    return (data,) if isinstance(data, bytes | bytearray | memoryview) else data.chunks()
+
+
+def _scan_known(data, url: str | None, known: Mapping[str, KnownItem]) -> FeedScan:
+    head = data[:80000]
+    if head[:3] == b"\xef\xbb\xbf" or b"\x00" in head[:4]:
+        raise _Unreadable("byte order mark or a wide encoding")
+    from feedparser.encodings import RE_XML_PI_ENCODING
+    m = RE_XML_PI_ENCODING.match(head)
+    if m and m.group(1).decode("utf-8", "replace").lower() not in ("utf-8", "utf8"):
+        raise _Unreadable("not declared UTF-8")
+    podcast_prefixes = _podcast_prefixes(head, "utf-8")
+
+    pieces: list[bytes] = []
+    spans: list[tuple[int, int]] = []          # body offsets of each item
+    at: list[int] = []                         # skeleton offset of each item
+    digests: list[str | None] = []
+    stand_ins: list[int] = []
+    seed: int | None = None
+    built = 0                                  # skeleton length so far
+    buf, base = b"", 0                         # buf holds body[base:base + len(buf)]
+    emitted, scan_from, open_at = 0, 0, None   # body offsets
+
+    def emit(piece: bytes) -> None:
+        nonlocal built
+        pieces.append(piece)
+        built += len(piece)
+
+    for chunk in _chunks(data):
+        buf = buf + chunk if buf else bytes(chunk)
+        view = memoryview(buf)
+        pos = scan_from - base
+        while True:
+            if open_at is None:  # looking for "<item" + whitespace or ">"
+                pos = buf.find(b"<item", pos)
+                if pos < 0 or pos + 5 >= len(buf):
+                    pos = len(buf) - 5 if pos < 0 else pos
+                    break
+                if buf[pos + 5] not in _START_FOLLOW:
+                    pos += 5
+                    continue
+                open_at = base + pos
+                gap = buf[emitted - base:pos]
+                if not spans:
+                    seed = _cache_seed(gap, url, podcast_prefixes)
+                emit(gap)
+                emitted = open_at
+                pos += 6
+            else:  # looking for "</item" + optional whitespace + ">"
+                pos = buf.find(b"</item", pos)
+                if pos < 0:
+                    pos = len(buf) - 6
+                    break
+                close = _END_REST.match(buf, pos + 6)
+                if close is None:
+                    if len(buf) - pos < 64:  # maybe cut at the chunk's end
+                        break
+                    pos += 6
+                    continue
+                end, start = close.end(), open_at - base
+                digest = item_digest(view[start:end], seed) \
+                    if buf.find(b"xmlns", start, end) < 0 else None
+                i = len(spans)
+                spans.append((open_at, base + end))
+                digests.append(digest)
+                at.append(built)
+                if i > 0 and digest in known:
+                    stand_ins.append(i)
+                    emit(_PLACEHOLDER)
+                else:
+                    emit(buf[start:end])
+                emitted, open_at, pos = base + end, None, end
+        scan_from = max(base + max(pos, 0), emitted)
+        view.release()
+        buf, base = buf[emitted - base:], emitted
+    if open_at is not None or not spans:
+        raise _Unreadable("no items, or an item left open")
+    emit(buf)  # the tail
+    skeleton = b"".join(pieces)
+    pieces.clear()
+    buf = b""
+    placeholders = frozenset(stand_ins)
+    sk = _scan_feed(skeleton, url, placeholders=placeholders, podcast_prefixes=podcast_prefixes,
+                    seed=seed)
+    if sk.converted is not None or len(sk.items) != len(spans):
+        raise _Unreadable("the items are not where the byte search found them")
+    to_doc = len(sk.prefix) - sk.skip  # document offset = body offset + to_doc
+    for i, item in enumerate(sk.items):
+        if item.start != at[i] + to_doc:
+            raise _Unreadable("the items are not where the byte search found them")
+
+    items: list[ScannedItem] = []
+    raw: list[frozenset[str]] = []
+    kept: list[str | None] = []
+    for i, item in enumerate(sk.items):
+        start, end = spans[i][0] + to_doc, spans[i][1] + to_doc
+        if i in placeholders:
+            k = known[digests[i]]
+            items.append(ScannedItem(start=start, end=end, title=k.title, guid=k.guid,
+                                     podcast_guid=k.podcast_guid, link=k.link,
+                                     published=k.published, enclosure_url=k.enclosure_url))
+            raw.append(k.keys)
+            kept.append(digests[i])
+        else:
+            items.append(replace(item, start=start, end=end))
+            raw.append(sk.raw_keys[i])
+            kept.append(sk.digests[i])
+    return _finish(replace(sk, items=tuple(items), raw_keys=tuple(raw), digests=tuple(kept),
+                           size=len(data), header_end=spans[0][0] + to_doc,
+                           tail_start=spans[-1][1] + to_doc, reused=len(placeholders)))
 
 
 # -- identity -----------------------------------------------------------------------------------
@@ -1095,6 +1306,11 @@ def feed_identity_keys(feed: ParsedFeed) -> tuple[frozenset[str], ...]:
     key is ambiguous keeps them all (it would otherwise be unmatchable, and new on every poll).
     """
     keysets = [identity_keys(ep, show_link=feed.link) for ep in feed.episodes]
+    return _unambiguous(keysets, feed.title, [(ep.title, ep.guid) for ep in feed.episodes])
+
+
+def _unambiguous(keysets: list[frozenset[str]], feed_title: str,
+                 labels: list[tuple[str, str | None]]) -> tuple[frozenset[str], ...]:
     holders: dict[str, list[int]] = defaultdict(list)
     for i, ks in enumerate(keysets):
         for k in ks:
@@ -1103,13 +1319,13 @@ def feed_identity_keys(feed: ParsedFeed) -> tuple[frozenset[str], ...]:
                  if len(idx) > 1 and _different_episodes([keysets[i] for i in idx])}
     if ambiguous:
         log.info("feed %r: %d identity key(s) shared by different episodes are ignored: %s",
-                 feed.title, len(ambiguous), ", ".join(sorted(ambiguous)[:5]))
+                 feed_title, len(ambiguous), ", ".join(sorted(ambiguous)[:5]))
     out = []
-    for ep, ks in zip(feed.episodes, keysets, strict=True):
+    for (title, guid), ks in zip(labels, keysets, strict=True):
         kept = ks - ambiguous
         if not kept:
             log.warning("episode %r (guid %r): every identity key is shared with another "
-                        "episode; keeping them all", ep.title, ep.guid)
+                        "episode; keeping them all", title, guid)
             kept = ks
         out.append(kept)
     return tuple(out)

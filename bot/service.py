@@ -14,12 +14,14 @@ Guarantees kept here:
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot import errors
 from bot.config import Account, Settings
@@ -37,6 +39,9 @@ from bot.models import (
 )
 from bot.platforms.base import Publisher
 from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.feed import KnownItem
 
 log = logging.getLogger(__name__)
 
@@ -113,23 +118,45 @@ def episode_from_data(d: dict) -> Episode:
 class _FeedItems:
     """A changed feed as `Service._detect` needs it: every item's identity keys in document
     order, the channel's fields, and Episodes on demand: from a full parse, or, when the
-    pre-scan could read the feed, from feedparser on just the items asked for."""
+    pre-scan could read the feed, from feedparser on just the items asked for. `digests` are
+    the items' cache digests (None: not cacheable), when a scan gave them."""
 
-    def __init__(self, body: bytes, url: str | None, keys: tuple[frozenset[str], ...],
-                 channel: ParsedFeed, *, parsed: ParsedFeed | None = None, scan=None):
+    def __init__(self, body, url: str | None, keys: tuple[frozenset[str], ...],
+                 channel: ParsedFeed, *, parsed: ParsedFeed | None = None, scan=None,
+                 digests: tuple[str | None, ...] = (), scanned=None):
         self.body, self.url, self.keys, self.channel = body, url, keys, channel
         self.parsed, self.scan = parsed, scan
+        self.digests = digests or (None,) * len(keys)
+        self._scanned = scanned if scanned is not None else scan  # FeedScan of the digests
         self._sample: tuple[Episode, ...] = parsed.episodes if parsed else ()
 
     @classmethod
-    def read(cls, body: bytes, url: str | None, *, scan: bool) -> _FeedItems:
-        """Raises ParseError when the feed is unreadable (as parse_feed does)."""
+    def read(cls, body, url: str | None, *, scan: bool,
+             known: Mapping[str, KnownItem] | None = None) -> _FeedItems:
+        """`body` is bytes or a `bot.fetch.Body`. With `scan`, the pre-scan (helped by the
+        `known` items of the last poll) reads the items; without it (the first run needs
+        every episode) the feed is parsed in full, and scanned too for the item digests.
+        Raises ParseError when the feed is unreadable (as parse_feed does)."""
         from bot.feed import feed_identity_keys, parse_feed, scan_feed
-        pre = scan_feed(body, url=url) if scan else None
-        if pre is None:
-            parsed = parse_feed(body, url=url)
-            return cls(body, url, feed_identity_keys(parsed), parsed, parsed=parsed)
-        return cls(body, url, pre.keys, pre.channel, scan=pre)
+        pre = scan_feed(body, url=url, known=known) if scan else None
+        if pre is not None:
+            return cls(body, url, pre.keys, pre.channel, scan=pre, digests=pre.digests)
+        data = body if isinstance(body, bytes) else bytes(body)
+        parsed = parse_feed(data, url=url)
+        keys = feed_identity_keys(parsed)
+        digests, scanned = (), None
+        if not scan:
+            scanned = scan_feed(data, url=url)
+            if scanned is not None and scanned.keys == keys:
+                digests = scanned.digests
+            else:
+                scanned = None
+        return cls(data, url, keys, parsed, parsed=parsed, digests=digests, scanned=scanned)
+
+    def known_item(self, i: int) -> KnownItem:
+        """Item `i` as the item cache keeps it (only for items with a digest)."""
+        from bot.feed import KnownItem
+        return KnownItem.of(self._scanned.items[i], self._scanned.raw_keys[i])
 
     @property
     def bozo_message(self) -> str | None:
@@ -156,7 +183,8 @@ class _FeedItems:
         except Exception:  # never expected; the full parse is always right
             log.exception("feed %s: reading the new items alone failed; parsing in full",
                           self.url)
-            self.parsed = parse_feed(self.body, url=self.url)
+            data = self.body if isinstance(self.body, bytes) else bytes(self.body)
+            self.parsed = parse_feed(data, url=self.url)
             self._sample = self.parsed.episodes
             return {i: self.parsed.episodes[i] for i in indices}
         self._sample = tuple(got[i] for i in newest)
@@ -165,6 +193,54 @@ class _FeedItems:
     def sample(self) -> tuple[Episode, ...]:
         """The episodes boilerplate is looked for in: all of a full parse, else the newest."""
         return self._sample
+
+
+class _ItemCache(Mapping):
+    """A feed's `feed_items` rows: digest → KnownItem for the scanner (decoded on demand),
+    plus which episode each item is and which of its keys were known when it was written."""
+
+    def __init__(self, rows: dict[str, tuple[int, str]]):
+        self.rows = rows
+        self._decoded: dict[str, tuple[KnownItem, frozenset[str]]] = {}
+
+    def _decode(self, digest: str) -> tuple[KnownItem, frozenset[str]]:
+        got = self._decoded.get(digest)
+        if got is None:
+            from bot.feed import KnownItem
+            d = json.loads(self.rows[digest][1])
+            keys = frozenset(d["k"])
+            got = self._decoded[digest] = (KnownItem(
+                title=d["t"], guid=d["g"], podcast_guid=d["pg"], link=d["l"],
+                published=datetime.fromisoformat(d["p"]) if d["p"] else None,
+                enclosure_url=d["e"], keys=keys), frozenset(d["n"]) if "n" in d else keys)
+        return got
+
+    def __getitem__(self, digest: str) -> KnownItem:
+        return self._decode(digest)[0]
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self.rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def episode(self, digest: str | None, keys: frozenset[str]) -> int | None:
+        """The episode this cached item is, when every one of `keys` was known then."""
+        if digest is None or digest not in self.rows:
+            return None
+        return self.rows[digest][0] if keys and keys <= self._decode(digest)[1] else None
+
+    @staticmethod
+    def encode(item: KnownItem, known: frozenset[str]) -> str:
+        d = {"t": item.title, "g": item.guid, "pg": item.podcast_guid, "l": item.link,
+             "p": item.published.isoformat() if item.published else None,
+             "e": item.enclosure_url, "k": sorted(item.keys)}
+        if known != item.keys:
+            d["n"] = sorted(known)
+        return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
 
 # -- the service --------------------------------------------------------------------------
@@ -232,8 +308,16 @@ class Service:
             report.result = "unchanged"
             return report
 
+        with res.body:
+            return self._changed(feed, res, now, backfill, report, updates)
+
+    def _changed(self, feed: dict, res, now: datetime, backfill: int | None,
+                 report: PollReport, updates: dict) -> PollReport:
+        url = res.final_url
+        cache = _ItemCache(self.store.load_items(feed["id"]) if feed["baseline_done"] else {})
         try:
-            items = _FeedItems.read(res.body, res.final_url, scan=bool(feed["baseline_done"]))
+            items = _FeedItems.read(res.body, res.final_url, scan=bool(feed["baseline_done"]),
+                                    known=cache)
         except errors.ParseError as e:
             return self._feed_failed(feed, now, e, report)
         if items.bozo_message:
@@ -242,7 +326,7 @@ class Service:
             report.warnings.append(msg)
 
         try:
-            self._detect(feed, items, now, backfill, report)
+            self._detect(feed, items, cache, now, backfill, report)
         except Exception:
             # Another process may have recorded the same episodes at the same moment
             # (a unique key tripped): the next poll sees them as known. Nothing is lost:
@@ -279,10 +363,18 @@ class Service:
         report.result, report.error = "error", str(e)
         return report
 
-    def _detect(self, feed: dict, items: _FeedItems, now: datetime, backfill: int | None,
-                report: PollReport) -> None:
+    def _detect(self, feed: dict, items: _FeedItems, cache: _ItemCache, now: datetime,
+                backfill: int | None, report: PollReport) -> None:
         keysets = items.keys
-        known = self.store.match_keys(feed["id"], {k for ks in keysets for k in ks})
+        # An item whose bytes are as the last poll left them is that episode still; the rest
+        # are matched on their identity keys.
+        resolved: dict[int, int] = {}  # item index → episode id
+        for i, keys in enumerate(keysets):
+            eid = cache.episode(items.digests[i], keys)
+            if eid is not None:
+                resolved[i] = eid
+        known = self.store.match_keys(feed["id"], {k for i, ks in enumerate(keysets)
+                                                   if i not in resolved for k in ks})
         first_run = not feed["baseline_done"]
         # Which items are new is decided on keys alone (a GUID rewrite is learned, not
         # announced); only those items need their Episode (a feedparser read, when scanned).
@@ -290,6 +382,8 @@ class Service:
         fresh_idx: list[int] = []
         seen_new: set[str] = set()
         for i, keys in enumerate(keysets):
+            if i in resolved:
+                continue
             if not keys:
                 title = items.title(i)
                 log.warning("feed %s: item %r has nothing to identify it by (no GUID, "
@@ -299,6 +393,7 @@ class Service:
                 continue
             hits = sorted({known[k] for k in keys if k in known})
             if hits:
+                resolved[i] = hits[0]
                 missing = [k for k in keys if k not in known]
                 if missing:  # the feed changed this episode's GUID, URL or title
                     learned.append((hits[0], missing))
@@ -311,8 +406,8 @@ class Service:
             seen_new |= keys
             fresh_idx.append(i)
         episodes = items.episodes(fresh_idx, sample=0 if first_run else BOILERPLATE_SAMPLE)
-        fresh: list[tuple[Episode, frozenset[str]]] = [
-            (episodes[i], keysets[i]) for i in fresh_idx]
+        fresh: list[tuple[Episode, frozenset[str], int]] = [
+            (episodes[i], keysets[i], i) for i in fresh_idx]
 
         with self.store.tx() as c:
             for eid, missing in learned:
@@ -322,8 +417,8 @@ class Service:
 
             # Oldest first, so announcements read in order and ids follow time.
             fresh.sort(key=lambda t: (t[0].published or now))
-            future = [(e, k) for e, k in fresh if e.published and e.published > now]
-            current = [(e, k) for e, k in fresh if not (e.published and e.published > now)]
+            future = [t for t in fresh if t[0].published and t[0].published > now]
+            current = [t for t in fresh if not (t[0].published and t[0].published > now)]
 
             found: list[list[str]] = []
 
@@ -335,23 +430,24 @@ class Service:
                     found.append(sorted(find_boilerplate(items.sample())))
                 return found[0]
 
-            def add(ep: Episode, keys, status: EpisodeStatus) -> int:
+            def add(ep: Episode, keys, status: EpisodeStatus, i: int) -> int:
                 data = episode_to_data(ep, items.channel.language, items.channel.image)
                 if status != EpisodeStatus.BASELINE:
                     data["boilerplate"] = boilerplate()
-                return self.store.add_episode(
+                eid = resolved[i] = self.store.add_episode(
                     c, feed["id"], title=ep.title, guid=ep.guid, link=ep.link,
                     published_at=ep.published, status=status.value, now=now,
                     data=data, keys=keys)
+                return eid
 
             if first_run:
                 n = self.settings.first_run_backfill if backfill is None else backfill
                 chosen = current[len(current) - n:] if n > 0 else []
-                for ep, keys in current[:len(current) - len(chosen)]:
-                    add(ep, keys, EpisodeStatus.BASELINE)
+                for ep, keys, i in current[:len(current) - len(chosen)]:
+                    add(ep, keys, EpisodeStatus.BASELINE, i)
                     report.baseline += 1
-                for ep, keys in chosen:
-                    eid = add(ep, keys, EpisodeStatus.ANNOUNCED)
+                for ep, keys, i in chosen:
+                    eid = add(ep, keys, EpisodeStatus.ANNOUNCED, i)
                     self._enqueue_episode(c, eid, now)
                     report.announced.append(eid)
                     log.info("episode %d %r: announced (backfill)", eid, ep.title)
@@ -361,23 +457,24 @@ class Service:
                          feed["url"], report.baseline,
                          f", newest {len(chosen)} announced" if chosen else "")
             elif len(current) > self.settings.max_new_per_poll:
-                for ep, keys in current:
-                    eid = add(ep, keys, EpisodeStatus.HELD)
+                for ep, keys, i in current:
+                    eid = add(ep, keys, EpisodeStatus.HELD, i)
                     report.held.append(eid)
                     log.warning("episode %d %r: held (flood guard: %d new in one poll > "
                                 "max_new_per_poll %d); `crier release` announces it",
                                 eid, ep.title, len(current), self.settings.max_new_per_poll)
             else:
-                for ep, keys in current:
-                    eid = add(ep, keys, EpisodeStatus.ANNOUNCED)
+                for ep, keys, i in current:
+                    eid = add(ep, keys, EpisodeStatus.ANNOUNCED, i)
                     self._enqueue_episode(c, eid, now)
                     report.announced.append(eid)
                     log.info("episode %d %r: new, announcement enqueued", eid, ep.title)
-            for ep, keys in future:
-                eid = add(ep, keys, EpisodeStatus.SCHEDULED)
+            for ep, keys, i in future:
+                eid = add(ep, keys, EpisodeStatus.SCHEDULED, i)
                 report.scheduled.append(eid)
                 log.info("episode %d %r: dated %s, waits until then", eid, ep.title,
                          ep.published.isoformat())
+            self._remember_items(c, feed["id"], items, cache, resolved)
         if first_run:
             report.result = "baseline"
         elif report.announced or report.held or report.scheduled:
@@ -386,6 +483,23 @@ class Service:
             report.result = "nothing-new"
         if not report.announced:
             log.info("feed %s: %s", feed["url"], report.result)
+
+    def _remember_items(self, c, feed_id: int, items: _FeedItems, cache: _ItemCache,
+                        resolved: dict[int, int]) -> None:
+        """Keep each recorded item's digest for the next poll; forget the ones gone."""
+        put: dict[str, tuple[int, str]] = {}
+        current: set[str] = set()
+        for i, eid in resolved.items():
+            digest = items.digests[i]
+            if digest is None:
+                continue
+            current.add(digest)
+            if cache.episode(digest, items.keys[i]) == eid:
+                continue  # unchanged
+            put[digest] = (eid, cache.encode(items.known_item(i), items.keys[i]))
+        drop = [d for d in cache if d not in current]
+        if put or drop:
+            self.store.save_items(c, feed_id, drop=drop, put=put)
 
     @staticmethod
     def _feeds():

@@ -25,7 +25,7 @@ from bot.models import DeliveryStatus
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0001"
+HEAD = "0002"
 MAX_KEY = 300
 
 
@@ -106,6 +106,15 @@ deliveries = sa.Table(
     sa.Column("remote_id", sa.String(100)), sa.Column("remote_url", sa.Text),
     sa.Column("created_at", TS, nullable=False), sa.Column("updated_at", TS, nullable=False),
     sa.Column("sent_at", TS),
+)
+feed_items = sa.Table(  # a cache of scanned items by digest (migration 0002)
+    "feed_items", md,
+    sa.Column("feed_id", sa.Integer, sa.ForeignKey("feeds.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("digest", sa.String(32), primary_key=True),
+    sa.Column("episode_id", sa.Integer, sa.ForeignKey("episodes.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
 )
 locks = sa.Table(
     "locks", md,
@@ -217,6 +226,26 @@ class Store:
                 for k, eid in c.execute(q):
                     found[wanted[k]] = eid
         return found
+
+    # -- the item cache (see bot/feed.py: unchanged items, known by their bytes) --------------
+    def load_items(self, feed_id: int) -> dict[str, tuple[int, str]]:
+        """digest → (episode id, data) for a feed's cached items."""
+        with self.tx() as c:
+            q = sa.select(feed_items.c.digest, feed_items.c.episode_id, feed_items.c.data
+                          ).where(feed_items.c.feed_id == feed_id)
+            return {d: (eid, data) for d, eid, data in c.execute(q)}
+
+    def save_items(self, c, feed_id: int, *, drop: Iterable[str],
+                   put: dict[str, tuple[int, str]]) -> None:
+        """Delete the rows of `drop` and write (insert or replace) the rows of `put`."""
+        gone = sorted(set(drop) | set(put))
+        for i in range(0, len(gone), 500):
+            c.execute(feed_items.delete().where(feed_items.c.feed_id == feed_id,
+                                                feed_items.c.digest.in_(gone[i:i + 500])))
+        if put:
+            c.execute(feed_items.insert(), [
+                {"feed_id": feed_id, "digest": d, "episode_id": eid, "data": data}
+                for d, (eid, data) in put.items()])
 
     def add_episode(self, c, feed_id: int, *, title: str, guid: str | None, link: str | None,
                     published_at: datetime | None, status: str, now: datetime,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from bot.errors import FeedError, FetchError
 from bot.fetch import (
     MAX_REDIRECTS,
     USER_AGENT,
+    body_hash,
     fetch_bytes,
     fetch_feed,
     new_session,
@@ -27,7 +27,7 @@ from tests.fakes.feed_server import FeedServer
 from tests.feedgen import item, rss
 
 BODY = rss([item(n) for n in range(1, 4)])
-SHA = hashlib.sha256(BODY).hexdigest()
+SHA = body_hash(BODY)
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def closed_port() -> int:
 
 def test_first_fetch_returns_body_hash_and_validators(srv, session):
     res = fetch_feed(feed_url(srv), session=session)
-    assert res.status == 200 and res.body == BODY and res.body_hash == SHA
+    assert res.status == 200 and bytes(res.body) == BODY and res.body_hash == SHA
     assert res.etag and res.etag.startswith('"') and res.last_modified.endswith("GMT")
     assert not res.unchanged and res.permanent_redirect is None and res.max_age is None
     assert res.url == res.final_url == feed_url(srv)
@@ -115,8 +115,8 @@ def test_changed_body_is_news(srv, session):
     srv.set_feed("/feed.xml", new_body)
     res = fetch_feed(feed_url(srv), session=session, etag=first.etag,
                      last_modified=first.last_modified, previous_hash=first.body_hash)
-    assert res.status == 200 and not res.unchanged and res.body == new_body
-    assert res.body_hash == hashlib.sha256(new_body).hexdigest()
+    assert res.status == 200 and not res.unchanged and bytes(res.body) == new_body
+    assert res.body_hash == body_hash(new_body)
     assert res.etag != first.etag and res.last_modified != first.last_modified
 
 
@@ -181,7 +181,7 @@ def test_user_agent_is_crier_and_version(srv, session):
 def test_redirects_and_which_are_permanent(srv, session, status, permanent):
     srv.redirect("/old.xml", "/feed.xml", status=status)
     res = fetch_feed(feed_url(srv, "/old.xml"), session=session)
-    assert res.body == BODY and res.final_url == feed_url(srv)
+    assert bytes(res.body) == BODY and res.final_url == feed_url(srv)
     assert res.url == feed_url(srv, "/old.xml")
     assert res.permanent_redirect == (feed_url(srv) if permanent else None)
 
@@ -283,7 +283,7 @@ def test_failures_count_down_then_the_feed_comes_back(srv, session):
     srv.fail_next("/feed.xml", status=500, count=2)
     for _ in range(2):
         assert fetch_error(feed_url(srv), session).status == 500
-    assert fetch_feed(feed_url(srv), session=session).body == BODY
+    assert bytes(fetch_feed(feed_url(srv), session=session).body) == BODY
 
 
 # -- timeouts and broken connections ---------------------------------------------------------
@@ -311,7 +311,7 @@ def test_server_hanging_up_without_an_answer(srv, session):
     srv.fail_next("/feed.xml", disconnect=True)
     e = fetch_error(feed_url(srv), session)
     assert "could not connect" in str(e) and e.status is None
-    assert fetch_feed(feed_url(srv), session=session).body == BODY  # the pool recovers
+    assert bytes(fetch_feed(feed_url(srv), session=session).body) == BODY  # the pool recovers
 
 
 # -- size caps -------------------------------------------------------------------------------
@@ -361,7 +361,7 @@ def test_file_path_and_file_url(tmp_path, session):
     path.write_bytes(BODY)
     for url in (str(path), path.as_uri()):
         res = fetch_feed(url, session=session)
-        assert res.status == 200 and res.body == BODY and res.body_hash == SHA
+        assert res.status == 200 and bytes(res.body) == BODY and res.body_hash == SHA
         assert not res.unchanged and res.final_url == url and res.etag is None
         again = fetch_feed(url, session=session, previous_hash=res.body_hash)
         assert again.unchanged and again.body is None and again.body_hash == SHA
@@ -440,6 +440,6 @@ def test_credentials_never_appear_in_errors(srv, session, case, caplog):
 
 def test_credentials_in_the_url_are_sent_as_basic_auth(srv, session):
     res = fetch_feed(f"http://alice:s3cret@127.0.0.1:{srv.port}/feed.xml", session=session)
-    assert res.body == BODY
+    assert bytes(res.body) == BODY
     (_, _, headers), = srv.requests
     assert headers["Authorization"].startswith("Basic ")

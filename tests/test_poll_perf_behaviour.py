@@ -58,7 +58,9 @@ def test_first_run_parses_in_full(world, parses):
     big_feed(world)
     report, _ = world.cycle()
     assert report.result == "baseline" and report.baseline == 40
-    assert parses == [40]
+    # every item, then the channel alone: the scan that learns each item's digest
+    assert parses == [40, 0]
+    assert world.store.load_items(world.store.all_feeds()[0]["id"]) != {}
 
 
 def test_a_changed_feed_parses_only_the_new_items(world, parses, monkeypatch):
