@@ -39,13 +39,15 @@ import hashlib
 import html
 import io
 import logging
+import math
 import re
+import struct
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
 from xml.parsers import expat as pyexpat
 from xml.sax import SAXParseException
@@ -483,12 +485,12 @@ _START_TAG_END = re.compile(rb"""<[^\s/>]+(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']
 MAX_FEEDPARSER_ITEMS = 50
 
 
-@dataclass(frozen=True)
-class ScannedItem:
+class ScannedItem(NamedTuple):
     """One item as the pre-scan read it: its identity material and where it lies.
 
     `start`/`end` are byte offsets into the document feedparser parses (`FeedScan.document`).
     `exact` is False for an item the scanner could not read alone (feedparser read it).
+    (A NamedTuple: a big feed has thousands, made on every changed poll.)
     """
     start: int
     end: int
@@ -499,12 +501,15 @@ class ScannedItem:
     published: datetime | None = None
     enclosure_url: str | None = None
     exact: bool = True
+    known: bool = False  # unchanged since an earlier scan: only `published` is filled in
 
 
 @dataclass(frozen=True, eq=False)
 class FeedScan:
     """What `scan_feed` found: items in document order, their identity keys (exactly
-    `feed_identity_keys(parse_feed(data))`), and the channel's fields."""
+    `feed_identity_keys(parse_feed(data))`), and the channel's fields. Items the `known`
+    cache recognised (`ScannedItem.known`) have empty `keys` and `raw_keys`: they are byte
+    for byte an item an earlier scan read."""
     items: tuple[ScannedItem, ...]
     keys: tuple[frozenset[str], ...]
     channel: ParsedFeed               # the channel's fields; `episodes` is empty
@@ -515,7 +520,7 @@ class FeedScan:
     skip: int
     converted: bytes | None = None    # the re-encoded document when it is not `data` itself
     raw_keys: tuple[frozenset[str], ...] = ()  # identity_keys(item) with no show link
-    digests: tuple[str | None, ...] = ()       # `item_digest` of items a cache may keep
+    digests: tuple[bytes | None, ...] = ()     # `item_digest` of items a cache may keep
     reused: int = 0                   # items taken from `known` (not read again)
 
     def document(self, data: bytes) -> bytes:
@@ -539,15 +544,15 @@ class FeedScan:
 
 
 def scan_feed(data, *, url: str | None = None,
-              known: Mapping[str, KnownItem] | None = None) -> FeedScan | None:
+              known: ItemCache | None = None) -> FeedScan | None:
     """Read every item's identity (and byte span) without a full feedparser parse.
 
     Returns None when the document is not one the scan can read exactly (see the notes above
     this function): the caller then parses it in full with `parse_feed`. `url` plays the same
     part as in `parse_feed` (base for relative links). `data` is bytes, or anything with
-    `len()`, plain slicing and `chunks()` (`bot.fetch.Body`). `known` maps item digests
-    (`FeedScan.digests` of earlier scans of this feed) to what those items held: an item whose
-    bytes are unchanged is then neither parsed nor replayed, only hashed. Raises nothing.
+    `len()`, plain slicing and `chunks()` (`bot.fetch.Body`). `known` is the `ItemCache` an
+    earlier poll left (`next_item_cache`): an item whose bytes are unchanged is then neither
+    parsed nor replayed, only hashed. Raises nothing.
     """
     try:
         if known and len(data) > KNOWN_MIN_BYTES:
@@ -1043,34 +1048,161 @@ def _finish(scan: FeedScan) -> FeedScan:
 # well-formed element in the same place, and the search did not cut through a CDATA section
 # or comment). Anything unexpected falls back to the full scan.
 
-CACHE_VERSION = "crier-scan-1"
+CACHE_VERSION = "crier-scan-2"
 KNOWN_MIN_BYTES = 256 * 1024   # below this a full scan is as fast
 _START_FOLLOW = frozenset(b" \t\r\n>")  # what may follow "<item" in a start tag
 _END_REST = re.compile(rb"[ \t\r\n]*>")
-_XMLNS_DECL = re.compile(rb"""xmlns(?::[^\s=/>]+)?\s*=\s*(?:"[^"]*"|'[^']*')""")
 _PLACEHOLDER = b"<item/>"
+_NO_KEYS: frozenset[str] = frozenset()
+_XMLNS_DECL = re.compile(rb"""xmlns(?::[^\s=/>]+)?\s*=\s*(?:"[^"]*"|'[^']*')""")
+_KEY_KINDS = {"guid": 1, "pguid": 2, "enc": 3, "link": 4, "fp": 5}
+_LOW56 = (1 << 56) - 1
 
 
-@dataclass(frozen=True)
-class KnownItem:
-    """What a scan read from an item, kept under the item's digest."""
-    title: str = ""
-    guid: str | None = None
-    podcast_guid: str | None = None
-    link: str | None = None
-    published: datetime | None = None
-    enclosure_url: str | None = None
-    keys: frozenset[str] = frozenset()   # raw identity keys (no show link applied)
+def key_hash(key: str) -> int:
+    """An identity key as 64 bits: its kind in the top byte, 56 bits of XXH3 below."""
+    kind = _KEY_KINDS.get(key.split(":", 1)[0], 0)
+    return kind << 56 | xxhash.xxh3_64_intdigest(key.encode("utf-8", "surrogatepass")) & _LOW56
+
+
+class ItemCache:
+    """The items of a feed as a poll read them, by digest: each one's publication time and its
+    identity keys (as `key_hash`es), for the show link they were read with. Packs to a few
+    dozen bytes per item for the state database (`pack` / `unpack`); reads lazily."""
+
+    _MAGIC = b"crier-items-2\n"
+    _ENTRY = struct.Struct("<16sdIB")  # digest, published (NaN: none), length, number of keys
+
+    def __init__(self, show_link: str | None = None):
+        self.show_link = show_link
+        self._blob = b""
+        self._index: dict[bytes, int] = {}     # digest → offset of its entry in _blob
+        self._added: dict[bytes, bytes] = {}   # digest → packed entry
+        self._next: dict[bytes, bytes] | None = None
 
     @classmethod
-    def of(cls, item: ScannedItem, keys: frozenset[str]) -> KnownItem:
-        return cls(title=item.title, guid=item.guid, podcast_guid=item.podcast_guid,
-                   link=item.link, published=item.published,
-                   enclosure_url=item.enclosure_url, keys=keys)
+    def unpack(cls, blob: bytes | None) -> ItemCache:
+        """A cache from `pack()` output; an empty cache for None or anything unreadable."""
+        if not blob or not blob.startswith(cls._MAGIC):
+            return cls()
+        try:
+            pos = len(cls._MAGIC)
+            (n,) = struct.unpack_from("<H", blob, pos)
+            link = blob[pos + 2:pos + 2 + n].decode("utf-8") or None
+            pos += 2 + n
+            cache = cls(link)
+            index, size, entry = cache._index, len(blob), cls._ENTRY
+            while pos < size:
+                digest, _, _, count = entry.unpack_from(blob, pos)
+                index[digest] = pos
+                pos += entry.size + 8 * count
+            if pos != size:
+                return cls()
+        except (struct.error, UnicodeDecodeError):
+            return cls()
+        cache._blob = blob
+        return cache
+
+    def add(self, digest: bytes, published: datetime | None, keys: Iterable[str],
+            length: int) -> None:
+        ts = published.timestamp() if published is not None else math.nan
+        hashes = sorted(key_hash(k) for k in keys)
+        self._added[digest] = self._ENTRY.pack(digest, ts, length, len(hashes)) + \
+            struct.pack(f"<{len(hashes)}Q", *hashes)
+
+    def keep(self, other: ItemCache, digest: bytes) -> None:
+        """Carry `digest`'s entry over from another cache."""
+        self._added[digest] = other._packed(digest)
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._index or digest in self._added
+
+    def __len__(self) -> int:
+        return len(self._index.keys() | self._added.keys())
+
+    def _packed(self, digest: bytes) -> bytes:
+        if digest in self._added:
+            return self._added[digest]
+        pos = self._index[digest]
+        count = self._blob[pos + self._ENTRY.size - 1]
+        return self._blob[pos:pos + self._ENTRY.size + 8 * count]
+
+    def _entry(self, digest: bytes) -> tuple[memoryview | bytes, int]:
+        if digest in self._added:
+            return self._added[digest], 0
+        return self._blob, self._index[digest]
+
+    def published(self, digest: bytes) -> datetime | None:
+        blob, pos = self._entry(digest)
+        ts = self._ENTRY.unpack_from(blob, pos)[1]
+        return None if math.isnan(ts) else datetime.fromtimestamp(ts, UTC)
+
+    def key_hashes(self, digest: bytes) -> tuple[int, ...]:
+        blob, pos = self._entry(digest)
+        count = blob[pos + self._ENTRY.size - 1]
+        return struct.unpack_from(f"<{count}Q", blob, pos + self._ENTRY.size)
+
+    def pack(self) -> bytes:
+        """The cache as bytes: entries in the order they were added (read order)."""
+        link = (self.show_link or "").encode("utf-8")[:65535]
+        head = [self._MAGIC, struct.pack("<H", len(link)), link]
+        if not self._added:
+            return b"".join(head) + self._blob[self._blob_body():]
+        return b"".join(head + [self._packed(d) for d in self._index if d not in self._added]
+                        + list(self._added.values()))
+
+    def _blob_body(self) -> int:
+        return min(self._index.values()) if self._index else len(self._blob)
+
+    def _order(self) -> list[bytes]:
+        return list(self._index) + [d for d in self._added if d not in self._index]
+
+    def first(self) -> bytes | None:
+        """The digest of the first item (in the order items were added)."""
+        return next(iter(self._order()), None)
+
+    def after(self, digest: bytes) -> bytes | None:
+        """The digest of the item that followed this one when the cache was written."""
+        if self._next is None:
+            order = self._order()
+            self._next = dict(zip(order, order[1:], strict=False))
+        return self._next.get(digest)
+
+    def length(self, digest: bytes) -> int:
+        blob, pos = self._entry(digest)
+        return self._ENTRY.unpack_from(blob, pos)[2]
+
+    @property
+    def blob(self) -> bytes:
+        """What `unpack` was given (b"" for a new cache)."""
+        return self._blob
 
 
-def item_digest(span: bytes, seed: int) -> str:
-    return xxhash.xxh3_128_hexdigest(span, seed=seed)
+def next_item_cache(scan: FeedScan, items: Iterable[int], previous: ItemCache | None
+                    ) -> ItemCache:
+    """The cache to keep after a poll recorded these `items` (indices into `scan`): items
+    already known are carried over; others are added when every identity key they have
+    identifies them (an item with an ambiguous key is matched on its keys every time)."""
+    show = scan.channel.link
+    cache = ItemCache(show)
+    drop = f"link:{normalize_url(show)}" if show else None
+    for i in items:
+        digest = scan.digests[i] if i < len(scan.digests) else None
+        if digest is None:
+            continue
+        if scan.items[i].known:
+            if previous is not None and digest in previous:
+                cache.keep(previous, digest)
+            continue
+        keys = scan.raw_keys[i] - {drop}
+        if keys and keys == scan.keys[i]:
+            item = scan.items[i]
+            cache.add(digest, item.published, keys, item.end - item.start)
+    return cache
+
+
+def item_digest(span: bytes, seed: int) -> bytes:
+    return xxhash.xxh3_128_digest(span, seed=seed)
 
 
 def _podcast_prefixes(data, encoding: str) -> set[str]:
@@ -1091,11 +1223,15 @@ def _cache_seed(header: bytes, url: str | None, podcast_prefixes: set[str]) -> i
     return xxhash.xxh3_64_intdigest(repr(context).encode())
 
 
-def _chunks(data) -> Iterable[bytes]:
-    return (data,) if isinstance(data, bytes | bytearray | memoryview) else data.chunks()
+SCAN_CHUNK = 256 * 1024  # read a spooled body in pieces this big (little memory, few calls)
 
 
-def _scan_known(data, url: str | None, known: Mapping[str, KnownItem]) -> FeedScan:
+def _chunks(data) -> Iterable[bytes | memoryview]:
+    return (data,) if isinstance(data, bytes | bytearray | memoryview) \
+        else data.chunks(SCAN_CHUNK)
+
+
+def _scan_known(data, url: str | None, known: ItemCache) -> FeedScan:
     head = data[:80000]
     if head[:3] == b"\xef\xbb\xbf" or b"\x00" in head[:4]:
         raise _Unreadable("byte order mark or a wide encoding")
@@ -1107,18 +1243,50 @@ def _scan_known(data, url: str | None, known: Mapping[str, KnownItem]) -> FeedSc
 
     pieces: list[bytes] = []
     spans: list[tuple[int, int]] = []          # body offsets of each item
-    at: list[int] = []                         # skeleton offset of each item
-    digests: list[str | None] = []
-    stand_ins: list[int] = []
+    digests: list[bytes | None] = []
+    slot: list[int] = []                       # item → its item in the skeleton
+    at: list[int] = []                         # skeleton item → its skeleton offset
+    stand_ins: list[int] = []                  # skeleton items that stand in for known ones
     seed: int | None = None
     built = 0                                  # skeleton length so far
     buf, base = b"", 0                         # buf holds body[base:base + len(buf)]
     emitted, scan_from, open_at = 0, 0, None   # body offsets
+    gap = b""                                  # the bytes before the open item
+    expect = known.first()                     # the known item likely to come next
+    run = False                                # the skeleton ends with a stand-in
 
     def emit(piece: bytes) -> None:
         nonlocal built
         pieces.append(piece)
         built += len(piece)
+
+    def close(start: int, end: int, digest: bytes | None = None) -> None:
+        """The open item is buf[start:end]: hash it, and put it (or a stand-in) in."""
+        nonlocal emitted, open_at, expect, run
+        if digest is None:
+            digest = item_digest(view[start:end], seed)
+        if digest not in known and buf.find(b"xmlns", start, end) >= 0:
+            digest = None  # (a known digest is of an item without namespace declarations)
+        i = len(spans)
+        spans.append((base + start, base + end))
+        digests.append(digest)
+        if i > 0 and digest in known:
+            expect = known.after(digest)
+            if not (run and not gap.strip()):  # a run of known items is one stand-in
+                emit(gap)
+                stand_ins.append(len(at))
+                at.append(built)
+                emit(_PLACEHOLDER)
+                run = True
+        else:
+            if digest is not None and digest in known:
+                expect = known.after(digest)
+            emit(gap)
+            at.append(built)
+            emit(buf[start:end])
+            run = False
+        slot.append(len(at) - 1)
+        emitted, open_at = base + end, None
 
     for chunk in _chunks(data):
         buf = buf + chunk if buf else bytes(chunk)
@@ -1135,35 +1303,30 @@ def _scan_known(data, url: str | None, known: Mapping[str, KnownItem]) -> FeedSc
                     continue
                 open_at = base + pos
                 gap = buf[emitted - base:pos]
-                if not spans:
+                if seed is None:
                     seed = _cache_seed(gap, url, podcast_prefixes)
-                emit(gap)
-                emitted = open_at
+                # the item the cache says comes next, checked by its digest: no search
+                if expect is not None:
+                    end = pos + known.length(expect)
+                    if end <= len(buf) and buf[end - 1] == 0x3E and \
+                            item_digest(view[pos:end], seed) == expect:
+                        close(pos, end, expect)
+                        pos = end
+                        continue
                 pos += 6
             else:  # looking for "</item" + optional whitespace + ">"
                 pos = buf.find(b"</item", pos)
                 if pos < 0:
                     pos = len(buf) - 6
                     break
-                close = _END_REST.match(buf, pos + 6)
-                if close is None:
+                end_tag = _END_REST.match(buf, pos + 6)
+                if end_tag is None:
                     if len(buf) - pos < 64:  # maybe cut at the chunk's end
                         break
                     pos += 6
                     continue
-                end, start = close.end(), open_at - base
-                digest = item_digest(view[start:end], seed) \
-                    if buf.find(b"xmlns", start, end) < 0 else None
-                i = len(spans)
-                spans.append((open_at, base + end))
-                digests.append(digest)
-                at.append(built)
-                if i > 0 and digest in known:
-                    stand_ins.append(i)
-                    emit(_PLACEHOLDER)
-                else:
-                    emit(buf[start:end])
-                emitted, open_at, pos = base + end, None, end
+                close(open_at - base, end_tag.end())
+                pos = end_tag.end()
         scan_from = max(base + max(pos, 0), emitted)
         view.release()
         buf, base = buf[emitted - base:], emitted
@@ -1176,32 +1339,85 @@ def _scan_known(data, url: str | None, known: Mapping[str, KnownItem]) -> FeedSc
     placeholders = frozenset(stand_ins)
     sk = _scan_feed(skeleton, url, placeholders=placeholders, podcast_prefixes=podcast_prefixes,
                     seed=seed)
-    if sk.converted is not None or len(sk.items) != len(spans):
+    if sk.converted is not None or len(sk.items) != len(at):
         raise _Unreadable("the items are not where the byte search found them")
     to_doc = len(sk.prefix) - sk.skip  # document offset = body offset + to_doc
-    for i, item in enumerate(sk.items):
-        if item.start != at[i] + to_doc:
+    for j, item in enumerate(sk.items):
+        if item.start != at[j] + to_doc:
             raise _Unreadable("the items are not where the byte search found them")
-
+    if sk.channel.link != known.show_link:
+        raise _Unreadable("the show's link changed since the items were cached")
     items: list[ScannedItem] = []
+    kept: list[bytes | None] = []
+    hashes: list[bytes | None] = []  # known items: their digest (for their key hashes)
     raw: list[frozenset[str]] = []
-    kept: list[str | None] = []
-    for i, item in enumerate(sk.items):
+    for i, j in enumerate(slot):
         start, end = spans[i][0] + to_doc, spans[i][1] + to_doc
-        if i in placeholders:
-            k = known[digests[i]]
-            items.append(ScannedItem(start=start, end=end, title=k.title, guid=k.guid,
-                                     podcast_guid=k.podcast_guid, link=k.link,
-                                     published=k.published, enclosure_url=k.enclosure_url))
-            raw.append(k.keys)
+        if j in placeholders:
+            items.append(ScannedItem(start=start, end=end, known=True,
+                                     published=known.published(digests[i])))
             kept.append(digests[i])
+            hashes.append(digests[i])
+            raw.append(_NO_KEYS)
         else:
-            items.append(replace(item, start=start, end=end))
-            raw.append(sk.raw_keys[i])
-            kept.append(sk.digests[i])
-    return _finish(replace(sk, items=tuple(items), raw_keys=tuple(raw), digests=tuple(kept),
-                           size=len(data), header_end=spans[0][0] + to_doc,
-                           tail_start=spans[-1][1] + to_doc, reused=len(placeholders)))
+            items.append(sk.items[j]._replace(start=start, end=end))
+            kept.append(sk.digests[j])
+            hashes.append(None)
+            raw.append(sk.raw_keys[j])
+    show = sk.channel.link
+    drop = f"link:{normalize_url(show)}" if show else None
+    keys = _unambiguous_with_known(
+        [None if h is not None else (ks - {drop} if drop in ks else ks)
+         for ks, h in zip(raw, hashes, strict=True)],
+        [None if h is None else functools.partial(known.key_hashes, h) for h in hashes],
+        sk.channel.title, items)
+    return replace(sk, items=tuple(items), keys=keys, raw_keys=tuple(raw),
+                   digests=tuple(kept), size=len(data), header_end=spans[0][0] + to_doc,
+                   tail_start=spans[-1][1] + to_doc, reused=sum(it.known for it in items))
+
+
+def _unambiguous_with_known(keysets: list[frozenset[str] | None],
+                            known: list[Callable[[], tuple[int, ...]] | None], feed_title: str,
+                            items: list[ScannedItem]) -> tuple[frozenset[str], ...]:
+    """`_unambiguous` where known items come as key hashes (`keysets[i]` None, `known[i]`
+    gives them): the keys of the items read this time, less the ones other items (read or
+    known) hold that are clearly different episodes; known items get no keys (they need
+    none)."""
+    hashed = [None if ks is None else {key_hash(k): k for k in ks} for ks in keysets]
+    wanted = {h for hs in hashed if hs for h in hs}
+    holders: dict[int, list[int]] = defaultdict(list)
+    sets: dict[int, Iterable[int]] = {}  # the key hashes of the items holding a wanted key
+    for i, hs in enumerate(hashed):
+        owned = hs.keys() if hs is not None else known[i]()
+        for h in owned:
+            if h in wanted:
+                holders[h].append(i)
+                sets[i] = owned
+
+    def different(idx: list[int]) -> bool:
+        for kind in (_KEY_KINDS["enc"], _KEY_KINDS["fp"]):
+            if len({h for i in idx for h in sets[i] if h >> 56 == kind}) > 1:
+                return True
+        return False
+
+    ambiguous = {h for h, idx in holders.items() if len(idx) > 1 and different(idx)}
+    if ambiguous:
+        log.info("feed %r: %d identity key(s) shared by different episodes are ignored: %s",
+                 feed_title, len(ambiguous),
+                 ", ".join(sorted(k for hs in hashed if hs for h, k in hs.items()
+                                  if h in ambiguous)[:5]))
+    out: list[frozenset[str]] = []
+    for hs, item in zip(hashed, items, strict=True):
+        if hs is None:
+            out.append(_NO_KEYS)
+            continue
+        kept = frozenset(k for h, k in hs.items() if h not in ambiguous)
+        if not kept and hs:
+            log.warning("episode %r (guid %r): every identity key is shared with another "
+                        "episode; keeping them all", item.title, item.guid)
+            kept = frozenset(hs.values())
+        out.append(kept)
+    return tuple(out)
 
 
 # -- identity -----------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)  # connect, read (seconds bet
 MAX_FEED_BYTES = 50 * 1024 * 1024  # the largest real podcast feeds are a few MB
 MAX_REDIRECTS = 10
 CHUNK_SIZE = 1024 * 1024     # fewer Python round trips per MB; the socket fills it as it can
-SPOOL_MEMORY = 2 * 1024 * 1024  # a body's first bytes stay in memory; the rest goes to a file
+SPOOL_MEMORY = 1024 * 1024  # a body's first bytes stay in memory; the rest goes to a file
 HASH_PREFIX = "xxh3:"        # body hashes are "xxh3:<128-bit hex>" (older rows: sha256 hex)
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/xml;q=0.9, "
                "text/xml;q=0.9, */*;q=0.8")
@@ -131,9 +131,16 @@ class Body:
     def __bytes__(self) -> bytes:
         return self[0:self._size]
 
-    def chunks(self, size: int = CHUNK_SIZE) -> Iterator[bytes]:
-        """The body in order, in pieces (the in-memory ones as they are)."""
-        yield from self._parts
+    def chunks(self, size: int = CHUNK_SIZE) -> Iterator[bytes | memoryview]:
+        """The body in order, in pieces of at most `size` bytes (views of the in-memory
+        part, so nothing is copied; bytes read from the file)."""
+        for part in self._parts:
+            if len(part) <= size:
+                yield part
+            else:
+                with memoryview(part) as view:
+                    for i in range(0, len(part), size):
+                        yield view[i:i + size]
         if self._file is not None:
             self._file.flush()
             fd, pos = self._file.fileno(), 0

@@ -14,11 +14,10 @@ Guarantees kept here:
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -41,7 +40,7 @@ from bot.platforms.base import Publisher
 from bot.store import Store
 
 if TYPE_CHECKING:
-    from bot.feed import KnownItem
+    from bot.feed import ItemCache
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +55,9 @@ FEED_RETRY_BASE = timedelta(minutes=1)
 FEED_RETRY_MAX = timedelta(hours=6)
 WORKER_LOCK = "worker"
 # A changed feed read by the pre-scan: boilerplate (paragraphs repeated across items) is found
-# in this many of its newest items, parsed with the new ones (feedparser costs 1-3 ms per
-# item with show notes; a sponsor read or "Support the show" repeats in the recent ones).
+# in the new items and this many of the newest episodes already recorded (their show notes as
+# stored; a sponsor read or "Support the show" repeats in the recent ones). Reading them from
+# the feed again would cost feedparser 1-3 ms per item.
 BOILERPLATE_SAMPLE = 12
 
 
@@ -132,7 +132,7 @@ class _FeedItems:
 
     @classmethod
     def read(cls, body, url: str | None, *, scan: bool,
-             known: Mapping[str, KnownItem] | None = None) -> _FeedItems:
+             known: ItemCache | None = None) -> _FeedItems:
         """`body` is bytes or a `bot.fetch.Body`. With `scan`, the pre-scan (helped by the
         `known` items of the last poll) reads the items; without it (the first run needs
         every episode) the feed is parsed in full, and scanned too for the item digests.
@@ -153,10 +153,15 @@ class _FeedItems:
                 scanned = None
         return cls(data, url, keys, parsed, parsed=parsed, digests=digests, scanned=scanned)
 
-    def known_item(self, i: int) -> KnownItem:
-        """Item `i` as the item cache keeps it (only for items with a digest)."""
-        from bot.feed import KnownItem
-        return KnownItem.of(self._scanned.items[i], self._scanned.raw_keys[i])
+    def is_known(self, i: int) -> bool:
+        """Item `i` is byte for byte one the last poll recorded (no keys needed)."""
+        return self.scan is not None and self.scan.items[i].known
+
+    def next_cache(self, recorded: Iterable[int], previous: ItemCache | None) -> ItemCache:
+        from bot.feed import ItemCache, next_item_cache
+        if self._scanned is None:
+            return ItemCache()
+        return next_item_cache(self._scanned, recorded, previous)
 
     @property
     def bozo_message(self) -> str | None:
@@ -165,82 +170,22 @@ class _FeedItems:
     def title(self, i: int) -> str:
         return self.parsed.episodes[i].title if self.parsed else self.scan.items[i].title
 
-    def episodes(self, indices: list[int], *, sample: int) -> dict[int, Episode]:
-        """The Episodes of these items (by index); with new items and a pre-scan, the newest
-        `sample` items are read too, for `sample()`."""
+    def episodes(self, indices: list[int]) -> dict[int, Episode]:
+        """The Episodes of these items (by index): from the full parse, or feedparser on just
+        these items."""
         if self.parsed is not None or not indices:
             eps = self.parsed.episodes if self.parsed else ()
             return {i: eps[i] for i in indices}
         from bot.feed import parse_feed, parse_selected
-        items = self.scan.items
-        floor = datetime.min.replace(tzinfo=UTC)
-        newest = sorted(range(len(items)), key=lambda i: items[i].published or floor,
-                        reverse=True)[:sample]
-        wanted = sorted(set(indices) | set(newest))
         try:
-            got = dict(zip(wanted, parse_selected(self.body, self.scan, wanted,
-                                                  url=self.url).episodes, strict=True))
+            got = parse_selected(self.body, self.scan, indices, url=self.url).episodes
+            return dict(zip(sorted(indices), got, strict=True))
         except Exception:  # never expected; the full parse is always right
             log.exception("feed %s: reading the new items alone failed; parsing in full",
                           self.url)
             data = self.body if isinstance(self.body, bytes) else bytes(self.body)
             self.parsed = parse_feed(data, url=self.url)
-            self._sample = self.parsed.episodes
             return {i: self.parsed.episodes[i] for i in indices}
-        self._sample = tuple(got[i] for i in newest)
-        return {i: got[i] for i in indices}
-
-    def sample(self) -> tuple[Episode, ...]:
-        """The episodes boilerplate is looked for in: all of a full parse, else the newest."""
-        return self._sample
-
-
-class _ItemCache(Mapping):
-    """A feed's `feed_items` rows: digest → KnownItem for the scanner (decoded on demand),
-    plus which episode each item is and which of its keys were known when it was written."""
-
-    def __init__(self, rows: dict[str, tuple[int, str]]):
-        self.rows = rows
-        self._decoded: dict[str, tuple[KnownItem, frozenset[str]]] = {}
-
-    def _decode(self, digest: str) -> tuple[KnownItem, frozenset[str]]:
-        got = self._decoded.get(digest)
-        if got is None:
-            from bot.feed import KnownItem
-            d = json.loads(self.rows[digest][1])
-            keys = frozenset(d["k"])
-            got = self._decoded[digest] = (KnownItem(
-                title=d["t"], guid=d["g"], podcast_guid=d["pg"], link=d["l"],
-                published=datetime.fromisoformat(d["p"]) if d["p"] else None,
-                enclosure_url=d["e"], keys=keys), frozenset(d["n"]) if "n" in d else keys)
-        return got
-
-    def __getitem__(self, digest: str) -> KnownItem:
-        return self._decode(digest)[0]
-
-    def __contains__(self, digest: object) -> bool:
-        return digest in self.rows
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def episode(self, digest: str | None, keys: frozenset[str]) -> int | None:
-        """The episode this cached item is, when every one of `keys` was known then."""
-        if digest is None or digest not in self.rows:
-            return None
-        return self.rows[digest][0] if keys and keys <= self._decode(digest)[1] else None
-
-    @staticmethod
-    def encode(item: KnownItem, known: frozenset[str]) -> str:
-        d = {"t": item.title, "g": item.guid, "pg": item.podcast_guid, "l": item.link,
-             "p": item.published.isoformat() if item.published else None,
-             "e": item.enclosure_url, "k": sorted(item.keys)}
-        if known != item.keys:
-            d["n"] = sorted(known)
-        return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
 
 # -- the service --------------------------------------------------------------------------
@@ -314,7 +259,9 @@ class Service:
     def _changed(self, feed: dict, res, now: datetime, backfill: int | None,
                  report: PollReport, updates: dict) -> PollReport:
         url = res.final_url
-        cache = _ItemCache(self.store.load_items(feed["id"]) if feed["baseline_done"] else {})
+        from bot.feed import ItemCache
+        cache = ItemCache.unpack(self.store.load_item_cache(feed["id"])
+                                 if feed["baseline_done"] else None)
         try:
             items = _FeedItems.read(res.body, res.final_url, scan=bool(feed["baseline_done"]),
                                     known=cache)
@@ -363,16 +310,13 @@ class Service:
         report.result, report.error = "error", str(e)
         return report
 
-    def _detect(self, feed: dict, items: _FeedItems, cache: _ItemCache, now: datetime,
+    def _detect(self, feed: dict, items: _FeedItems, cache: ItemCache, now: datetime,
                 backfill: int | None, report: PollReport) -> None:
         keysets = items.keys
-        # An item whose bytes are as the last poll left them is that episode still; the rest
-        # are matched on their identity keys.
-        resolved: dict[int, int] = {}  # item index → episode id
-        for i, keys in enumerate(keysets):
-            eid = cache.episode(items.digests[i], keys)
-            if eid is not None:
-                resolved[i] = eid
+        # An item whose bytes are as the last poll left them is that episode still (every key
+        # it has was recorded then); the rest are matched on their identity keys.
+        resolved: dict[int, int | None] = {i: None for i in range(len(keysets))
+                                           if items.is_known(i)}
         known = self.store.match_keys(feed["id"], {k for i, ks in enumerate(keysets)
                                                    if i not in resolved for k in ks})
         first_run = not feed["baseline_done"]
@@ -405,9 +349,17 @@ class Service:
                 continue
             seen_new |= keys
             fresh_idx.append(i)
-        episodes = items.episodes(fresh_idx, sample=0 if first_run else BOILERPLATE_SAMPLE)
+        episodes = items.episodes(fresh_idx)
         fresh: list[tuple[Episode, frozenset[str], int]] = [
             (episodes[i], keysets[i], i) for i in fresh_idx]
+
+        def sample() -> tuple[Episode, ...]:
+            """Where boilerplate is looked for: every item of a full parse; else the new
+            items and the newest episodes already recorded (as the feed had them then)."""
+            if items.parsed is not None:
+                return items.parsed.episodes
+            recent = self.store.recent_episodes(feed["id"], BOILERPLATE_SAMPLE)
+            return tuple(episodes.values()) + tuple(episode_from_data(r) for r in recent)
 
         with self.store.tx() as c:
             for eid, missing in learned:
@@ -427,7 +379,7 @@ class Service:
                 over the newest items (all of them when the feed was parsed in full)."""
                 if not found:
                     from bot.compose import find_boilerplate
-                    found.append(sorted(find_boilerplate(items.sample())))
+                    found.append(sorted(find_boilerplate(sample())))
                 return found[0]
 
             def add(ep: Episode, keys, status: EpisodeStatus, i: int) -> int:
@@ -484,22 +436,12 @@ class Service:
         if not report.announced:
             log.info("feed %s: %s", feed["url"], report.result)
 
-    def _remember_items(self, c, feed_id: int, items: _FeedItems, cache: _ItemCache,
-                        resolved: dict[int, int]) -> None:
-        """Keep each recorded item's digest for the next poll; forget the ones gone."""
-        put: dict[str, tuple[int, str]] = {}
-        current: set[str] = set()
-        for i, eid in resolved.items():
-            digest = items.digests[i]
-            if digest is None:
-                continue
-            current.add(digest)
-            if cache.episode(digest, items.keys[i]) == eid:
-                continue  # unchanged
-            put[digest] = (eid, cache.encode(items.known_item(i), items.keys[i]))
-        drop = [d for d in cache if d not in current]
-        if put or drop:
-            self.store.save_items(c, feed_id, drop=drop, put=put)
+    def _remember_items(self, c, feed_id: int, items: _FeedItems, cache: ItemCache,
+                        resolved: dict[int, int | None]) -> None:
+        """Keep the recorded items' digests for the next poll (see `ItemCache`)."""
+        new = items.next_cache(sorted(resolved), cache).pack()
+        if new != cache.blob:
+            self.store.save_item_cache(c, feed_id, new)
 
     @staticmethod
     def _feeds():

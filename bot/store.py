@@ -71,6 +71,8 @@ episodes = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("first_seen_at", TS, nullable=False), sa.Column("announced_at", TS),
     sa.Column("data", sa.JSON, nullable=False),
+    sa.Index("ix_episodes_feed_status", "feed_id", "status"),
+    sa.Index("ix_episodes_feed_published", "feed_id", "published_at"),
 )
 episode_keys = sa.Table(
     "episode_keys", md,
@@ -106,15 +108,14 @@ deliveries = sa.Table(
     sa.Column("remote_id", sa.String(100)), sa.Column("remote_url", sa.Text),
     sa.Column("created_at", TS, nullable=False), sa.Column("updated_at", TS, nullable=False),
     sa.Column("sent_at", TS),
+    sa.UniqueConstraint("post_id", "account", name="uq_delivery_post_account"),
+    sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
 )
-feed_items = sa.Table(  # a cache of scanned items by digest (migration 0002)
-    "feed_items", md,
+item_caches = sa.Table(  # each feed's `bot.feed.ItemCache`, packed (migration 0002)
+    "item_caches", md,
     sa.Column("feed_id", sa.Integer, sa.ForeignKey("feeds.id", ondelete="CASCADE"),
               primary_key=True),
-    sa.Column("digest", sa.String(32), primary_key=True),
-    sa.Column("episode_id", sa.Integer, sa.ForeignKey("episodes.id", ondelete="CASCADE"),
-              nullable=False),
-    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
 )
 locks = sa.Table(
     "locks", md,
@@ -228,24 +229,14 @@ class Store:
         return found
 
     # -- the item cache (see bot/feed.py: unchanged items, known by their bytes) --------------
-    def load_items(self, feed_id: int) -> dict[str, tuple[int, str]]:
-        """digest → (episode id, data) for a feed's cached items."""
+    def load_item_cache(self, feed_id: int) -> bytes | None:
         with self.tx() as c:
-            q = sa.select(feed_items.c.digest, feed_items.c.episode_id, feed_items.c.data
-                          ).where(feed_items.c.feed_id == feed_id)
-            return {d: (eid, data) for d, eid, data in c.execute(q)}
+            return c.execute(sa.select(item_caches.c.data).where(
+                item_caches.c.feed_id == feed_id)).scalar()
 
-    def save_items(self, c, feed_id: int, *, drop: Iterable[str],
-                   put: dict[str, tuple[int, str]]) -> None:
-        """Delete the rows of `drop` and write (insert or replace) the rows of `put`."""
-        gone = sorted(set(drop) | set(put))
-        for i in range(0, len(gone), 500):
-            c.execute(feed_items.delete().where(feed_items.c.feed_id == feed_id,
-                                                feed_items.c.digest.in_(gone[i:i + 500])))
-        if put:
-            c.execute(feed_items.insert(), [
-                {"feed_id": feed_id, "digest": d, "episode_id": eid, "data": data}
-                for d, (eid, data) in put.items()])
+    def save_item_cache(self, c, feed_id: int, data: bytes) -> None:
+        c.execute(item_caches.delete().where(item_caches.c.feed_id == feed_id))
+        c.execute(item_caches.insert().values(feed_id=feed_id, data=data))
 
     def add_episode(self, c, feed_id: int, *, title: str, guid: str | None, link: str | None,
                     published_at: datetime | None, status: str, now: datetime,
@@ -280,6 +271,14 @@ class Store:
             r = c.execute(sa.select(episodes).where(episodes.c.id == episode_id)
                           ).mappings().first()
             return dict(r) if r else None
+
+    def recent_episodes(self, feed_id: int, limit: int) -> list[dict]:
+        """The data of a feed's `limit` newest episodes (by publication date)."""
+        with self.tx() as c:
+            return list(c.execute(sa.select(episodes.c.data).where(
+                episodes.c.feed_id == feed_id).order_by(
+                episodes.c.published_at.desc().nulls_last(), episodes.c.id.desc()
+            ).limit(limit)).scalars())
 
     def latest_episode(self, feed_id: int) -> dict | None:
         with self.tx() as c:

@@ -20,8 +20,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import bot.feed
 from bot.errors import ParseError
-from bot.feed import FeedScan, feed_identity_keys, parse_feed, parse_selected, scan_feed
+from bot.feed import (
+    FeedScan,
+    ItemCache,
+    feed_identity_keys,
+    next_item_cache,
+    parse_feed,
+    parse_selected,
+    scan_feed,
+)
 from bot.models import ParsedFeed
 from bot.service import _FeedItems
 from tests.conftest import SHARED
@@ -58,7 +67,7 @@ def assert_agrees(data: bytes, url: str | None, expected: ParsedFeed | None,
         fallback = _FeedItems.read(data, url, scan=True)
         assert fallback.scan is None
         assert fallback.keys == feed_identity_keys(expected)
-        assert fallback.episodes(list(range(len(expected.episodes))), sample=50) == \
+        assert fallback.episodes(list(range(len(expected.episodes)))) == \
             dict(enumerate(expected.episodes))
         assert channel_fields(fallback.channel) == channel_fields(expected)
         return
@@ -257,3 +266,164 @@ def test_dates_follow_feedparser_rules():
         scan = scan_feed(doc)
         assert scan is not None
         assert scan.items[0].published == parse_feed(doc).episodes[0].published
+
+
+# -- unchanged items, known by their bytes (the item cache) ---------------------------------
+
+class Chunked:
+    """A body read in random pieces, as `bot.fetch.Body` gives it (len, slices, chunks)."""
+
+    def __init__(self, data: bytes, seed: int):
+        self.data, self.rng = data, random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, key: slice) -> bytes:
+        return self.data[key]
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+    def chunks(self, size: int):
+        pos, view = 0, memoryview(self.data)
+        while pos < len(self.data):
+            n = self.rng.choice((1, 7, 64, 999, 4096, size))
+            yield view[pos:pos + n]
+            pos += n
+
+
+def cache_of(scan: FeedScan) -> ItemCache:
+    """The cache a poll keeps after recording every item of `scan` (through its bytes)."""
+    return ItemCache.unpack(next_item_cache(scan, range(len(scan.items)), None).pack())
+
+
+def assert_known_agrees(data: bytes, url: str, before: FeedScan, seed: int) -> FeedScan | None:
+    """A cache-assisted scan of `data` agrees with the full parse: the items it read are the
+    parse's, the items it knew are byte for byte ones `before` read as the parse reads them."""
+    expected = parse_feed(data, url=url)
+    scan = scan_feed(Chunked(data, seed), url=url, known=cache_of(before))
+    if scan is None:
+        return None
+    was = {d: it for d, it in zip(before.digests, before.items, strict=True) if d}
+    full_keys = feed_identity_keys(expected)
+    assert len(scan.items) == len(expected.episodes)
+    assert channel_fields(scan.channel) == channel_fields(expected)
+    for i, (it, ep) in enumerate(zip(scan.items, expected.episodes, strict=True)):
+        fields = (ep.title, ep.guid, ep.podcast_guid, ep.link, ep.published, ep.enclosure_url)
+        source = was[scan.digests[i]] if it.known else it
+        assert (source.title, source.guid, source.podcast_guid, source.link,
+                source.published, source.enclosure_url) == fields, i
+        assert it.published == ep.published
+        if not it.known:
+            assert scan.keys[i] == full_keys[i], i
+    n = len(expected.episodes)
+    for chosen in ([0], [n - 1], sorted({0, n // 2, n - 1})):
+        got = parse_selected(Chunked(data, seed), scan, chosen, url=url)
+        assert got.episodes == tuple(expected.episodes[i] for i in chosen)
+    return scan
+
+
+@pytest.mark.parametrize("name", FEED_FILES)
+def test_known_items_agree_with_the_full_parse(shared: Path, name: str, monkeypatch):
+    """Every shared feed, scanned again with its own items cached: unchanged, and with its
+    first item gone (every item left is known; the document is the same but for that)."""
+    monkeypatch.setattr(bot.feed, "KNOWN_MIN_BYTES", 0)
+    data = (shared / "feeds" / name).read_bytes()
+    url = f"https://example.com/f/{name}"
+    before = scan_feed(data, url=url)
+    if before is None or len(before.items) < 2:
+        return  # the full parse reads it (test_scan_agrees_with_the_full_parse)
+    scan = assert_known_agrees(data, url, before, seed=len(data))
+    if scan is not None:
+        cached = cache_of(before)  # (items with an ambiguous key are not kept)
+        assert scan.reused == sum(d in cached for d in before.digests[1:])
+    first = before.items[0]
+    doc = before.document(data)
+    shorter = doc[:first.start] + doc[first.end:]
+    try:
+        parse_feed(shorter, url=url)
+    except ParseError:
+        return
+    assert_known_agrees(shorter, url, before, seed=len(data) + 1)
+
+
+def big(n: int) -> list:
+    return [item(i) for i in range(1, n + 1)]
+
+
+def test_a_new_item_is_read_and_the_rest_are_known(monkeypatch):
+    monkeypatch.setattr(bot.feed, "KNOWN_MIN_BYTES", 0)
+    items = big(30)
+    before = scan_feed(rss(items))
+    items.append(item(31))
+    data = rss(items)
+    scan = assert_known_agrees(data, None, before, seed=1)
+    assert scan is not None and scan.reused == 30
+    assert [i for i, it in enumerate(scan.items) if not it.known] == [0]
+    assert scan.items[0].guid == "Buzzsprout-1000031"
+
+
+def test_edited_and_moved_items_are_read_again(monkeypatch):
+    monkeypatch.setattr(bot.feed, "KNOWN_MIN_BYTES", 0)
+    items = big(30)
+    before = scan_feed(rss(items))
+    items[10] = items[10].with_(notes="<p>Edited.</p>")
+    items[20], items[21] = items[21], items[20]  # swapped: each still known by its bytes
+    items.append(item(31))
+    scan = assert_known_agrees(rss(items), None, before, seed=2)
+    assert scan is not None
+    read = {scan.items[i].guid for i, it in enumerate(scan.items) if not it.known}
+    assert read == {"Buzzsprout-1000031", "Buzzsprout-1000011"}  # (item 0, first, is read)
+
+
+def test_a_known_guid_reused_by_a_new_item_is_ambiguous_as_in_the_full_parse(monkeypatch):
+    """A host reuses an old GUID for a new episode (different file): the GUID identifies
+    nothing, in the cache-assisted scan as in the full parse."""
+    monkeypatch.setattr(bot.feed, "KNOWN_MIN_BYTES", 0)
+    items = big(20)
+    before = scan_feed(rss(items))
+    items.append(item(21).with_(guid=items[4].guid))
+    scan = assert_known_agrees(rss(items), None, before, seed=3)
+    assert scan is not None and not any(k.startswith("guid:") for k in scan.keys[0])
+
+
+@pytest.mark.parametrize("doc_change", [
+    # an item the byte search finds inside a comment: the stand-in check sees it
+    lambda d: d.replace(b"<item>", b"<!-- <item>", 1).replace(b"</item>", b"</item> -->", 2),
+    # the namespace declarations changed: every digest changes, nothing is known
+    lambda d: d.replace(b'xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"',
+                        b'xmlns:it="http://www.itunes.com/dtds/podcast-1.0.dtd"'
+                        b' xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"'),
+    # a CDATA section holding "</item>" in a new item
+    lambda d: d.replace(b"<item>", b"<item><description><![CDATA[ </item> <item> ]]>"
+                                   b"</description>", 1),
+    # the channel's link changed (link keys are relative to it)
+    lambda d: d.replace(b"<link>https://www.buzzsprout.com/2046234</link>",
+                        b"<link>https://example.com/show</link>", 1),
+])
+def test_tricky_changes_agree_or_fall_back(doc_change, monkeypatch):
+    monkeypatch.setattr(bot.feed, "KNOWN_MIN_BYTES", 0)
+    items = big(12)
+    before = scan_feed(rss(items))
+    data = doc_change(rss(items + [item(13)]))
+    assert data != rss(items + [item(13)])
+    try:
+        expected = parse_feed(data)
+    except ParseError:
+        assert scan_feed(data, known=cache_of(before)) is None
+        return
+    scan = scan_feed(Chunked(data, 4), known=cache_of(before))
+    if scan is None:
+        return  # the caller parses it in full
+    assert_known_agrees(data, None, before, seed=4)
+    assert len(scan.items) == len(expected.episodes)
+
+
+def test_item_cache_packs_and_refuses_garbage():
+    before = scan_feed(rss(big(5)))
+    cache = cache_of(before)
+    assert len(cache) == 5 and cache.show_link == before.channel.link
+    assert ItemCache.unpack(cache.pack()).pack() == cache.pack()
+    for junk in (None, b"", b"nonsense", cache.pack()[:-3]):
+        assert len(ItemCache.unpack(junk)) == 0
