@@ -54,6 +54,9 @@ FIND_EXISTING_MARGIN = timedelta(minutes=5)
 FEED_RETRY_BASE = timedelta(minutes=1)
 FEED_RETRY_MAX = timedelta(hours=6)
 WORKER_LOCK = "worker"
+# An unchanged poll that changes nothing but the poll times is written at most this often.
+QUIET_WRITE = timedelta(minutes=5)
+_POLL_TIMES = frozenset({"last_poll_at", "last_ok_at", "next_poll_at"})
 # A changed feed read by the pre-scan: boilerplate (paragraphs repeated across items) is found
 # in the new items and this many of the newest episodes already recorded (their show notes as
 # stored; a sponsor read or "Support the show" repeats in the recent ones). Reading them from
@@ -201,6 +204,7 @@ class Service:
         self.publishers = publishers if publishers is not None else build_publishers(
             settings, dry_run=dry_run, session=session)
         self._rules: dict[str, Rules] = {}
+        self._feed: dict | None = None  # the feed's row as of the last unchanged poll
 
     @property
     def session(self):
@@ -221,7 +225,10 @@ class Service:
         from bot.fetch import fetch_feed
 
         now = self.clock()
-        feed = self.store.ensure_feed(self.settings.feed, now)
+        feed = self._feed
+        if feed is None or feed["url"] != self.settings.feed:
+            feed = self.store.ensure_feed(self.settings.feed, now)
+        self._feed = None  # kept again only after an unchanged poll (below)
         report = PollReport(feed=self.settings.feed, result="waiting")
         if not force and feed["next_poll_at"] and now < feed["next_poll_at"]:
             return report
@@ -247,7 +254,15 @@ class Service:
         if res.unchanged:
             updates.update(last_result="unchanged", etag=res.etag or feed["etag"],
                            last_modified=res.last_modified or feed["last_modified"])
-            self.store.update_feed(feed["id"], **updates)
+            # Only the times moved: written at most every QUIET_WRITE (a crash loses at most
+            # that much "last checked" history; the next start simply polls at once).
+            quiet = all(feed[k] == v for k, v in updates.items() if k not in _POLL_TIMES) \
+                and feed["last_poll_at"] is not None \
+                and timedelta(0) <= now - feed["last_poll_at"] < QUIET_WRITE
+            if not quiet:
+                self.store.update_feed(feed["id"], **updates)
+            self._feed = {**feed, **updates} if not quiet else \
+                {**feed, "next_poll_at": updates["next_poll_at"]}
             log.info("feed %s: unchanged (%s)", url,
                      "304" if res.status == 304 else "same body hash")
             report.result = "unchanged"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 import time
 from datetime import UTC, datetime, timedelta
@@ -10,11 +12,13 @@ from email.utils import formatdate
 import pytest
 import requests
 
+import bot.fetch
 from bot import __version__
 from bot.errors import FeedError, FetchError
 from bot.fetch import (
     MAX_REDIRECTS,
     USER_AGENT,
+    Body,
     body_hash,
     fetch_bytes,
     fetch_feed,
@@ -443,3 +447,47 @@ def test_credentials_in_the_url_are_sent_as_basic_auth(srv, session):
     assert bytes(res.body) == BODY
     (_, _, headers), = srv.requests
     assert headers["Authorization"].startswith("Basic ")
+
+
+# -- Body: small bodies in memory, big ones in a temporary file -----------------------------
+
+@pytest.mark.parametrize("memory", [0, 1, 100, 10_000])
+@pytest.mark.parametrize("announced", [False, True])
+def test_body_reads_back_what_was_written(memory, announced):
+    rng = random.Random(memory)
+    data = bytes(rng.randrange(256) for _ in range(5000))
+    body = Body(memory=memory, expected=len(data) if announced else None)
+    pos = 0
+    while pos < len(data):
+        n = rng.randrange(1, 700)
+        body.write(data[pos:pos + n])
+        pos += n
+    assert body.spilled == (len(data) > memory)
+    assert len(body) == len(data) and bytes(body) == data
+    assert b"".join(bytes(c) for c in body.chunks(333)) == data
+    for _ in range(200):
+        i, j = rng.randrange(-20, 5020), rng.randrange(-20, 5020)
+        assert body[i:j] == data[i:j]
+    body.close()
+    assert len(body) == 0
+
+
+def test_a_big_feed_is_spooled_to_disk_not_kept_in_memory(srv, session, monkeypatch):
+    monkeypatch.setattr(bot.fetch, "SPOOL_MEMORY", 64 * 1024)
+    big = BODY.replace(b"</channel>", b"<!-- " + b"x" * 300_000 + b" --></channel>")
+    srv.set_feed("/feed.xml", big)
+    res = fetch_feed(feed_url(srv), session=session)
+    assert res.body.spilled and bytes(res.body) == big and res.body_hash == body_hash(big)
+    srv.set_feed("/feed.xml", BODY)
+    assert not fetch_feed(feed_url(srv), session=session).body.spilled
+
+
+def test_sessions_read_the_environment_once(monkeypatch):
+    for k in list(os.environ):
+        if k.lower().endswith("_proxy"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/custom.pem")
+    s = new_session()
+    assert s.trust_env is False and s.verify == "/etc/ssl/custom.pem"
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert new_session().trust_env is True

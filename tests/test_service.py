@@ -317,3 +317,34 @@ def test_mastodon_limit_comes_from_the_instance(world):
     world.cycle()
     row = next(d for d in world.rows("sent") if d["account"] == "masto")
     assert row["limit"] == 11000
+
+
+def test_unchanged_polls_are_written_at_most_every_few_minutes(world):
+    """Polling every minute does not mean a database write every minute: an unchanged poll
+    that only moves the poll times is recorded when the last record is QUIET_WRITE old;
+    anything else (new validators, an error cleared) is written at once."""
+    from bot.service import QUIET_WRITE
+    world.cycle()
+    world.cycle()
+    recorded = world.store.all_feeds()[0]["last_poll_at"]
+    assert recorded == world.clock.now
+    world.clock.advance(minutes=1)
+    report, _ = world.cycle()
+    assert report.result == "unchanged"
+    assert world.store.all_feeds()[0]["last_poll_at"] == recorded  # not written
+    world.clock.advance(seconds=QUIET_WRITE.total_seconds())
+    world.cycle()
+    assert world.store.all_feeds()[0]["last_poll_at"] == world.clock.now  # written
+    # the same body under a new ETag (a host's rebuild): the new ETag is written at once
+    world.clock.advance(minutes=1)
+    world.publish_feed(etag='"v2"')
+    report, _ = world.cycle()
+    assert report.result == "unchanged"  # (by the body's hash)
+    row = world.store.all_feeds()[0]
+    assert row["etag"] == '"v2"' and row["last_poll_at"] == world.clock.now
+    # a restarted service (no memory of the feed) reads the row again and carries on
+    world.start()
+    world.clock.advance(minutes=1)
+    report, _ = world.cycle()
+    assert report.result == "unchanged"
+    assert world.store.all_feeds()[0]["last_poll_at"] == world.clock.now - timedelta(minutes=1)
