@@ -1040,13 +1040,20 @@ def _finish(scan: FeedScan) -> FeedScan:
 # Between two polls of a changed feed almost every item is byte-for-byte what it was. An item's
 # digest is XXH3-128 of its bytes, seeded with everything outside the item that can change how
 # those bytes read (the XML declaration, the namespace declarations before the first item, the
-# feed URL, feedparser's and this code's versions). `_scan_known` finds item boundaries with a
-# byte search over the body's chunks, hashes each item, and builds a much smaller document: the
-# channel, the first item, every item not known, and `<item/>` in place of each known item.
-# That document goes through the ordinary scan, which both validates it and checks that each
-# stand-in sits exactly where an item of the channel belongs (so a known item's bytes are a
-# well-formed element in the same place, and the search did not cut through a CDATA section
-# or comment). Anything unexpected falls back to the full scan.
+# feed URL, feedparser's and this code's versions). The `ItemCache` a poll leaves holds, per
+# digest and in document order, the item's length, date and hashed identity keys.
+#
+# `_scan_known` walks the body's chunks. At each `<item` it first tries the item the cache
+# expects next (the one after the last known item): hashing exactly that many bytes either
+# gives that digest, and the item is found without a search, or it does not, and the end tag
+# is searched for. It builds a much smaller document: the channel, the first item, every item
+# not known, and one `<item/>` in place of each run of known items (separated by whitespace
+# only). That document goes through the ordinary scan, which both validates it and checks that
+# each stand-in sits exactly where an item of the channel belongs; so the known bytes are
+# well-formed items in the same place, and no search cut through a CDATA section or comment.
+# Keys of the items read are checked for ambiguity against all items (known ones by their key
+# hashes). Anything unexpected falls back to the full scan. A known item was recorded with
+# every key it has, so it needs no keys now.
 
 CACHE_VERSION = "crier-scan-2"
 KNOWN_MIN_BYTES = 256 * 1024   # below this a full scan is as fast
