@@ -31,7 +31,7 @@ import re
 import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -1185,3 +1185,73 @@ def fit_text(text: str, rules: Rules, *, fit: bool = True, ellipsis: str | None 
     out = join(shorter)
     log.info("fitted free text to %s (limit %d): %s", rules.platform, rules.limit, note)
     return Composed(out, textlen.count(out, rules), rules.limit, None, True, (note,))
+
+
+# ---------------------------------------------------------------------------------------------
+# the host's own posts (the promo queue)
+
+PROMO_VARIABLES = ("show", "title", "summary", "link", "season", "number", "duration",
+                   "published", "hashtags", "guests", "guest_names", "mentions")
+DEFAULT_EVERGREEN_TEMPLATE = """\
+From the archive{% if show %} of {{ show }}{% endif %}: {{ title }}
+
+{{ summary }}
+
+{% if mentions %}
+With {{ mentions }}
+{% endif %}
+
+{{ link }}
+
+{{ hashtags }}
+"""
+
+
+def compose_promo(text: str, *, show: str, rules: Rules, episode: Episode | None = None,
+                  options: ComposeOptions | None = None, fit: bool = False,
+                  name: str = "promo") -> Composed:
+    """The host's text (a Jinja2 template, sandboxed) for one account. With `episode`, the
+    episode's variables are there as in announcements ({{ title }}, {{ link }}, ...); without,
+    only {{ show }} and {{ hashtags }}. Too long: returned as is (length > limit) for the
+    caller to refuse with the numbers, or shortened when `fit` (see `fit_text`).
+    Raises TemplateError for a template that does not compile or render."""
+    options = options or ComposeOptions()
+    tags = " ".join(_hashtags(options.hashtags))
+    variables: dict[str, Any] = {v: "" for v in PROMO_VARIABLES}
+    variables.update(show=_inline(show), hashtags=tags)
+    link = None
+    image_url = alt = None
+    if episode is not None:
+        link = choose_link(episode, options.link, options.listen_link)
+        if link:
+            link = with_params(link, options.utm)
+            if rules.counter in ("x", "mastodon"):
+                link = ascii_url(link, host=rules.counter == "x")
+        guests = guests_for(episode, options.people)
+        handles = {g: _handle(g, rules.counter, options.people) for g in guests}
+        variables.update(
+            title=_inline(episode.title), link=link or "",
+            summary=summary_from_html(episode.summary_html, boilerplate=options.boilerplate,
+                                      patterns=options.boilerplate_patterns),
+            season=episode.season, number=episode.number,
+            duration=_duration(episode.duration),
+            published=episode.published.date() if episode.published else None,
+            guests=_join_names([handles[g] or g for g in guests]),
+            guest_names=_join_names(guests),
+            mentions=_join_names([h for h in handles.values() if h]))
+        image_url = episode.image
+    rendered = _render(_compile(text, name), name, variables)
+    if not rendered.strip():
+        raise TemplateError(name, "the text renders an empty post")
+    composed = fit_text(rendered, rules, fit=fit,
+                        ellipsis=options.ellipsis)
+    if image_url:
+        alt = _render(_compile(options.alt_template or DEFAULT_ALT_TEMPLATE, "alt_template"),
+                      "alt_template", {"show": _inline(show), "title": variables["title"],
+                                       "season": variables["season"],
+                                       "number": variables["number"],
+                                       "published": variables["published"],
+                                       "guest_names": variables["guest_names"],
+                                       "image": "episode"})
+    return replace(composed, link=link if link and link in composed.text else None,
+                   image_url=image_url, alt_text=alt)

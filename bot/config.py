@@ -62,6 +62,8 @@ class Account:
     media: str = "card"                  # "card": the link card; "artwork": attach the artwork
     alt_template: str | None = None
     ellipsis: str | None = None
+    min_gap: int | None = None           # seconds between two posts (None: the [promos] one)
+    quiet_hours: str | None = None       # "22:00-07:00" in the show's time zone
     secrets: dict[str, Secret] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -82,6 +84,18 @@ class Settings:
     people: dict[str, dict[str, str]] = field(default_factory=dict, compare=False)
     boilerplate_patterns: tuple[str, ...] = ()
     media_dir: str = "data/media"         # prepared artwork (owner-only)
+    # the promo queue ([promos] table)
+    min_gap: int = 1800                   # seconds between two posts of one account
+    quiet_hours: str | None = None        # "22:00-07:00": no promo goes out then
+    promo_grace: int = 6 * 3600           # a promo overdue by more is reported, not posted
+    evergreen_template: str | None = None
+    evergreen_cooldown: int = 90 * 86400  # an episode is promoted again after this long
+
+    def gap_for(self, account: Account) -> int:
+        return self.min_gap if account.min_gap is None else account.min_gap
+
+    def quiet_for(self, account: Account) -> str | None:
+        return self.quiet_hours if account.quiet_hours is None else (account.quiet_hours or None)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -110,6 +124,15 @@ TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "listen_link": ((str,), "an http(s) URL where listeners find the show"),
     "people": ((dict,), "a table of [people.\"Name\"] tables with mastodon/x handles"),
     "boilerplate_patterns": ((list,), "a list of regular expressions (text)"),
+    "promos": ((dict,), "a [promos] table (min_gap, quiet_hours, grace, evergreen_template, "
+                        "evergreen_cooldown)"),
+}
+PROMO_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "min_gap": ((int, str), "a duration like \"30m\" (0: no gap)"),
+    "quiet_hours": ((str,), "local times like \"22:00-07:00\" (\"\": none)"),
+    "grace": ((int, str), "a duration like \"6h\""),
+    "evergreen_template": ((str,), "a Jinja2 template (text)"),
+    "evergreen_cooldown": ((int, str), "a duration like \"90d\""),
 }
 ACCOUNT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "platform": ((str,), "\"mastodon\" or \"x\""),
@@ -129,6 +152,8 @@ ACCOUNT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "media": ((str,), "\"card\" or \"artwork\""),
     "alt_template": ((str,), "a Jinja2 template for the artwork's alt text"),
     "ellipsis": ((str,), "the text put where something was shortened, e.g. \"…\""),
+    "min_gap": ((int, str), "a duration like \"30m\" between two posts (0: no gap)"),
+    "quiet_hours": ((str,), "local times like \"22:00-07:00\" (\"\": none)"),
 }
 HANDLE_PATTERNS = {
     "mastodon": (re.compile(r"^@?[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*"
@@ -138,6 +163,7 @@ HANDLE_PATTERNS = {
 REQUIRED_TOP = ("show", "feed")
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
+_QUIET = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -209,7 +235,7 @@ def _check_keys(table: dict[str, Any], schema: dict, where: str, file: str, text
                               file=file, key=key, line=_line_of(text, key))
 
 
-def parse_duration(value: int | str, *, file: str, key: str) -> int:
+def parse_duration(value: int | str, *, file: str, key: str, minimum: int = 60) -> int:
     if isinstance(value, int):
         seconds = value
     else:
@@ -220,10 +246,42 @@ def parse_duration(value: int | str, *, file: str, key: str) -> int:
         n, unit = int(m.group(1)), (m.group(2) or "s").lower()
         seconds = n * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600,
                        "d": 86400}[unit]
-    if seconds < 60:
-        raise ConfigError(f"must be at least 60 seconds (polite polling), got {seconds}",
+    if seconds < minimum:
+        raise ConfigError(f"must be at least {minimum} seconds"
+                          f"{' (polite polling)' if key == 'poll_interval' else ''}, got {seconds}",
                           file=file, key=key)
     return seconds
+
+
+def parse_quiet_hours(value: str, *, file: str, key: str) -> str | None:
+    """"22:00-07:00" (normalized to HH:MM-HH:MM), or None for ""."""
+    if not value.strip():
+        return None
+    m = _QUIET.match(value)
+    if not m or (m.group(1), m.group(2)) == (m.group(3), m.group(4)):
+        raise ConfigError(f"expected local times like \"22:00-07:00\", got {value!r}",
+                          file=file, key=key)
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    return f"{h1:02d}:{m1:02d}-{h2:02d}:{m2:02d}"
+
+
+def _promos(table: dict[str, Any], file: str, text: str) -> dict[str, Any]:
+    _check_keys(table, PROMO_KEYS, "in [promos]", file, text)
+    out: dict[str, Any] = {}
+    if "min_gap" in table:
+        out["min_gap"] = parse_duration(table["min_gap"], file=file, key="promos.min_gap",
+                                        minimum=0)
+    if "quiet_hours" in table:
+        out["quiet_hours"] = parse_quiet_hours(table["quiet_hours"], file=file,
+                                               key="promos.quiet_hours")
+    if "grace" in table:
+        out["promo_grace"] = parse_duration(table["grace"], file=file, key="promos.grace")
+    if "evergreen_template" in table:
+        out["evergreen_template"] = table["evergreen_template"]
+    if "evergreen_cooldown" in table:
+        out["evergreen_cooldown"] = parse_duration(table["evergreen_cooldown"], file=file,
+                                                   key="promos.evergreen_cooldown", minimum=0)
+    return out
 
 
 def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str]) -> Settings:
@@ -300,7 +358,8 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
                                      key="poll_interval"),
         timezone=timezone, accounts=tuple(accounts),
         database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
-        listen_link=listen_link, people=people, boilerplate_patterns=tuple(patterns), **ints)
+        listen_link=listen_link, people=people, boilerplate_patterns=tuple(patterns),
+        **_promos(raw.get("promos", {}), file, text), **ints)
 
 
 def _people(table: dict[str, Any], file: str) -> dict[str, dict[str, str]]:
@@ -381,6 +440,12 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
             raise ConfigError("expected text values, e.g. { utm_source = \"mastodon\" }",
                               file=file, key=f"{where}.utm")
         kw["utm"] = dict(table["utm"])
+    if "min_gap" in table:
+        kw["min_gap"] = parse_duration(table["min_gap"], file=file, key=f"{where}.min_gap",
+                                       minimum=0)
+    if "quiet_hours" in table:
+        kw["quiet_hours"] = parse_quiet_hours(table["quiet_hours"], file=file,
+                                              key=f"{where}.quiet_hours") or ""
     if kw.get("link_policy") in ("none", "reply") and "media" not in table:
         kw["media"] = "artwork"  # no link card without a link: show the artwork instead
 

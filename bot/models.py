@@ -96,6 +96,7 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "failed"      # permanent: rejected, or retries exhausted; shown to the host
     HELD = "held"          # waiting for the host (flood guard, account stopped)
     DRY_RUN = "dry_run"    # recorded, not sent: no credentials or --dry-run
+    CANCELLED = "cancelled"  # withdrawn before sending (a queued post cancelled or edited)
 
 
 class EpisodeStatus(enum.StrEnum):

@@ -25,7 +25,7 @@ from bot.models import DeliveryStatus
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0002"
+HEAD = "0003"
 MAX_KEY = 300
 
 
@@ -80,6 +80,25 @@ episode_keys = sa.Table(
     sa.Column("key", sa.String(MAX_KEY), primary_key=True),
     sa.Column("episode_id", sa.Integer, sa.ForeignKey("episodes.id"), nullable=False),
 )
+promos = sa.Table(  # the host's queue (migration 0003)
+    "promos", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),        # once | recurring | evergreen
+    sa.Column("text", sa.Text),                               # a template; evergreen: optional
+    sa.Column("accounts", sa.JSON),                           # names; None: every account
+    sa.Column("image_path", sa.Text), sa.Column("alt", sa.Text),
+    sa.Column("episode_id", sa.Integer, sa.ForeignKey("episodes.id")),
+    sa.Column("rule", sa.Text),                               # bot.schedule Rule.text
+    sa.Column("until", TS), sa.Column("next_at", TS),        # next_at: the next occurrence
+    sa.Column("status", sa.String(16), nullable=False),      # active | paused | cancelled | done
+    sa.Column("fit", sa.Boolean, nullable=False, default=False),
+    sa.Column("pick", sa.String(16)), sa.Column("cooldown_days", sa.Integer),
+    sa.Column("fired", sa.Integer, nullable=False, default=0),
+    sa.Column("missed", sa.Integer, nullable=False, default=0),
+    sa.Column("last_fired_at", TS), sa.Column("note", sa.Text),
+    sa.Column("created_at", TS, nullable=False), sa.Column("updated_at", TS, nullable=False),
+    sa.Index("ix_promos_due", "status", "next_at"),
+)
 posts = sa.Table(
     "posts", md,
     sa.Column("id", sa.Integer, primary_key=True),
@@ -88,6 +107,9 @@ posts = sa.Table(
     sa.Column("dedupe_key", sa.String(200), nullable=False, unique=True),
     sa.Column("priority", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", TS, nullable=False),
+    sa.Column("promo_id", sa.Integer, sa.ForeignKey("promos.id", name="fk_posts_promo")),
+    sa.Column("due_at", TS),                                  # a promo's occurrence
+    sa.Index("ix_posts_promo", "promo_id"),
 )
 deliveries = sa.Table(
     "deliveries", md,
@@ -295,7 +317,8 @@ class Store:
     # -- posts and deliveries -------------------------------------------------------------
     def enqueue(self, c, *, kind: str, dedupe_key: str, episode_id: int | None,
                 targets: Sequence[tuple[str, str, str]], now: datetime,
-                priority: int = 0) -> int | None:
+                priority: int = 0, promo_id: int | None = None,
+                due_at: datetime | None = None) -> int | None:
         """Create a post and one delivery per (account, platform, status). Idempotent by
         `dedupe_key`: a second call for the same post creates nothing and returns None."""
         exists = c.execute(sa.select(posts.c.id).where(posts.c.dedupe_key == dedupe_key)
@@ -304,12 +327,13 @@ class Store:
             return None
         pid = c.execute(posts.insert().values(
             kind=kind, episode_id=episode_id, dedupe_key=dedupe_key, priority=priority,
-            created_at=now)).inserted_primary_key[0]
+            created_at=now, promo_id=promo_id, due_at=due_at)).inserted_primary_key[0]
+        start = due_at if due_at is not None and due_at > now else now
         for account, platform, status in targets:
             key = hashlib.sha256(f"crier:{dedupe_key}:{account}".encode()).hexdigest()[:40]
             c.execute(deliveries.insert().values(
                 post_id=pid, account=account, platform=platform, status=status,
-                idempotency_key=key, attempts=0, needs_check=False, next_attempt_at=now,
+                idempotency_key=key, attempts=0, needs_check=False, next_attempt_at=start,
                 created_at=now, updated_at=now))
         return pid
 
@@ -322,7 +346,8 @@ class Store:
     @staticmethod
     def _delivery_query():
         return sa.select(deliveries, posts.c.kind, posts.c.episode_id, posts.c.priority,
-                         posts.c.dedupe_key).join(posts, posts.c.id == deliveries.c.post_id)
+                         posts.c.dedupe_key, posts.c.promo_id, posts.c.due_at
+                         ).join(posts, posts.c.id == deliveries.c.post_id)
 
     def due_deliveries(self, now: datetime, limit: int = 50) -> list[dict]:
         q = self._delivery_query().where(
@@ -392,6 +417,103 @@ class Store:
         return ids
 
     # -- locks ----------------------------------------------------------------------------
+    # -- promos ---------------------------------------------------------------------------
+    def add_promo(self, now: datetime, **values: Any) -> int:
+        with self.tx() as c:
+            return c.execute(promos.insert().values(
+                created_at=now, updated_at=now, fired=0, missed=0, **values)
+            ).inserted_primary_key[0]
+
+    def promo(self, promo_id: int) -> dict | None:
+        with self.tx() as c:
+            r = c.execute(sa.select(promos).where(promos.c.id == promo_id)).mappings().first()
+            return dict(r) if r else None
+
+    def all_promos(self, *, include_finished: bool = False) -> list[dict]:
+        q = sa.select(promos).order_by(promos.c.next_at.nulls_last(), promos.c.id)
+        if not include_finished:
+            q = q.where(promos.c.status.in_(("active", "paused")))
+        with self.tx() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def promo_in(self, c, promo_id: int) -> dict | None:
+        """The promo's row, read inside the caller's transaction (PostgreSQL: locked)."""
+        q = sa.select(promos).where(promos.c.id == promo_id)
+        if self.dialect == "postgresql":
+            q = q.with_for_update()
+        r = c.execute(q).mappings().first()
+        return dict(r) if r else None
+
+    def withdraw_promo_deliveries(self, c, promo_id: int, now: datetime, *,
+                                  reason: str) -> list[int]:
+        """Cancel a promo's deliveries that have not started sending (pending, held)."""
+        ids = list(c.execute(sa.select(deliveries.c.id).join(
+            posts, posts.c.id == deliveries.c.post_id).where(
+            posts.c.promo_id == promo_id,
+            deliveries.c.status.in_(("pending", "held")))).scalars())
+        if ids:
+            c.execute(deliveries.update().where(deliveries.c.id.in_(ids),
+                                                deliveries.c.status.in_(("pending", "held"))
+                                                ).values(status="cancelled", last_error=reason,
+                                                         updated_at=now))
+        return ids
+
+    def episode_by_guid(self, guid: str) -> dict | None:
+        with self.tx() as c:
+            r = c.execute(sa.select(episodes).where(episodes.c.guid == guid).order_by(
+                episodes.c.id.desc())).mappings().first()
+            return dict(r) if r else None
+
+    def episodes_for_promotion(self, feed_id: int) -> list[dict]:
+        """A feed's episodes that went out or were there before crier (no held, scheduled)."""
+        with self.tx() as c:
+            return [dict(r) for r in c.execute(sa.select(
+                episodes.c.id, episodes.c.title, episodes.c.published_at,
+                episodes.c.announced_at, episodes.c.status).where(
+                episodes.c.feed_id == feed_id,
+                episodes.c.status.in_(("baseline", "announced"))).order_by(
+                episodes.c.published_at, episodes.c.id)).mappings()]
+
+    def due_promos(self, now: datetime) -> list[dict]:
+        with self.tx() as c:
+            return [dict(r) for r in c.execute(sa.select(promos).where(
+                promos.c.status == "active", promos.c.next_at <= now
+            ).order_by(promos.c.next_at, promos.c.id)).mappings()]
+
+    def update_promo(self, c, promo_id: int, now: datetime, **values: Any) -> None:
+        c.execute(promos.update().where(promos.c.id == promo_id).values(
+            updated_at=now, **values))
+
+    def promo_deliveries(self, promo_id: int, limit: int = 20) -> list[dict]:
+        with self.tx() as c:
+            return [dict(r) for r in c.execute(self._delivery_query().where(
+                posts.c.promo_id == promo_id).order_by(deliveries.c.id.desc()).limit(limit)
+            ).mappings()]
+
+    def last_promoted(self, feed_id: int) -> dict[int, datetime]:
+        """episode id → when a promo post for it was last made (evergreen cool-down)."""
+        with self.tx() as c:
+            q = sa.select(posts.c.episode_id, sa.func.max(posts.c.created_at)).join(
+                episodes, episodes.c.id == posts.c.episode_id).where(
+                posts.c.kind == "promo", episodes.c.feed_id == feed_id
+            ).group_by(posts.c.episode_id)
+            return dict(c.execute(q).all())
+
+    def last_sent(self, account: str) -> datetime | None:
+        """When the account last had a post sent (or recorded by a dry run)."""
+        with self.tx() as c:
+            return c.execute(sa.select(sa.func.max(deliveries.c.sent_at)).where(
+                deliveries.c.account == account)).scalar()
+
+    def announcement_pending(self, account: str, before: datetime) -> bool:
+        """An announcement for the account waits to go out (it goes before any promo)."""
+        with self.tx() as c:
+            return c.execute(sa.select(deliveries.c.id).join(
+                posts, posts.c.id == deliveries.c.post_id).where(
+                deliveries.c.account == account, posts.c.kind == "announcement",
+                deliveries.c.status.in_(("pending", "sending")),
+                deliveries.c.next_attempt_at <= before).limit(1)).first() is not None
+
     def acquire_lock(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
         """A lease held by one process at a time (renew by calling again before it expires)."""
         with self.tx() as c:

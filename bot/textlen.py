@@ -53,7 +53,8 @@ __all__ = [
 
 # https://docs.x.com/resources/fundamentals/counting-characters (twitter-text config/v3.json:
 # maxWeightedTweetLength 280, transformedURLLength 23)
-X_RULES = Rules("x", 280, "x", 23)
+# X: alt text on media is at most 1000 characters (POST media/metadata/create, alt_text.text).
+X_RULES = Rules("x", 280, "x", 23, alt_text_limit=1000)
 # https://docs.joinmastodon.org/user/posting/#text : 500 is only Mastodon's default; the real
 # limit is the instance's /api/v2/instance configuration.statuses.max_characters, and
 # characters_reserved_per_url (23) is the URL weight.
