@@ -241,6 +241,15 @@ def status(obj: Context, as_json: bool) -> None:
         click.secho("Future-dated, waiting for their date:", bold=True)
         for e in st["scheduled_episodes"]:
             click.echo(f"  #{e['id']} {e['title']} ({e['published_at']})")
+    if st.get("queue"):
+        click.secho("Queued posts (`crier queue list`):", bold=True)
+        for v in st["queue"]:
+            line = f"  #{v['id']} {v['kind']} [{v['status']}] next {v['next_local'] or '-'}"
+            if v["fired"] or v["missed"]:
+                line += f" · fired {v['fired']}×, missed {v['missed']}×"
+            click.echo(line)
+            if v["note"]:
+                click.secho(f"      {v['note']}", fg="yellow")
     for title, rows in (("Pending deliveries", st["pending"]),
                         ("Failed deliveries (`crier retry ID` tries again)", st["failed"]),
                         ("Last posts", st["recent"])):
@@ -248,6 +257,8 @@ def status(obj: Context, as_json: bool) -> None:
             click.secho(f"{title}:", bold=True)
             for d in rows:
                 line = f"  #{d['id']} {d['account']} ({d['platform']}) {d['status']}"
+                if d.get("promo"):
+                    line += f" · queued post #{d['promo']}"
                 if d["episode"]:
                     line += f" · {d['episode']}"
                 if d["url"]:

@@ -824,7 +824,8 @@ class Service:
 
         def drow(d):
             return {"id": d["id"], "account": d["account"], "platform": d["platform"],
-                    "status": d["status"], "episode": title(d["episode_id"]),
+                    "status": d["status"], "kind": d["kind"], "promo": d["promo_id"],
+                    "episode": title(d["episode_id"]),
                     "attempts": d["attempts"], "next_attempt_at": _iso(d["next_attempt_at"]),
                     "last_error": d["last_error"], "url": d["remote_url"],
                     "sent_at": _iso(d["sent_at"])}
@@ -843,6 +844,7 @@ class Service:
             "pending": [drow(d) for d in open_],
             "failed": [drow(d) for d in failed],
             "recent": [drow(d) for d in recent],
+            "queue": self.queue.list(),
         }
 
     # -- credentials ----------------------------------------------------------------------
@@ -1094,6 +1096,11 @@ class PromoQueue:
             raise errors.CrierError("too long: " + "; ".join(
                 f"{p.account} ({p.platform}) {p.length}/{p.limit} characters"
                 for p in too_long) + " — shorten it, or --fit to have it shortened")
+        if kind == "recurring" and "{{" not in (text or "") and \
+                any(a.platform == "x" for a in targets):
+            promo["note"] = ("X refuses a tweet identical to a recent one: the same text every "
+                             "time may fail there; vary it (e.g. with --episode variables)")
+            log.warning("promo: %s", promo["note"])
         bad_alt = [p for p in previews if p.alt is not None and p.alt_length > p.alt_limit]
         if bad_alt:
             raise errors.CrierError("alt text too long: " + "; ".join(
@@ -1176,7 +1183,7 @@ class PromoQueue:
                     quiet={a.name: self.settings.quiet_for(a) for a in accounts},
                     last_sent={a.name: self.store.last_sent(a.name) for a in accounts},
                     blocked_until={a.name: now for a in accounts
-                                   if self.store.announcement_pending(a.name, now)})
+                                   if self.store.announcement_pending(a.name)})
 
     def view(self, r: dict, planned: dict[str, datetime] | None = None) -> dict:
         from bot.schedule import format_local
@@ -1249,13 +1256,19 @@ class PromoQueue:
              accounts: Iterable[str] | None = None, image: str | None = None,
              alt: str | None = None, fit: bool | None = None) -> tuple[dict, list[PromoPreview]]:
         """Change a queued post; checked (and composed for every account) as `add` checks a
-        new one. A delivery already sending is not touched: the change applies from the next
-        occurrence (deliveries not yet sending are withdrawn and the post fires again)."""
+        new one. Deliveries of a firing that have not been composed yet (waiting for their
+        time, a gap, quiet hours) go out with the change; one already composed (tried once)
+        or being sent keeps its text, so no retry ever sends a different post."""
         from bot.schedule import parse_rule, parse_when
         row = self.get(promo_id)
-        if row["status"] not in ("active", "paused"):
+        waiting = [d for d in self.store.promo_deliveries(promo_id, limit=100)
+                   if d["status"] == "pending"]
+        if row["status"] == "cancelled" or (row["status"] == "done" and not waiting):
             raise errors.CrierError(f"queued post {promo_id} is {row['status']}; it cannot be "
                                     "edited")
+        if row["status"] == "done" and (at or every or until or accounts):
+            raise errors.CrierError(f"queued post {promo_id} has fired; only its text, image "
+                                    "and --fit can change (cancel it and queue a new one)")
         now = self.svc.clock()
         new = dict(row)
         if text is not None:
@@ -1299,11 +1312,9 @@ class PromoQueue:
                 for p in too_long) + " — shorten it, or --fit to have it shortened")
         changes = {k: new[k] for k in ("text", "fit", "accounts", "image_path", "alt", "kind",
                                        "rule", "until", "next_at") if new[k] != row[k]}
-        with self.store.tx() as c:
-            if changes:
+        if changes:
+            with self.store.tx() as c:
                 self.store.update_promo(c, promo_id, now, **changes)
-            self.store.withdraw_promo_deliveries(c, promo_id, now,
-                                                 reason="queued post edited")
         return self.show(promo_id), previews
 
     # -- firing ---------------------------------------------------------------------------
@@ -1359,8 +1370,10 @@ class PromoQueue:
                 if row["kind"] != "evergreen" or episode_id is not None:
                     targets = [(a.name, a.platform, DeliveryStatus.PENDING.value)
                                for a in self.accounts(row["accounts"])]
+                    # the key: the promo and its firing number, read and moved on in this
+                    # transaction, so two processes firing the same occurrence make one post
                     post_id = self.store.enqueue(
-                        c, kind="promo", dedupe_key=f"promo:{promo_id}:{occurrence.isoformat()}",
+                        c, kind="promo", dedupe_key=f"promo:{promo_id}:{row['fired']}",
                         episode_id=episode_id, targets=targets, now=now, priority=0,
                         promo_id=promo_id, due_at=occurrence)
             self.store.update_promo(
@@ -1377,7 +1390,7 @@ class PromoQueue:
         """When a promo delivery may go out, if not now: after a pending announcement, the
         account's minimum gap since its last post, and outside its quiet hours."""
         from bot.spacing import next_allowed
-        if self.store.announcement_pending(account.name, now):
+        if self.store.announcement_pending(account.name):
             return now + timedelta(seconds=max(self.settings.dispatch_interval, 30))
         last = self.store.last_sent(account.name)
         gap = timedelta(seconds=self.settings.gap_for(account))

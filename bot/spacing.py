@@ -23,13 +23,15 @@ def _window(quiet: str) -> tuple[time, time]:
 
 
 def _local(day, at: time, tz: ZoneInfo) -> datetime:
-    """`day` at local time `at` in UTC (a time skipped by a DST change: the first after)."""
+    """`day` at local time `at` in UTC. A time skipped by a DST change becomes the moment the
+    clocks jump (as in `bot.schedule`); a repeated one, its first occurrence."""
     naive = datetime.combine(day, at)
-    aware = naive.replace(tzinfo=tz)
-    back = aware.astimezone(UTC).astimezone(tz)
-    if back.replace(tzinfo=None) != naive:  # in a spring-forward gap
-        aware = (naive + timedelta(hours=1)).replace(tzinfo=tz)
-    return aware.astimezone(UTC)
+    for minutes in range(0, 24 * 60):
+        wall = naive + timedelta(minutes=minutes)
+        aware = wall.replace(tzinfo=tz)
+        if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall:
+            return aware.astimezone(UTC)
+    raise ValueError(f"no valid local time near {naive} in {tz.key}")
 
 
 def quiet_until(when: datetime, *, tz: ZoneInfo, quiet: str | None) -> datetime | None:

@@ -505,14 +505,14 @@ class Store:
             return c.execute(sa.select(sa.func.max(deliveries.c.sent_at)).where(
                 deliveries.c.account == account)).scalar()
 
-    def announcement_pending(self, account: str, before: datetime) -> bool:
-        """An announcement for the account waits to go out (it goes before any promo)."""
+    def announcement_pending(self, account: str) -> bool:
+        """An announcement for the account waits to go out, now or after a retry delay (it
+        goes before any promo)."""
         with self.tx() as c:
             return c.execute(sa.select(deliveries.c.id).join(
                 posts, posts.c.id == deliveries.c.post_id).where(
                 deliveries.c.account == account, posts.c.kind == "announcement",
-                deliveries.c.status.in_(("pending", "sending")),
-                deliveries.c.next_attempt_at <= before).limit(1)).first() is not None
+                deliveries.c.status.in_(("pending", "sending"))).limit(1)).first() is not None
 
     def acquire_lock(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
         """A lease held by one process at a time (renew by calling again before it expires)."""

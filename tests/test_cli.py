@@ -108,3 +108,44 @@ def test_every_command_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     for name in main.commands:
         assert f"crier {name}" in readme, name
+
+
+def test_queue_from_the_command_line(run):
+    run("run", "--once")  # records the bundled feed's episodes
+    out = run("queue", "add", "Our book is out: https://example.com/book",
+              "--at", "2030-01-01 09:00").output
+    assert re.search(r"── social-coop \(mastodon\): \d+/500 characters", out), out
+    assert re.search(r"── x \(x\): \d+/280 characters", out), out
+    assert "Queued #1." in out and "goes out on x:" in out
+    listed = json.loads(run("queue", "list", "--json").output)
+    assert [v["id"] for v in listed] == [1]
+    assert set(listed[0]["goes_out"]) == {"social-coop", "x"}
+    assert listed[0]["next_at"] == "2030-01-01T14:00:00+00:00"  # 09:00 in New York
+    shown = json.loads(run("queue", "show", "1", "--json").output)
+    assert shown["status"] == "active" and shown["deliveries"] == []
+    st = json.loads(run("status", "--json").output)
+    assert [v["id"] for v in st["queue"]] == [1]
+    assert "cancelled" in run("queue", "cancel", "1").output
+    assert json.loads(run("queue", "list", "--json").output) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["x " * 200, "--in", "1h"], "too long: x (x) 399/280 characters"),
+    (["hello", "--at", "2020-01-01 9:00"], "in the past"),
+    (["hello", "--in", "1h", "--account", "bluesky"], "unknown account 'bluesky'"),
+    (["hello", "--in", "1h", "--image", "missing.png", "--alt", "a"], "no such file"),
+    (["hello", "--at", "fri 9:00", "--in", "1h"], "not both"),
+])
+def test_queue_add_refuses_bad_input_with_one_line(run, args, message):
+    run("run", "--once")
+    result = run("queue", "add", *args, ok=False)
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+    assert json.loads(run("queue", "list", "--json").output) == []
+
+
+def test_queue_evergreen_preview_without_queueing(run):
+    run("run", "--once")
+    out = run("queue", "add", "--evergreen", "--every", "every 2 weeks on mon 9:00",
+              "--dry-run").output
+    assert "From the archive of The Blockchain Socialist" in out and "Dry run" in out

@@ -89,6 +89,13 @@ def test_database_url_from_env(tmp_path):
      "CRIER_X_CONSUMER_KEY"),
     (BASE + '[[accounts]]\nplatform = "x"\nname = "x"\n[[accounts]]\nplatform = "x"\n'
      'name = "x"\ndry_run = true\n', "accounts[1].name", "duplicate"),
+    (BASE + '[promos]\nmin_gap = "soon"\n', "promos.min_gap", "duration"),
+    (BASE + '[promos]\nquiet_hours = "22-7"\n', "promos.quiet_hours", "22:00-07:00"),
+    (BASE + '[promos]\nquiet_hours = "25:00-07:00"\n', "promos.quiet_hours", "local times"),
+    (BASE + '[promos]\ngrace = "1s"\n', "promos.grace", "at least 60"),
+    (BASE + '[promos]\nmin_gapp = "30m"\n', "min_gapp", "did you mean 'min_gap'"),
+    (BASE + '[[accounts]]\nplatform = "x"\nname = "x"\ndry_run = true\n'
+     'quiet_hours = "7-9"\n', "accounts[0].quiet_hours", "local times"),
 ])
 def test_mistakes_name_file_key_and_expectation(tmp_path, text, key, words):
     p = write(tmp_path, text)
@@ -163,3 +170,18 @@ def test_composition_key_mistakes(tmp_path, extra, key, words):
     with pytest.raises(ConfigError) as exc:
         load_settings(p, env={})
     assert key in str(exc.value) and words in str(exc.value)
+
+
+def test_promo_settings_and_per_account_overrides(tmp_path):
+    p = write(tmp_path, BASE + '[promos]\nmin_gap = "45m"\nquiet_hours = "23:00-6:30"\n'
+              'grace = "2h"\nevergreen_cooldown = "30d"\n'
+              '[[accounts]]\nplatform = "x"\nname = "x"\ndry_run = true\nmin_gap = 0\n'
+              'quiet_hours = ""\n'
+              '[[accounts]]\nplatform = "mastodon"\nname = "m"\ninstance = "https://a.b"\n'
+              'dry_run = true\n')
+    st = load_settings(p, env={})
+    x, m = st.accounts
+    assert (st.min_gap, st.quiet_hours, st.promo_grace, st.evergreen_cooldown) == \
+        (2700, "23:00-06:30", 7200, 30 * 86400)
+    assert st.gap_for(x) == 0 and st.quiet_for(x) is None
+    assert st.gap_for(m) == 2700 and st.quiet_for(m) == "23:00-06:30"

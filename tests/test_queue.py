@@ -314,3 +314,38 @@ def test_edit_changes_text_and_time_and_is_checked_again(q):
     q.clock.advance(hours=2, seconds=1)
     q.svc.dispatch()
     assert posted(q)[0] == ["New text"]
+
+
+def test_edit_while_a_firing_is_in_flight(q):
+    """A delivery being sent keeps its text; one still waiting goes out with the edit; later
+    occurrences use the new text."""
+    at(q, "2026-11-23T12:00:00+00:00")
+    pid, _, _ = q.svc.queue.add("Old text", every="every day 9:00 until 2026-11-24 12:00")
+    q.clock.now = q.store.promo(pid)["next_at"] + timedelta(seconds=1)
+    q.svc.queue.fire()
+    masto_row = next(d for d in promo_rows(q) if d["account"] == "masto")
+    q.svc._compose_delivery(masto_row, q.settings.account("masto"))
+    assert q.store.claim(masto_row["id"], "token", q.clock.now)  # Mastodon: being sent
+    view, previews = q.svc.queue.edit(pid, text="New text")
+    assert [p.text for p in previews] == ["New text", "New text"]
+    q.svc.dispatch()
+    assert posted(q)[1] == ["New text"]  # X had not been composed: it takes the edit
+    assert q.store.delivery(masto_row["id"])["text"] == "Old text"  # in flight: unchanged
+    q.clock.now = q.store.promo(pid)["next_at"] + timedelta(seconds=1)
+    q.svc.dispatch()
+    assert posted(q)[0][-1] == "New text"
+
+
+def test_a_fired_one_off_can_only_change_its_text(q):
+    q.configure(quiet_hours="09:00-12:00")
+    at(q, "2026-11-26T15:00:00+00:00")  # 10:00 EST: quiet until noon
+    pid, _, _ = q.svc.queue.add("Old", at="in 1m")
+    q.clock.advance(minutes=1, seconds=1)
+    q.svc.dispatch()
+    assert q.store.promo(pid)["status"] == "done" and posted(q) == ([], [])
+    with pytest.raises(CrierError, match="only its text"):
+        q.svc.queue.edit(pid, at="in 2h")
+    q.svc.queue.edit(pid, text="New")
+    at(q, "2026-11-26T17:00:01+00:00")  # noon EST
+    q.svc.dispatch()
+    assert posted(q) == (["New"], ["New"])

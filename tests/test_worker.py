@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,33 @@ def test_worker_posts_once_refuses_a_second_worker_and_stops_cleanly(setup):
         w3.send_signal(signal.SIGTERM)
         w3.communicate(timeout=20)
     assert len(masto.statuses) == 1 and len(x.tweets) == 1
+
+
+def test_the_worker_posts_a_queued_promo_once_across_a_restart(setup):
+    """Queued from the CLI, fired by the real worker; a restart does not post it again."""
+    env, masto, x, cwd = setup
+    env = dict(env, PYTHONPATH=str(ROOT))
+    cfg = Path(env["CRIER_CONFIG"])
+    cfg.write_text(cfg.read_text().replace("dispatch_interval = 1",
+                                           "dispatch_interval = 1\n[promos]\nmin_gap = 0"))
+    subprocess.run([sys.executable, "-m", "bot", "run", "--once"], env=env, cwd=cwd,
+                   check=True, capture_output=True, timeout=60)
+    add = subprocess.run([sys.executable, "-m", "bot", "queue", "add", "Queued promo",
+                          "--in", "3s"], env=env, cwd=cwd, capture_output=True, text=True,
+                         timeout=60)
+    assert add.returncode == 0, add.stderr + add.stdout
+    w = start(env, cwd)
+    try:
+        wait_for(lambda: any(s["text"] == "Queued promo" for s in masto.statuses)
+                 and any(t["text"] == "Queued promo" for t in x.tweets), what="the promo")
+    finally:
+        w.send_signal(signal.SIGTERM)
+        w.communicate(timeout=20)
+    w = start(env, cwd)
+    try:
+        time.sleep(3)
+    finally:
+        w.send_signal(signal.SIGTERM)
+        w.communicate(timeout=20)
+    assert sum(s["text"] == "Queued promo" for s in masto.statuses) == 1
+    assert sum(t["text"] == "Queued promo" for t in x.tweets) == 1
