@@ -1091,11 +1091,7 @@ class PromoQueue:
                  "pick": pick if evergreen else None,
                  "cooldown_days": cooldown_days if evergreen else None}
         previews = self.preview(promo, targets, ep_row)
-        too_long = [p for p in previews if p.length > p.limit]
-        if too_long:
-            raise errors.CrierError("too long: " + "; ".join(
-                f"{p.account} ({p.platform}) {p.length}/{p.limit} characters"
-                for p in too_long) + " — shorten it, or --fit to have it shortened")
+        _refuse_too_long(previews)
         if kind == "recurring" and "{{" not in (text or "") and \
                 any(a.platform == "x" for a in targets):
             promo["note"] = ("X refuses a tweet identical to a recent one: the same text every "
@@ -1305,11 +1301,7 @@ class PromoQueue:
             self._pick(new["pick"] or "oldest", new["cooldown_days"], now, preview=True)
             if new["kind"] == "evergreen" else None)
         previews = self.preview(new, targets, ep_row)
-        too_long = [p for p in previews if p.length > p.limit]
-        if too_long:
-            raise errors.CrierError("too long: " + "; ".join(
-                f"{p.account} ({p.platform}) {p.length}/{p.limit} characters"
-                for p in too_long) + " — shorten it, or --fit to have it shortened")
+        _refuse_too_long(previews)
         changes = {k: new[k] for k in ("text", "fit", "accounts", "image_path", "alt", "kind",
                                        "rule", "until", "next_at") if new[k] != row[k]}
         if changes:
@@ -1397,6 +1389,14 @@ class PromoQueue:
         at = next_allowed(now, tz=self.tz, quiet=self.settings.quiet_for(account),
                           not_before=last + gap if last else None)
         return at if at > now else None
+
+
+def _refuse_too_long(previews: list[PromoPreview]) -> None:
+    too_long = [p for p in previews if p.length > p.limit]
+    if too_long:
+        raise errors.CrierError("too long: " + "; ".join(
+            f"{p.account} ({p.platform}) {p.length}/{p.limit} characters"
+            for p in too_long) + " — shorten it, or --fit to have it shortened")
 
 
 def _human(delta: timedelta) -> str:
