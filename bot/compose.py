@@ -1191,7 +1191,7 @@ def fit_text(text: str, rules: Rules, *, fit: bool = True, ellipsis: str | None 
 # the host's own posts (the promo queue)
 
 PROMO_VARIABLES = ("show", "title", "summary", "link", "season", "number", "duration",
-                   "published", "hashtags", "guests", "guest_names", "mentions")
+                   "published", "hashtags", "guests", "guest_names", "mentions", "artwork")
 DEFAULT_EVERGREEN_TEMPLATE = """\
 From the archive{% if show %} of {{ show }}{% endif %}: {{ title }}
 
@@ -1238,7 +1238,8 @@ def compose_promo(text: str, *, show: str, rules: Rules, episode: Episode | None
             published=episode.published.date() if episode.published else None,
             guests=_join_names([handles[g] or g for g in guests]),
             guest_names=_join_names(guests),
-            mentions=_join_names([h for h in handles.values() if h]))
+            mentions=_join_names([h for h in handles.values() if h]),
+            artwork=episode.image or "")
         image_url = episode.image
     rendered = _render(_compile(text, name), name, variables)
     if not rendered.strip():

@@ -64,6 +64,8 @@ def test_one_off_goes_out_at_its_time_exactly_once_on_each_account(q):
 def test_in_duration_and_the_episode_variables(q):
     pid, promo, previews = q.svc.queue.add("Listen again: {{ title }} {{ link }}",
                                            at="in 2h", episode="latest")
+    with pytest.raises(CrierError, match="empty"):  # (these episodes have no artwork)
+        q.svc.queue.add("{{ artwork }}", at="in 2h", episode="latest", dry=True)
     assert promo["next_at"] == q.clock.now + timedelta(hours=2)
     latest = q.store.latest_episode(q.store.all_feeds()[0]["id"])
     assert all(latest["title"] in p.text and "https://" in p.text for p in previews)
@@ -349,3 +351,14 @@ def test_a_fired_one_off_can_only_change_its_text(q):
     at(q, "2026-11-26T17:00:01+00:00")  # noon EST
     q.svc.dispatch()
     assert posted(q) == (["New"], ["New"])
+
+
+def test_the_episode_artwork_is_a_variable(q):
+    from tests.feedgen import item
+    q.items.append(item(6, published=q.clock.now - timedelta(minutes=5)).with_(
+        image="https://cdn.example.com/art/6.jpg"))
+    q.publish_feed()
+    q.cycle()
+    _, _, previews = q.svc.queue.add("Cover: {{ artwork }}", at="in 1h", episode="latest",
+                                     dry=True)
+    assert {p.text for p in previews} == {"Cover: https://cdn.example.com/art/6.jpg"}
