@@ -484,3 +484,46 @@ def _status_command(action: str, doc: str):
 _status_command("cancel", "Cancel a queued post (deliveries not yet sending are withdrawn).")
 _status_command("pause", "Pause a queued post (resume picks up at the next occurrence).")
 _status_command("resume", "Resume a paused post.")
+
+
+# -- spreading an episode ---------------------------------------------------------------------
+
+@main.command()
+@click.argument("episode", required=False, metavar="[GUID|ID|latest]")
+@click.option("--instance", metavar="HOST",
+              help="The Mastodon instance for the share link (default: the show's).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def share(obj: Context, episode: str | None, instance: str | None, as_json: bool) -> None:
+    """A share kit for listeners: a post per network, share links, the posts to boost."""
+    with obj.service() as svc:
+        kit = svc.share(episode, instance=instance)
+    if as_json:
+        click.echo(json.dumps(kit, indent=2, ensure_ascii=False))
+        return
+    click.secho(kit["episode"], bold=True)
+    for t in kit["texts"]:
+        click.echo(f"\n── {t['network']}: {t['length']}/{t['limit']} ──")
+        click.echo(t["text"])
+        click.echo(f"share: {t['share_url']}")
+    if kit["official_posts"]:
+        click.echo("\nBoost or quote the official posts:")
+        for p in kit["official_posts"]:
+            click.echo(f"  {p['account']} ({p['platform']}): {p['url']}")
+
+
+@main.command("socialinteract")
+@click.argument("episode", required=False, metavar="[GUID|ID|latest]")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def social_interact(obj: Context, episode: str | None, as_json: bool) -> None:
+    """The episode's <podcast:socialInteract> tags, for the host to paste into the feed."""
+    with obj.service() as svc:
+        out = svc.social_interact(episode)
+    if as_json:
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    if not out["tags"]:
+        raise CrierError(f"episode {out['id']} ({out['episode']}) has no sent announcement "
+                         "yet: nothing to point podcast apps at")
+    click.echo(out["xml"])

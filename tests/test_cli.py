@@ -149,3 +149,16 @@ def test_queue_evergreen_preview_without_queueing(run):
     out = run("queue", "add", "--evergreen", "--every", "every 2 weeks on mon 9:00",
               "--dry-run").output
     assert "From the archive of The Blockchain Socialist" in out and "Dry run" in out
+
+
+def test_share_and_socialinteract_from_the_command_line(run):
+    run("run", "--once")  # dry run: nothing is really posted
+    kit = json.loads(run("share", "--json").output)
+    assert [t["network"] for t in kit["texts"]] == ["x", "mastodon", "bluesky"]
+    assert all(t["length"] <= t["limit"] for t in kit["texts"])
+    assert kit["texts"][1]["share_url"].startswith("https://social.coop/share?text=")
+    assert kit["official_posts"] == []
+    out = run("share", "--instance", "mastodon.art").output
+    assert "https://mastodon.art/share?text=" in out
+    result = run("socialinteract", ok=False)
+    assert result.exit_code != 0 and "no sent announcement" in result.output
