@@ -64,6 +64,8 @@ class Account:
     ellipsis: str | None = None
     min_gap: int | None = None           # seconds between two posts (None: the [promos] one)
     quiet_hours: str | None = None       # "22:00-07:00" in the show's time zone
+    amplify: str | None = None           # an amplifier: boosts this official account's posts
+    amplify_delay: int = 300             # seconds after the official post
     secrets: dict[str, Secret] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -90,6 +92,14 @@ class Settings:
     promo_grace: int = 6 * 3600           # a promo overdue by more is reported, not posted
     evergreen_template: str | None = None
     evergreen_cooldown: int = 90 * 86400  # an episode is promoted again after this long
+
+    @property
+    def posting_accounts(self) -> tuple[Account, ...]:
+        """The official accounts: everything is posted on these (not on amplifiers)."""
+        return tuple(a for a in self.accounts if not a.amplify)
+
+    def amplifiers_of(self, name: str) -> tuple[Account, ...]:
+        return tuple(a for a in self.accounts if a.amplify == name)
 
     def gap_for(self, account: Account) -> int:
         return self.min_gap if account.min_gap is None else account.min_gap
@@ -154,6 +164,8 @@ ACCOUNT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "ellipsis": ((str,), "the text put where something was shortened, e.g. \"…\""),
     "min_gap": ((int, str), "a duration like \"30m\" between two posts (0: no gap)"),
     "quiet_hours": ((str,), "local times like \"22:00-07:00\" (\"\": none)"),
+    "amplify": ((str,), "the name of the official account whose posts this one boosts"),
+    "amplify_delay": ((int, str), "a duration like \"5m\" after the official post"),
 }
 HANDLE_PATTERNS = {
     "mastodon": (re.compile(r"^@?[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*"
@@ -351,6 +363,20 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
                               key=f"{where}.name")
         seen.add(acc.name)
         accounts.append(acc)
+    names = {a.name: a for a in accounts}
+    for i, acc in enumerate(accounts):
+        if acc.amplify is None:
+            continue
+        target = names.get(acc.amplify)
+        if target is None or target.amplify is not None or target is acc:
+            raise ConfigError(f"amplify names the official account whose posts this one "
+                              f"boosts; {acc.amplify!r} is not one (official accounts: "
+                              f"{', '.join(a.name for a in accounts if not a.amplify)})",
+                              file=file, key=f"accounts[{i}].amplify")
+        if target.platform != acc.platform:
+            raise ConfigError(f"an amplifier boosts on its own network: '{acc.name}' is on "
+                              f"{acc.platform}, '{target.name}' on {target.platform}",
+                              file=file, key=f"accounts[{i}].amplify")
 
     return Settings(
         path=cfg_path, show=raw["show"].strip(), feed=feed,
@@ -446,6 +472,11 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
     if "quiet_hours" in table:
         kw["quiet_hours"] = parse_quiet_hours(table["quiet_hours"], file=file,
                                               key=f"{where}.quiet_hours") or ""
+    if "amplify" in table:
+        kw["amplify"] = table["amplify"]
+    if "amplify_delay" in table:
+        kw["amplify_delay"] = parse_duration(table["amplify_delay"], file=file,
+                                             key=f"{where}.amplify_delay", minimum=0)
     if kw.get("link_policy") in ("none", "reply") and "media" not in table:
         kw["media"] = "artwork"  # no link card without a link: show the artwork instead
 

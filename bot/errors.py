@@ -102,3 +102,8 @@ class RejectedError(PublishError):
 
 class DuplicateError(RejectedError):
     """The platform says this exact text was already posted."""
+
+
+class NotAllowedError(RejectedError):
+    """The platform (or the account's API access level) does not allow this action: the
+    delivery is skipped, with the reason, and never retried."""

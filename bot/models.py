@@ -97,6 +97,7 @@ class DeliveryStatus(enum.StrEnum):
     HELD = "held"          # waiting for the host (flood guard, account stopped)
     DRY_RUN = "dry_run"    # recorded, not sent: no credentials or --dry-run
     CANCELLED = "cancelled"  # withdrawn before sending (a queued post cancelled or edited)
+    SKIPPED = "skipped"    # the platform does not allow it for this account (the reason kept)
 
 
 class EpisodeStatus(enum.StrEnum):

@@ -471,7 +471,7 @@ class Service:
     def _enqueue_episode(self, c, episode_id: int, now: datetime) -> None:
         from bot.store import episodes
         targets = [(a.name, a.platform, DeliveryStatus.PENDING.value)
-                   for a in self.settings.accounts]
+                   for a in self.settings.posting_accounts]
         self.store.enqueue(c, kind="announcement", dedupe_key=f"episode:{episode_id}",
                            episode_id=episode_id, targets=targets, now=now, priority=10)
         c.execute(episodes.update().where(episodes.c.id == episode_id).values(
@@ -537,7 +537,7 @@ class Service:
     def preview(self, episode: Episode, *, boilerplate: Iterable[str] = (),
                 show_image: str | None = None) -> list[Preview]:
         out = []
-        for account in self.settings.accounts:
+        for account in self.settings.posting_accounts:
             c = self.compose(account, episode, boilerplate=boilerplate, show_image=show_image)
             media = ()
             if account.media == "artwork" and c.image_url:
@@ -627,14 +627,24 @@ class Service:
 
         try:
             published = None
-            if d["needs_check"]:
+            if d["needs_check"] and d["kind"] != "boost":  # (boosting again is a no-op)
                 since = (d["first_attempt_at"] or now) - FIND_EXISTING_MARGIN
                 published = publisher.find_existing(post, since)
                 if published:
                     log.info("delivery %d to %s: found already posted after an interrupted "
                              "attempt: %s", did, name, published.url)
-            if published is None:
+            if published is None and d["kind"] == "boost":
+                target = d["payload"]["boost_of"]
+                published = publisher.boost(target["url"], target["remote_id"],
+                                            same_instance=target["same_instance"])
+            elif published is None:
                 published = publisher.publish(post, d["idempotency_key"])
+        except errors.NotAllowedError as e:  # e.g. X's Free tier cannot repost
+            self.store.finish(did, token, now, status=DeliveryStatus.SKIPPED.value,
+                              last_error=str(e), error_kind="not allowed")
+            log.warning("delivery %d to %s: skipped: %s", did, name, e)
+            outcome.status, outcome.error = DeliveryStatus.SKIPPED.value, str(e)
+            return outcome
         except errors.DuplicateError as e:
             since = (d["first_attempt_at"] or now) - FIND_EXISTING_MARGIN
             try:
@@ -671,7 +681,8 @@ class Service:
         self.store.finish(did, token, now, status=DeliveryStatus.SENT.value,
                           remote_id=published.remote_id, remote_url=published.url, sent_at=now,
                           last_error=note, error_kind="reply" if note else None,
-                          needs_check=False)
+                          needs_check=False,
+                          and_then=lambda c: self._enqueue_boosts(c, d, account, now))
         log.info("delivery %d to %s: sent %s", did, name, published.url or published.remote_id)
         outcome.status, outcome.url, outcome.error = DeliveryStatus.SENT.value, published.url, note
         return outcome
@@ -681,6 +692,8 @@ class Service:
         every retry sends exactly the same post."""
         if d["kind"] == "promo":
             return self._compose_promo_delivery(d, account)
+        if d["kind"] == "boost":
+            return self._compose_boost(d, account)
         row = self.store.get_episode(d["episode_id"]) if d["episode_id"] else None
         if row is None:
             raise errors.CrierError(f"delivery {d['id']} has no episode or text to post")
@@ -710,6 +723,36 @@ class Service:
                 payload["notes"].append(note)
         self.store.set_delivery_text(d["id"], text=composed.text, payload=payload,
                                      length=length, limit=rules.limit, now=self.clock())
+
+    def _enqueue_boosts(self, c, d: dict, account: Account, now: datetime) -> None:
+        """After an official post: one boost per amplifier of its account, after the delay
+        (in the transaction that records the post, so a crash loses none)."""
+        if d["kind"] == "boost":
+            return
+        amps = self.settings.amplifiers_of(account.name)
+        for amp in amps:
+            self.store.enqueue(c, kind="boost", dedupe_key=f"boost:{d['id']}:{amp.name}",
+                               episode_id=d["episode_id"], now=now, priority=5,
+                               targets=[(amp.name, amp.platform,
+                                         DeliveryStatus.PENDING.value)],
+                               due_at=now + timedelta(seconds=amp.amplify_delay))
+
+    def _compose_boost(self, d: dict, account: Account) -> None:
+        """A boost's "text" says what it boosts; its payload, the official post."""
+        official_id = int(d["dedupe_key"].split(":")[1])
+        official = self.store.delivery(official_id)
+        if official is None or not (official["remote_url"] or official["remote_id"]):
+            raise errors.CrierError(f"delivery {d['id']}: the post to boost is gone")
+        source = self._account(official["account"])
+        same = bool(source and source.instance and account.instance and
+                    source.instance.rstrip("/").lower() == account.instance.rstrip("/").lower())
+        if account.platform == "x":
+            same = True
+        payload = {"boost_of": {"url": official["remote_url"], "remote_id": official["remote_id"],
+                                "account": official["account"], "same_instance": same},
+                   "media": [], "notes": []}
+        self.store.set_delivery_text(d["id"], text=f"boost of {official['remote_url']}",
+                                     payload=payload, length=0, limit=0, now=self.clock())
 
     def _compose_promo_delivery(self, d: dict, account: Account) -> None:
         promo = self.store.promo(d["promo_id"]) if d["promo_id"] else None
@@ -864,8 +907,9 @@ class Service:
         from bot.share import share_kit
         row = self.queue.episode(ref or "latest")
         episode = episode_from_data(row["data"])
-        masto = next((a for a in self.settings.accounts if a.platform == "mastodon"), None)
-        base = masto or (self.settings.accounts[0] if self.settings.accounts else None)
+        official = self.settings.posting_accounts
+        masto = next((a for a in official if a.platform == "mastodon"), None)
+        base = masto or (official[0] if official else None)
         options = self.options_for(base, row["data"].get("boilerplate") or ()) if base else None
         rules = {"mastodon": self.rules_for(masto)} if masto else {}
         if instance is None and masto is not None:
@@ -1014,10 +1058,10 @@ class PromoQueue:
     def accounts(self, names: Iterable[str] | None) -> list[Account]:
         names = [n for n in (names or ()) if n]
         if not names:
-            if not self.settings.accounts:
+            if not self.settings.posting_accounts:
                 raise errors.CrierError("no accounts are configured to post to")
-            return list(self.settings.accounts)
-        known = {a.name: a for a in self.settings.accounts}
+            return list(self.settings.posting_accounts)
+        known = {a.name: a for a in self.settings.posting_accounts}
         unknown = [n for n in names if n not in known]
         if unknown:
             raise errors.CrierError(
@@ -1201,7 +1245,7 @@ class PromoQueue:
         """When each active promo's next occurrence will actually go out, per account."""
         from bot.spacing import Slot, plan
         now = self.svc.clock()
-        accounts = self.settings.accounts
+        accounts = self.settings.posting_accounts
         slots = []
         for r in rows:
             if r["status"] != "active" or r["next_at"] is None:
@@ -1220,7 +1264,7 @@ class PromoQueue:
         rule = self.rule(r)
         return {
             "id": r["id"], "kind": r["kind"], "status": r["status"], "text": r["text"],
-            "accounts": r["accounts"] or [a.name for a in self.settings.accounts],
+            "accounts": r["accounts"] or [a.name for a in self.settings.posting_accounts],
             "rule": rule.describe() if rule else None,
             "next_at": _iso(r["next_at"]),
             "next_local": format_local(r["next_at"], self.tz) if r["next_at"] else None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -385,14 +385,18 @@ class Store:
                      first_attempt_at=sa.func.coalesce(deliveries.c.first_attempt_at, now)))
             return r.rowcount == 1
 
-    def finish(self, delivery_id: int, token: str, now: datetime, **values: Any) -> bool:
-        """Record the outcome of a claimed delivery (only the claim's owner may)."""
+    def finish(self, delivery_id: int, token: str, now: datetime, *,
+               and_then: Callable[[Any], None] | None = None, **values: Any) -> bool:
+        """Record the outcome of a claimed delivery (only the claim's owner may); `and_then`
+        runs in the same transaction when it was recorded (what follows from a post)."""
         values.setdefault("claim_token", None)
         with self.tx() as c:
             r = c.execute(deliveries.update().where(
                 deliveries.c.id == delivery_id, deliveries.c.claim_token == token,
                 deliveries.c.status == DeliveryStatus.SENDING.value,
             ).values(updated_at=now, **values))
+            if r.rowcount == 1 and and_then is not None:
+                and_then(c)
             return r.rowcount == 1
 
     def update_delivery(self, delivery_id: int, now: datetime, **values: Any) -> None:

@@ -89,6 +89,11 @@ def test_database_url_from_env(tmp_path):
      "CRIER_X_CONSUMER_KEY"),
     (BASE + '[[accounts]]\nplatform = "x"\nname = "x"\n[[accounts]]\nplatform = "x"\n'
      'name = "x"\ndry_run = true\n', "accounts[1].name", "duplicate"),
+    (BASE + '[[accounts]]\nplatform = "x"\nname = "x"\ndry_run = true\namplify = "nobody"\n',
+     "accounts[0].amplify", "not one"),
+    (BASE + '[[accounts]]\nplatform = "x"\nname = "x"\ndry_run = true\n'
+     '[[accounts]]\nplatform = "mastodon"\nname = "m"\ninstance = "https://a.b"\n'
+     'dry_run = true\namplify = "x"\n', "accounts[1].amplify", "its own network"),
     (BASE + '[promos]\nmin_gap = "soon"\n', "promos.min_gap", "duration"),
     (BASE + '[promos]\nquiet_hours = "22-7"\n', "promos.quiet_hours", "22:00-07:00"),
     (BASE + '[promos]\nquiet_hours = "25:00-07:00"\n', "promos.quiet_hours", "local times"),
@@ -185,3 +190,15 @@ def test_promo_settings_and_per_account_overrides(tmp_path):
         (2700, "23:00-06:30", 7200, 30 * 86400)
     assert st.gap_for(x) == 0 and st.quiet_for(x) is None
     assert st.gap_for(m) == 2700 and st.quiet_for(m) == "23:00-06:30"
+
+
+def test_amplifiers_are_not_posting_accounts(tmp_path):
+    p = write(tmp_path, BASE + '[[accounts]]\nplatform = "mastodon"\nname = "show"\n'
+              'instance = "https://a.b"\ndry_run = true\n'
+              '[[accounts]]\nplatform = "mastodon"\nname = "cohost"\n'
+              'instance = "https://c.d"\ndry_run = true\namplify = "show"\n'
+              'amplify_delay = "10m"\n')
+    st = load_settings(p, env={})
+    assert [a.name for a in st.posting_accounts] == ["show"]
+    (amp,) = st.amplifiers_of("show")
+    assert amp.name == "cohost" and amp.amplify_delay == 600

@@ -129,6 +129,29 @@ class MastodonPublisher:
                     MAX_PAGES)
         return None
 
+    def boost(self, url: str, remote_id: str | None, *, same_instance: bool) -> Published:
+        """Reblog a status: by its id on our own instance, else after resolving its URL here
+        (search with resolve=true fetches it by ActivityPub). Reblogging twice is a no-op on
+        Mastodon, so a retry after any failure is safe."""
+        api = self._client()
+        try:
+            status_id = remote_id if same_instance and remote_id else None
+            if status_id is None:
+                found = api.search_v2(url, resolve=True, result_type="statuses")
+                statuses = found.get("statuses") or []
+                if not statuses:
+                    raise errors.TransientError(
+                        f"{self.instance} could not resolve {url} yet (federation lag?)",
+                        platform=self.platform, account=self.account)
+                status_id = statuses[0]["id"]
+            reblog = api.status_reblog(status_id)
+        except errors.PublishError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, ambiguous=False) from exc
+        log.info("%s: boosted %s", self.account, url)
+        return Published(remote_id=str(reblog["id"]), url=url)
+
     def verify(self) -> str:
         """The account's handle, "@user@instance-host"; AuthError if the token is refused."""
         api = self._client()

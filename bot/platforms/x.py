@@ -41,6 +41,7 @@ from bot.errors import (
     AmbiguousError,
     AuthError,
     DuplicateError,
+    NotAllowedError,
     PublishError,
     RateLimitedError,
     RejectedError,
@@ -175,6 +176,24 @@ class XPublisher:
         if post.reply_text:
             self._reply(tweet_id, post.reply_text, idempotency_key)
         return published
+
+    def boost(self, url: str, remote_id: str | None, *, same_instance: bool) -> Published:
+        """Repost a tweet. X's Free access level cannot (403): NotAllowedError, with X's
+        reason, so the delivery is skipped rather than retried or the account stopped."""
+        if not remote_id:
+            raise RejectedError(f"no tweet id to repost for {url}", platform=self.platform,
+                                account=self.account)
+        user_id, _ = self._whoami()
+        try:
+            self._call("reposting", True, lambda c: c.retweet(remote_id, user_auth=True))
+        except (AuthError, RejectedError) as e:
+            if e.status == 403:
+                raise NotAllowedError(f"X does not allow this app to repost: {e.detail}",
+                                      platform=self.platform, account=self.account,
+                                      status=403) from None
+            raise
+        log.info("x account '%s': reposted %s", self.account, url)
+        return Published(remote_id, url)
 
     def find_existing(self, post: Post, since: datetime) -> Published | None:
         """Our tweet created at or after `since` whose text is this post's, if any.

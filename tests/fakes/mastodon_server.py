@@ -142,6 +142,10 @@ class MastodonServer:
 
         self.statuses: list[dict] = []
         self.reblogs: list[dict] = []
+        # federation, simulated: a search with resolve=true for a status URL of a peer
+        # instance copies it here under a local id, as Mastodon fetches a remote status
+        self.peers: list[MastodonServer] = []
+        self.remote: list[dict] = []
         self.media: dict[str, dict] = {}
         self.requests: list[dict] = []
         self._lock = threading.RLock()
@@ -407,7 +411,7 @@ class MastodonServer:
         return self._timeouts.pop(0) if self._timeouts else 0.0
 
     def _find(self, status_id: str) -> dict:
-        for status in itertools.chain(self.statuses, self.reblogs):
+        for status in itertools.chain(self.statuses, self.reblogs, self.remote):
             if status["id"] == status_id:
                 return status
         raise _Fail(404, "Record not found")
@@ -424,6 +428,9 @@ class MastodonServer:
         original = self._find(status_id)
         if original.get("reblog"):
             original = self._find(original["reblog"]["id"])
+        for existing in self.reblogs:  # Mastodon's ReblogService: boosting twice is a no-op
+            if existing["reblog"]["id"] == original["id"]:
+                return _Reply(200, existing)
         original["reblogged"] = True
         original["reblogs_count"] += 1
         now = self.clock()
@@ -436,6 +443,16 @@ class MastodonServer:
                   "reblog": _public(original), "reblogged": True}
         self.reblogs.append(reblog)
         return _Reply(200, reblog)
+
+    def _fetch_remote(self, url: str) -> list[dict]:
+        for peer in self.peers:
+            for status in list(peer.statuses):
+                if url in (status["url"], status["uri"]):
+                    copy = {**status, "id": self._new_id(self.clock()), "reblogs_count": 0,
+                            "reblogged": False}
+                    self.remote.append(copy)
+                    return [copy]
+        return []
 
     def _account_statuses(self, account_id: str, query: dict) -> _Reply:
         if account_id != self.account_id:
@@ -466,8 +483,11 @@ class MastodonServer:
         q = (_q(query, "q") or "").strip()
         found = []
         if _truthy(_q(query, "resolve")) and re.match(r"https?://", q):
-            found = [_public(s) for s in itertools.chain(self.statuses, self.reblogs)
+            found = [_public(s) for s in itertools.chain(self.statuses, self.reblogs,
+                                                         self.remote)
                      if q in (s["url"], s["uri"])]
+            if not found:
+                found = [_public(s) for s in self._fetch_remote(q)]
         kind = _q(query, "type")
         return _Reply(200, {"accounts": [], "statuses": found if kind in (None, "statuses")
                             else [], "hashtags": []})

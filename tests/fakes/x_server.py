@@ -78,6 +78,7 @@ IMAGE_MAX_BYTES = 5 * 1024 * 1024  # X: images up to 5 MB through simple upload
 TIMESTAMP_SKEW = 300               # seconds of oauth_timestamp drift accepted
 FIRST_TWEET_ID = 1456012973835788293   # ids look like the recorded snowflakes
 FIRST_MEDIA_ID = 1349010955083132928
+CLIENT_FORBIDDEN_TYPE = "https://api.twitter.com/2/problems/client-forbidden"
 _TCO_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 # (method, route) -> (x-rate-limit-limit, window seconds): X's documented per-user limits.
@@ -86,6 +87,7 @@ RATE_LIMITS: dict[tuple[str, str], tuple[int, int]] = {
     ("DELETE", "/2/tweets/:id"): (50, 900),
     ("GET", "/2/users/me"): (75, 900),
     ("GET", "/2/users/:id/tweets"): (900, 900),
+    ("POST", "/2/users/:id/retweets"): (50, 900),
     ("POST", "/2/media/upload"): (415, 900),
     ("POST", "/2/media/metadata"): (500, 900),
     ("POST", "/1.1/media/upload.json"): (415, 900),
@@ -114,6 +116,8 @@ def _route(method: str, path: str) -> str:
         return "/2/tweets/:id"
     if re.fullmatch(r"/2/users/[^/]+/tweets", path):
         return "/2/users/:id/tweets"
+    if re.fullmatch(r"/2/users/[^/]+/retweets", path):
+        return "/2/users/:id/retweets"
     return path
 
 
@@ -169,8 +173,11 @@ class XServer:
                  signed_api_base: str = "https://api.twitter.com",
                  signed_upload_base: str = "https://upload.twitter.com",
                  enforce_rate_limits: bool = False, timeline_delay: float = 0.0,
-                 clock: Callable[[], datetime] | None = None):
+                 clock: Callable[[], datetime] | None = None, allow_retweets: bool = False):
         self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
+        # X's Free tier may post but not repost: POST /2/users/:id/retweets answers 403
+        self.allow_retweets = allow_retweets
+        self.retweets: list[str] = []
         self.access_token, self.access_token_secret = access_token, access_token_secret
         self.username, self.name, self.user_id = username, name or username, user_id
         self.signed_api_base = signed_api_base.rstrip("/")
@@ -429,6 +436,8 @@ class XServer:
                                             "username": self.username}}
             if (method, route) == ("GET", "/2/users/:id/tweets"):
                 return self._users_tweets(path.split("/")[3], params, rate)
+            if (method, route) == ("POST", "/2/users/:id/retweets"):
+                return self._retweet(path.split("/")[3], body, rate)
             if (method, path) == ("POST", "/1.1/media/upload.json"):
                 return self._upload(body, headers, rate, v2=False)
             if (method, path) == ("POST", "/2/media/upload"):
@@ -497,6 +506,27 @@ class XServer:
             self.tweets[:] = [t for t in self.tweets if t["id"] != tweet_id]
             deleted = len(self.tweets) < before
         return 200, rate, {"data": {"deleted": deleted}}
+
+    def _retweet(self, user_id: str, body: bytes, rate: dict[str, str]
+                 ) -> tuple[int, dict[str, str], Any]:
+        """POST /2/users/:id/retweets {"tweet_id"} → {"data": {"retweeted", "rest_id"}}
+        (repostPost); reposting twice is not an error. Without `allow_retweets`, the 403 X
+        gives an app whose access level lacks the endpoint."""
+        if user_id != self.user_id:
+            return 403, rate, problem(403, "You are not allowed to repost on behalf of "
+                                           "another user.")
+        if not self.allow_retweets:
+            return 403, rate, {
+                "title": "Client Forbidden", "type": CLIENT_FORBIDDEN_TYPE,
+                "reason": "client-not-enrolled", "status": 403,
+                "detail": "You currently have access to a subset of X API V2 endpoints and "
+                          "limited v1.1 endpoints (e.g. media post, oauth) only. If you need "
+                          "access to this endpoint, you may need a different access level."}
+        tweet_id = str(json.loads(body or b"{}")["tweet_id"])
+        with self.lock:
+            if tweet_id not in self.retweets:
+                self.retweets.append(tweet_id)
+        return 200, rate, {"data": {"retweeted": True, "rest_id": tweet_id}}
 
     def _users_tweets(self, user_id: str, params: dict[str, str], rate: dict[str, str]
                       ) -> tuple[int, dict[str, str], Any]:
