@@ -92,6 +92,13 @@ class Settings:
     promo_grace: int = 6 * 3600           # a promo overdue by more is reported, not posted
     evergreen_template: str | None = None
     evergreen_cooldown: int = 90 * 86400  # an episode is promoted again after this long
+    # the community ([community] table): posts to propose for a boost
+    community: bool = False
+    community_account: str | None = None  # the official Mastodon account (default: first)
+    community_hashtags: tuple[str, ...] = ()  # default: that account's hashtags
+    community_mentions: bool = True
+    community_allow: tuple[str, ...] = ()  # authors boosted without asking ("user@host")
+    community_interval: int = 600
 
     @property
     def posting_accounts(self) -> tuple[Account, ...]:
@@ -136,6 +143,16 @@ TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "boilerplate_patterns": ((list,), "a list of regular expressions (text)"),
     "promos": ((dict,), "a [promos] table (min_gap, quiet_hours, grace, evergreen_template, "
                         "evergreen_cooldown)"),
+    "community": ((dict,), "a [community] table (enabled, account, hashtags, mentions, allow, "
+                           "interval)"),
+}
+COMMUNITY_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "enabled": ((bool,), "true or false"),
+    "account": ((str,), "the official Mastodon account's name"),
+    "hashtags": ((list,), "hashtags to watch, e.g. [\"BlockchainSocialist\"]"),
+    "mentions": ((bool,), "true or false: propose posts that mention the account"),
+    "allow": ((list,), "authors boosted without approval, e.g. [\"cohost@social.coop\"]"),
+    "interval": ((int, str), "a duration like \"10m\""),
 }
 PROMO_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "min_gap": ((int, str), "a duration like \"30m\" (0: no gap)"),
@@ -277,6 +294,38 @@ def parse_quiet_hours(value: str, *, file: str, key: str) -> str | None:
     return f"{h1:02d}:{m1:02d}-{h2:02d}:{m2:02d}"
 
 
+def _community(table: dict[str, Any], accounts: list[Account], file: str,
+               text: str) -> dict[str, Any]:
+    _check_keys(table, COMMUNITY_KEYS, "in [community]", file, text)
+    if not table.get("enabled", False):
+        return {}
+    masto = [a for a in accounts if a.platform == "mastodon" and not a.amplify]
+    name = table.get("account") or (masto[0].name if masto else None)
+    if name not in {a.name for a in masto}:
+        raise ConfigError("the community is watched from an official Mastodon account; "
+                          f"{name!r} is not one (have: "
+                          f"{', '.join(a.name for a in masto) or 'none'})", file=file,
+                          key="community.account")
+    account = next(a for a in masto if a.name == name)
+    tags = table.get("hashtags", list(account.hashtags))
+    if not all(isinstance(t, str) and re.fullmatch(r"#?\w+", t) for t in tags):
+        raise ConfigError("expected hashtags as words without spaces", file=file,
+                          key="community.hashtags")
+    allow = table.get("allow", [])
+    if not all(isinstance(a, str) and a.strip() for a in allow):
+        raise ConfigError("expected account names like \"user@host\"", file=file,
+                          key="community.allow")
+    out: dict[str, Any] = {
+        "community": True, "community_account": name,
+        "community_hashtags": tuple(t.lstrip("#") for t in tags),
+        "community_mentions": table.get("mentions", True),
+        "community_allow": tuple(a.strip().lstrip("@").lower() for a in allow)}
+    if "interval" in table:
+        out["community_interval"] = parse_duration(table["interval"], file=file,
+                                                   key="community.interval")
+    return out
+
+
 def _promos(table: dict[str, Any], file: str, text: str) -> dict[str, Any]:
     _check_keys(table, PROMO_KEYS, "in [promos]", file, text)
     out: dict[str, Any] = {}
@@ -385,7 +434,8 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
         timezone=timezone, accounts=tuple(accounts),
         database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
         listen_link=listen_link, people=people, boilerplate_patterns=tuple(patterns),
-        **_promos(raw.get("promos", {}), file, text), **ints)
+        **_promos(raw.get("promos", {}), file, text),
+        **_community(raw.get("community", {}), accounts, file, text), **ints)
 
 
 def _people(table: dict[str, Any], file: str) -> dict[str, dict[str, str]]:

@@ -627,13 +627,13 @@ class Service:
 
         try:
             published = None
-            if d["needs_check"] and d["kind"] != "boost":  # (boosting again is a no-op)
+            if d["needs_check"] and d["kind"] not in ("boost", "community"):  # (a no-op again)
                 since = (d["first_attempt_at"] or now) - FIND_EXISTING_MARGIN
                 published = publisher.find_existing(post, since)
                 if published:
                     log.info("delivery %d to %s: found already posted after an interrupted "
                              "attempt: %s", did, name, published.url)
-            if published is None and d["kind"] == "boost":
+            if published is None and d["kind"] in ("boost", "community"):
                 target = d["payload"]["boost_of"]
                 published = publisher.boost(target["url"], target["remote_id"],
                                             same_instance=target["same_instance"])
@@ -694,6 +694,8 @@ class Service:
             return self._compose_promo_delivery(d, account)
         if d["kind"] == "boost":
             return self._compose_boost(d, account)
+        if d["kind"] == "community":
+            return self._compose_community(d, account)
         row = self.store.get_episode(d["episode_id"]) if d["episode_id"] else None
         if row is None:
             raise errors.CrierError(f"delivery {d['id']} has no episode or text to post")
@@ -727,7 +729,7 @@ class Service:
     def _enqueue_boosts(self, c, d: dict, account: Account, now: datetime) -> None:
         """After an official post: one boost per amplifier of its account, after the delay
         (in the transaction that records the post, so a crash loses none)."""
-        if d["kind"] == "boost":
+        if d["kind"] in ("boost", "community"):
             return
         amps = self.settings.amplifiers_of(account.name)
         for amp in amps:
@@ -736,6 +738,18 @@ class Service:
                                targets=[(amp.name, amp.platform,
                                          DeliveryStatus.PENDING.value)],
                                due_at=now + timedelta(seconds=amp.amplify_delay))
+
+    def _compose_community(self, d: dict, account: Account) -> None:
+        post_id = int(d["dedupe_key"].split(":")[1])
+        with self.store.tx() as c:
+            row = self.store.community_post(c, post_id)
+        if row is None:
+            raise errors.CrierError(f"delivery {d['id']}: community post {post_id} is gone")
+        payload = {"boost_of": {"url": row["url"], "remote_id": row["status_id"],
+                                "account": row["author"], "same_instance": True},
+                   "media": [], "notes": []}
+        self.store.set_delivery_text(d["id"], text=f"boost of {row['url']}", payload=payload,
+                                     length=0, limit=0, now=self.clock())
 
     def _compose_boost(self, d: dict, account: Account) -> None:
         """A boost's "text" says what it boosts; its payload, the official post."""
@@ -924,6 +938,69 @@ class Service:
         tags = social_interact(self.official_posts(row["id"]))
         return {"id": row["id"], "episode": row["title"], "tags": tags,
                 "xml": social_interact_xml(tags)}
+
+    # -- the community --------------------------------------------------------------------
+    def community_scan(self) -> list[dict]:
+        """Propose the community's new public posts (hashtags, mentions) for a boost; an
+        allow-listed author's post is approved (and its boost queued) at once."""
+        from bot.community import candidates
+        st = self.settings
+        if not st.community:
+            raise errors.CrierError("the community watch is off ([community] enabled = true "
+                                    f"in {st.path})")
+        name = st.community_account
+        publisher = self.publishers.get(name)
+        if publisher is None or not hasattr(publisher, "watch"):
+            log.info("community: account %r cannot be watched (dry run?)", name)
+            return []
+        seen = publisher.watch(list(st.community_hashtags), mentions=st.community_mentions)
+        found = candidates(seen["found"], me_id=seen["me"], blocked=seen["blocked"],
+                           muted=seen["muted"])
+        now = self.clock()
+        new = []
+        with self.store.tx() as c:
+            for cand in found:
+                allowed = cand.author.lower() in st.community_allow
+                pid = self.store.add_community(c, name, cand, now,
+                                               "approved" if allowed else "proposed")
+                if pid is None:
+                    continue
+                if allowed:
+                    self._enqueue_community_boost(c, pid, name, now)
+                new.append({"id": pid, "author": cand.author, "via": cand.via,
+                            "approved": allowed})
+        if new:
+            log.info("community: %d new post(s) proposed", len(new))
+        return new
+
+    def community_list(self, *, all_: bool = False) -> list[dict]:
+        rows = self.store.community(statuses=None if all_ else ("proposed",))
+        return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
+                for r in rows]
+
+    def community_decide(self, post_id: int, approve: bool) -> dict:
+        """Approve (the official account boosts it, once) or reject a proposed post."""
+        now = self.clock()
+        with self.store.tx() as c:
+            row = self.store.community_post(c, post_id)
+            if row is None:
+                raise errors.CrierError(f"no community post {post_id} (see `crier community "
+                                        "list`)")
+            if row["status"] != "proposed":
+                raise errors.CrierError(f"community post {post_id} was already "
+                                        f"{row['status']}")
+            self.store.decide_community(c, post_id, "approved" if approve else "rejected",
+                                        now)
+            if approve:
+                self._enqueue_community_boost(c, post_id, row["account"], now)
+        return {**row, "status": "approved" if approve else "rejected"}
+
+    def _enqueue_community_boost(self, c, post_id: int, account: str, now: datetime) -> None:
+        a = self._account(account)
+        self.store.enqueue(c, kind="community", dedupe_key=f"community:{post_id}",
+                           episode_id=None, now=now, priority=1,
+                           targets=[(account, a.platform if a else "mastodon",
+                                     DeliveryStatus.PENDING.value)])
 
     # -- credentials ----------------------------------------------------------------------
     def check(self) -> list[dict]:

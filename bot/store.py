@@ -25,7 +25,7 @@ from bot.models import DeliveryStatus
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0003"
+HEAD = "0004"
 MAX_KEY = 300
 
 
@@ -138,6 +138,18 @@ item_caches = sa.Table(  # each feed's `bot.feed.ItemCache`, packed (migration 0
     sa.Column("feed_id", sa.Integer, sa.ForeignKey("feeds.id", ondelete="CASCADE"),
               primary_key=True),
     sa.Column("data", sa.LargeBinary, nullable=False),
+)
+community_posts = sa.Table(  # proposed for a boost (migration 0004)
+    "community_posts", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account", sa.String(100), nullable=False),     # the official account
+    sa.Column("status_id", sa.String(100), nullable=False),   # on that account's instance
+    sa.Column("uri", sa.String(2048), nullable=False),
+    sa.Column("url", sa.Text), sa.Column("author", sa.String(400), nullable=False),
+    sa.Column("text", sa.Text), sa.Column("via", sa.String(200)),
+    sa.Column("status", sa.String(16), nullable=False),  # proposed|approved|rejected
+    sa.Column("found_at", TS, nullable=False), sa.Column("decided_at", TS),
+    sa.UniqueConstraint("account", "uri", name="uq_community_account_uri"),
 )
 locks = sa.Table(
     "locks", md,
@@ -421,6 +433,34 @@ class Store:
         return ids
 
     # -- locks ----------------------------------------------------------------------------
+    # -- community --------------------------------------------------------------------------
+    def add_community(self, c, account: str, cand, now: datetime, status: str) -> int | None:
+        """Record a proposed post once (by account and URI); None when already known."""
+        if c.execute(sa.select(community_posts.c.id).where(
+                community_posts.c.account == account,
+                community_posts.c.uri == cand.uri)).first():
+            return None
+        return c.execute(community_posts.insert().values(
+            account=account, status_id=cand.status_id, uri=cand.uri, url=cand.url,
+            author=cand.author, text=cand.text, via=cand.via, status=status, found_at=now,
+            decided_at=now if status != "proposed" else None)).inserted_primary_key[0]
+
+    def community(self, *, statuses: Sequence[str] | None = None) -> list[dict]:
+        q = sa.select(community_posts).order_by(community_posts.c.id)
+        if statuses:
+            q = q.where(community_posts.c.status.in_(list(statuses)))
+        with self.tx() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def community_post(self, c, post_id: int) -> dict | None:
+        r = c.execute(sa.select(community_posts).where(community_posts.c.id == post_id)
+                      ).mappings().first()
+        return dict(r) if r else None
+
+    def decide_community(self, c, post_id: int, status: str, now: datetime) -> None:
+        c.execute(community_posts.update().where(community_posts.c.id == post_id).values(
+            status=status, decided_at=now))
+
     # -- promos ---------------------------------------------------------------------------
     def add_promo(self, now: datetime, **values: Any) -> int:
         with self.tx() as c:

@@ -3,7 +3,9 @@
 Jobs (stable ids, replace_existing, coalesce, max_instances=1, UTC):
 - `poll`: every 30 s, polls the feed when its `next_poll_at` has come (interval with jitter,
   backoff after errors, both decided by the service and kept in the database);
-- `dispatch`: every `dispatch_interval` seconds, sends due deliveries and renews the worker lock.
+- `dispatch`: every `dispatch_interval` seconds, fires due queued posts, sends due deliveries
+  and renews the worker lock;
+- `community` (when `[community] enabled`): every `interval`, proposes the community's new posts.
 
 One worker per database: the lock in the `locks` table is taken at start and renewed; a second
 `crier run` against the same database refuses to start its scheduler. SIGTERM/SIGINT stop the
@@ -64,6 +66,15 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
                       replace_existing=True, next_run_time=svc.clock())
         sched.add_job(dispatch_job, "interval", seconds=svc.settings.dispatch_interval,
                       id="dispatch", replace_existing=True, next_run_time=svc.clock())
+        if svc.settings.community:
+            def community_job() -> None:
+                try:
+                    svc.community_scan()
+                except CrierError as e:
+                    log.error("community: %s", e)
+
+            sched.add_job(community_job, "interval", seconds=svc.settings.community_interval,
+                          id="community", replace_existing=True, next_run_time=svc.clock())
 
         def on_signal(signum, _frame) -> None:
             log.info("received %s: finishing the delivery in flight, then stopping",

@@ -94,6 +94,8 @@ def test_database_url_from_env(tmp_path):
     (BASE + '[[accounts]]\nplatform = "x"\nname = "x"\ndry_run = true\n'
      '[[accounts]]\nplatform = "mastodon"\nname = "m"\ninstance = "https://a.b"\n'
      'dry_run = true\namplify = "x"\n', "accounts[1].amplify", "its own network"),
+    (BASE + '[community]\nenabled = true\n', "community.account", "official Mastodon"),
+    (BASE + '[community]\nenabeld = true\n', "enabeld", "did you mean 'enabled'"),
     (BASE + '[promos]\nmin_gap = "soon"\n', "promos.min_gap", "duration"),
     (BASE + '[promos]\nquiet_hours = "22-7"\n', "promos.quiet_hours", "22:00-07:00"),
     (BASE + '[promos]\nquiet_hours = "25:00-07:00"\n', "promos.quiet_hours", "local times"),

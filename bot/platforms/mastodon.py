@@ -152,6 +152,26 @@ class MastodonPublisher:
         log.info("%s: boosted %s", self.account, url)
         return Published(remote_id=str(reblog["id"]), url=url)
 
+    def watch(self, hashtags: list[str], *, mentions: bool = True, limit: int = 40) -> dict:
+        """What the community posted lately: the hashtags' public timelines and the posts
+        mentioning us, with our account id and the ids we block or mute."""
+        api = self._client()
+        try:
+            me = self._me(api)
+            found: list[tuple[dict, str]] = []
+            for tag in hashtags:
+                found += [(s, f"#{tag}") for s in api.timeline_hashtag(tag.lstrip("#"),
+                                                                        limit=limit)]
+            if mentions:
+                found += [(n["status"], "mention") for n in
+                          api.notifications(types=["mention"], limit=limit) if n.get("status")]
+            blocked = [str(a["id"]) for a in api.blocks()] + [a["acct"] for a in api.blocks()]
+            muted = [str(a["id"]) for a in api.mutes()] + [a["acct"] for a in api.mutes()]
+        except Exception as exc:
+            raise self._translate(exc, ambiguous=False) from exc
+        return {"me": me, "found": [(dict(s), via) for s, via in found],
+                "blocked": blocked, "muted": muted}
+
     def verify(self) -> str:
         """The account's handle, "@user@instance-host"; AuthError if the token is refused."""
         api = self._client()

@@ -146,6 +146,11 @@ class MastodonServer:
         # instance copies it here under a local id, as Mastodon fetches a remote status
         self.peers: list[MastodonServer] = []
         self.remote: list[dict] = []
+        # other people's posts (`add_post`), what they mention us in, whom we block or mute
+        self.others: list[dict] = []
+        self.notifications: list[dict] = []
+        self.blocked: list[dict] = []
+        self.muted: list[dict] = []
         self.media: dict[str, dict] = {}
         self.requests: list[dict] = []
         self._lock = threading.RLock()
@@ -343,6 +348,12 @@ class MastodonServer:
                 return self._media_update(media_id, form)
             case ("GET", ["api", "v2", "search"]):
                 return self._search(query)
+            case ("GET", ["api", "v1", "timelines", "tag", tag]):
+                return self._tag_timeline(tag, query)
+            case ("GET", ["api", "v1", "notifications"]):
+                return self._notifications(query)
+            case ("GET", ["api", "v1", ("blocks" | "mutes") as which]):
+                return _Reply(200, list(self.blocked if which == "blocks" else self.muted))
         raise _Fail(404, "Not Found")
 
     # -- statuses ----------------------------------------------------------------------------
@@ -411,7 +422,7 @@ class MastodonServer:
         return self._timeouts.pop(0) if self._timeouts else 0.0
 
     def _find(self, status_id: str) -> dict:
-        for status in itertools.chain(self.statuses, self.reblogs, self.remote):
+        for status in itertools.chain(self.statuses, self.reblogs, self.remote, self.others):
             if status["id"] == status_id:
                 return status
         raise _Fail(404, "Record not found")
@@ -443,6 +454,80 @@ class MastodonServer:
                   "reblog": _public(original), "reblogged": True}
         self.reblogs.append(reblog)
         return _Reply(200, reblog)
+
+    # -- other people (community tests) -------------------------------------------------------
+    def other_account(self, acct: str) -> dict:
+        """An account of someone else, "user" (local) or "user@host" (remote)."""
+        user, _, host = acct.partition("@")
+        host = host or urlsplit(self.public_base).hostname
+        aid = str(200000 + sum(map(ord, acct)) * 7 % 99991)
+        return {"id": aid, "username": user, "acct": acct, "display_name": user,
+                "url": f"https://{host}/@{user}", "uri": f"https://{host}/users/{user}",
+                "bot": False, "locked": False, "group": False, "note": "", "fields": [],
+                "emojis": [], "followers_count": 0, "following_count": 0,
+                "statuses_count": 1, "created_at": "2024-01-01T00:00:00.000Z",
+                "avatar": "", "avatar_static": "", "header": "", "header_static": ""}
+
+    def add_post(self, acct: str, text: str, *, tags: tuple[str, ...] = (),
+                 mention: bool = False, sensitive: bool = False, spoiler: str = "",
+                 visibility: str = "public", in_reply_to: str | None = None,
+                 reply_to_account: str | None = None) -> dict:
+        """Someone else's status on this instance's federated view: tagged, or mentioning
+        our account (then also a mention notification)."""
+        with self._lock:
+            now = self.clock()
+            sid = self._new_id(now)
+            account = self.other_account(acct)
+            host = urlsplit(account["url"]).hostname
+            status = {
+                "id": sid, "created_at": _iso(now), "in_reply_to_id": in_reply_to,
+                "in_reply_to_account_id": reply_to_account, "sensitive": sensitive,
+                "spoiler_text": spoiler, "visibility": visibility, "language": "en",
+                "uri": f"https://{host}/users/{account['username']}/statuses/{sid}",
+                "url": f"https://{host}/@{account['username']}/{sid}",
+                "replies_count": 0, "reblogs_count": 0, "favourites_count": 0,
+                "content": f"<p>{html.escape(text)}</p>", "reblog": None,
+                "account": account, "media_attachments": [],
+                "mentions": ([{"id": self.account_id, "username": self.username,
+                               "acct": self.username, "url": f"{self.public_base}/@"
+                                                             f"{self.username}"}]
+                             if mention else []),
+                "tags": [{"name": t.lower(), "url": f"{self.public_base}/tags/{t.lower()}"}
+                         for t in tags],
+                "emojis": [], "card": None, "poll": None, "reblogged": False,
+                "favourited": False, "bookmarked": False, "muted": False, "pinned": False}
+            self.others.append(status)
+            if mention:
+                self.notifications.append({"id": self._new_id(now), "type": "mention",
+                                           "created_at": _iso(now), "account": account,
+                                           "status": status})
+            return status
+
+    def block(self, acct: str) -> None:
+        self.blocked.append(self.other_account(acct))
+
+    def mute(self, acct: str) -> None:
+        self.muted.append(self.other_account(acct))
+
+    def _tag_timeline(self, tag: str, query: dict) -> _Reply:
+        wanted = tag.lower()
+        items = [s for s in self.others + self.statuses
+                 if s["visibility"] == "public"
+                 and any(t["name"] == wanted for t in s.get("tags") or [])]
+        return _Reply(200, self._page(items, query))
+
+    def _notifications(self, query: dict) -> _Reply:
+        types = query.get("types[]") or query.get("types") or []
+        items = [n for n in self.notifications if not types or n["type"] in types]
+        return _Reply(200, self._page(items, query))
+
+    @staticmethod
+    def _page(items: list[dict], query: dict) -> list[dict]:
+        items = sorted(items, key=lambda s: int(s["id"]), reverse=True)
+        since = _q(query, "since_id") or _q(query, "min_id")
+        if since:
+            items = [s for s in items if int(s["id"]) > int(since)]
+        return [_public(s) for s in items[:min(int(_q(query, "limit") or 20), 40)]]
 
     def _fetch_remote(self, url: str) -> list[dict]:
         for peer in self.peers:
