@@ -51,8 +51,8 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         for noisy in ("urllib3", "apscheduler.executors", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     # These log Authorization headers at DEBUG: never let them, whatever -v says.
-    for leaky in ("requests_oauthlib", "oauthlib", "mastodon"):
-        logging.getLogger(leaky).setLevel(logging.WARNING)
+    from bot.platforms.base import quiet_leaky_loggers
+    quiet_leaky_loggers()
 
 
 class CrierGroup(click.Group):

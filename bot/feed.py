@@ -134,7 +134,13 @@ def parse_feed(data: bytes, *, url: str | None = None) -> ParsedFeed:
     # open one that names a file. No Content-Location either: it would make feedparser resolve
     # relative GUIDs against the feed's address, and an item's GUID must not change when the
     # feed moves. Relative links are resolved below instead.
-    result = feedparser.parse(io.BytesIO(data))
+    try:
+        result = feedparser.parse(io.BytesIO(data))
+    except (UnicodeError, ValueError, LookupError) as e:
+        # feedparser chokes on some broken encoding declarations (bytes it cannot decode,
+        # a NUL inside): a broken feed, said so, never a crash
+        raise ParseError(where, "the XML declaration's encoding is unreadable "
+                                f"({type(e).__name__}: {e})") from None
     entries = result.get("entries") or []
     channel = result.get("feed") or {}
     bozo = bool(result.get("bozo"))
@@ -638,7 +644,10 @@ def _utf8_document(data: bytes) -> tuple[bytes, int, bytes | None, str]:
         encoding = "utf-8"
     else:
         result: dict = {}
-        converted = convert_to_utf8({}, data, result)
+        try:
+            converted = convert_to_utf8({}, data, result)
+        except (UnicodeError, ValueError, LookupError):
+            raise _Unreadable("an unreadable encoding declaration") from None
         if result.get("bozo") or not result.get("encoding"):
             raise _Unreadable("feedparser would guess the encoding")
         prefix, skip, encoding = b"", 0, result["encoding"]

@@ -1021,10 +1021,36 @@ class Service:
 
     # -- worker lock ----------------------------------------------------------------------
     def acquire_worker_lock(self, owner: str, ttl: timedelta = timedelta(seconds=90)) -> bool:
-        return self.store.acquire_lock(WORKER_LOCK, owner, self.clock(), ttl)
+        """The database's worker lease. A holder that died on this machine (its pid is
+        gone: a crash, a kill -9) does not make a restart wait for its lease to run out."""
+        now = self.clock()
+        if self.store.acquire_lock(WORKER_LOCK, owner, now, ttl):
+            return True
+        holder = self.store.lock_holder(WORKER_LOCK)
+        if holder and _dead_here(holder["owner"]) and \
+                self.store.take_lock(WORKER_LOCK, holder["owner"], owner, now, ttl):
+            log.warning("worker lock: %s is no longer running; taking over", holder["owner"])
+            return True
+        return False
 
     def release_worker_lock(self, owner: str) -> None:
         self.store.release_lock(WORKER_LOCK, owner)
+
+
+def _dead_here(owner: str) -> bool:
+    """Is `owner` ("host:pid" or "host:pid:once") a process of this host that has exited?"""
+    import os
+    import socket
+    parts = owner.split(":")
+    if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 def _lang(language: str | None) -> str | None:
@@ -1055,6 +1081,8 @@ def _dry_run_type():
 def build_publishers(settings: Settings, *, dry_run: bool = False,
                      session=None) -> dict[str, Publisher]:
     """One publisher per account; dry-run accounts (or --dry-run) record instead of posting."""
+    from bot.platforms.base import quiet_leaky_loggers
+    quiet_leaky_loggers()
     from bot.platforms.dryrun import DryRunPublisher
     out: dict[str, Publisher] = {}
     for a in settings.accounts:

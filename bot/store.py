@@ -576,6 +576,14 @@ class Store:
         except sa.exc.IntegrityError:
             return False
 
+    def take_lock(self, name: str, old: str, owner: str, now: datetime,
+                  ttl: timedelta) -> bool:
+        """Take the lease from `old` (known dead), if `old` still holds it."""
+        with self.tx() as c:
+            return c.execute(locks.update().where(locks.c.name == name, locks.c.owner == old
+                                                  ).values(owner=owner, expires_at=now + ttl)
+                             ).rowcount == 1
+
     def release_lock(self, name: str, owner: str) -> None:
         with self.tx() as c:
             c.execute(locks.delete().where(locks.c.name == name, locks.c.owner == owner))

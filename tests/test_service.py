@@ -348,3 +348,20 @@ def test_unchanged_polls_are_written_at_most_every_few_minutes(world):
     report, _ = world.cycle()
     assert report.result == "unchanged"
     assert world.store.all_feeds()[0]["last_poll_at"] == world.clock.now - timedelta(minutes=1)
+
+
+def test_a_dead_workers_lock_does_not_block_the_next_one(world):
+    """kill -9 leaves the lease behind; a worker on the same machine whose pid is gone does
+    not make the next one wait for it to run out. A live holder still blocks."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    assert world.svc.acquire_worker_lock(f"{host}:{dead.pid}")
+    assert world.svc.acquire_worker_lock(f"{host}:{os.getpid()}:new")  # took over
+    assert world.store.lock_holder("worker")["owner"] == f"{host}:{os.getpid()}:new"
+    assert not world.svc.acquire_worker_lock(f"{host}:1:third")  # the holder is alive
+    assert not world.svc.acquire_worker_lock(f"otherhost:{dead.pid}")

@@ -10,6 +10,7 @@ DuplicateError. It never retries on its own; `service.py` decides.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -32,3 +33,13 @@ class Publisher(Protocol):
 
     def verify(self) -> str:
         """Check the credentials; return the account's handle. Raises AuthError."""
+
+
+# These libraries log request signing details (the OAuth consumer key and access token, the
+# Authorization header) at DEBUG. Whatever logging is configured, they never get to.
+LEAKY_LOGGERS = ("requests_oauthlib", "oauthlib", "mastodon")
+
+
+def quiet_leaky_loggers() -> None:
+    for name in LEAKY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

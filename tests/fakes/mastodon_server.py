@@ -151,6 +151,7 @@ class MastodonServer:
         self.notifications: list[dict] = []
         self.blocked: list[dict] = []
         self.muted: list[dict] = []
+        self.chaos = None  # a tests.fakes.chaos.Chaos: random faults on status writes
         self.media: dict[str, dict] = {}
         self.requests: list[dict] = []
         self._lock = threading.RLock()
@@ -258,12 +259,25 @@ class MastodonServer:
         body = req.rfile.read(length) if length else b""
         headers = CaseInsensitiveDict(req.headers.items())
         query = parse_qs(split.query, keep_blank_values=True)
+        kind = self.chaos.pick() if self.chaos is not None and req.command == "POST" \
+            and path.startswith("/api/v1/statuses") else None
+        if kind == "reset_before":
+            req.close_connection = True
+            return  # the connection drops; nothing was made
         with self._lock:
             self.requests.append({"method": req.command, "path": path, "query": query,
                                   "headers": headers, "body": body})
             auth = headers.get("Authorization", "")
             caller = auth[7:] if auth.startswith("Bearer ") else ""
             reply = self._injected(req.command, path)
+            if kind in ("500", "502", "503", "slow"):
+                reply = _Reply(503 if kind == "slow" else int(kind),
+                               {"error": REASONS.get(503 if kind == "slow" else int(kind),
+                                                     "Error")},
+                               delay=self.chaos.delay if kind == "slow" else 0.0)
+            elif kind == "429":
+                reply = _Reply(429, {"error": "Too many requests"},
+                               {"_reset_in": self.chaos._rng.uniform(1, 3)})
             if reply is None:
                 try:
                     reply = self._route(req.command, path, query, headers, body, caller)
@@ -272,6 +286,11 @@ class MastodonServer:
             reply.headers = {**self._rate_headers(req.command, path, caller,
                                                   reply.headers.pop("_reset_in", None)),
                              **reply.headers}
+        if kind == "created_timeout":
+            reply.delay = max(reply.delay, self.chaos.delay)
+        if kind == "reset_after":
+            req.close_connection = True
+            return  # made, then the connection drops before the answer
         if reply.delay and self._stop.wait(reply.delay):
             return  # shutting down: the client gave up long ago
         req.send(reply)

@@ -178,6 +178,7 @@ class XServer:
         # X's Free tier may post but not repost: POST /2/users/:id/retweets answers 403
         self.allow_retweets = allow_retweets
         self.retweets: list[str] = []
+        self.chaos = None  # a tests.fakes.chaos.Chaos: random faults on POST /2/tweets
         self.access_token, self.access_token_secret = access_token, access_token_secret
         self.username, self.name, self.user_id = username, name or username, user_id
         self.signed_api_base = signed_api_base.rstrip("/")
@@ -668,7 +669,30 @@ class _Handler(BaseHTTPRequestHandler):
                                   "headers": headers, "json": payload, "status": None}
         with self.srv.lock:
             self.srv.requests.append(record)
-        status, out_headers, out = self.srv.handle(self.command, self.path, headers, body)
+        chaos = self.srv.chaos
+        kind = chaos.pick() if chaos is not None and self.command == "POST" \
+            and record["path"] == "/2/tweets" else None
+        if kind == "reset_before":
+            self.close_connection = True
+            return
+        if kind in ("500", "502", "503", "slow"):
+            code = 503 if kind == "slow" else int(kind)
+            if kind == "slow":
+                time.sleep(chaos.delay)
+            status, out_headers, out = code, {}, problem(code)
+        elif kind == "429":
+            reset = int(self.srv.clock().timestamp() + chaos._rng.uniform(1, 3))
+            status, out_headers, out = 429, {"x-rate-limit-limit": "200",
+                                             "x-rate-limit-remaining": "0",
+                                             "x-rate-limit-reset": str(reset)}, problem(429)
+        else:
+            status, out_headers, out = self.srv.handle(self.command, self.path, headers,
+                                                       body)
+            if kind == "reset_after":
+                self.close_connection = True
+                return
+            if kind == "created_timeout":
+                time.sleep(chaos.delay)
         problem_json = isinstance(out, dict) and status >= 400 and "title" in out
         if out is None:
             raw = b""

@@ -1,0 +1,12 @@
+"""Kill -9 at random moments, with 30% platform faults: nothing lost, nothing doubled
+(a short run; `python bench/soak.py` runs hundreds of kills)."""
+
+from __future__ import annotations
+
+from tests import crash
+
+
+def test_random_kills_and_faults_lose_and_double_nothing(db_url, tmp_path):
+    report = crash.run(db_url, tmp_path, kills=12, seed=7, fault_rate=0.3)
+    assert report["kills"] == 12
+    assert report["duplicates"] == 0 and report["lost"] == 0
