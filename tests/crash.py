@@ -61,13 +61,16 @@ timeout = 1
 """)
 
 
+def _engine(db_url: str):
+    import sqlalchemy as sa
+    return sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1)
+                            if db_url.startswith("postgresql://") else db_url)
+
+
 def _age(db_url: str) -> None:
     """Let time pass for crier: retries due now, leases of killed processes expired."""
-    import sqlalchemy as sa
-
     from bot.store import deliveries, locks
-    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1)
-                              if db_url.startswith("postgresql://") else db_url)
+    engine = _engine(db_url)
     now = datetime.now(UTC)
     with engine.begin() as c:
         c.execute(deliveries.update().where(deliveries.c.status == "pending").values(
@@ -82,8 +85,7 @@ def _open(db_url: str) -> dict:
     import sqlalchemy as sa
 
     from bot.store import deliveries
-    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1)
-                              if db_url.startswith("postgresql://") else db_url)
+    engine = _engine(db_url)
     with engine.begin() as c:
         rows = c.execute(sa.select(deliveries.c.status, sa.func.count()).group_by(
             deliveries.c.status)).all()
