@@ -99,8 +99,9 @@ class ImageError(CrierError):
     """Artwork that cannot be posted: not downloadable, not an image, or not shrinkable."""
 
     def __init__(self, url: str, message: str, *, status: int | None = None,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, transient: bool = False):
         self.url, self.detail, self.status, self.retry_after = url, message, status, retry_after
+        self.transient = transient  # the download failed in a way worth trying again
         super().__init__(f"artwork {url}: {message}")
 
 
@@ -148,7 +149,9 @@ def prepare_artwork(url: str, *, cache_dir: str | Path, session: requests.Sessio
     try:
         data = fetch_bytes(url, session=session, timeout=timeout, max_bytes=download_cap)
     except FetchError as e:
-        raise ImageError(shown, e.detail, status=e.status, retry_after=e.retry_after) from e
+        raise ImageError(shown, e.detail, status=e.status, retry_after=e.retry_after,
+                         transient=e.status is None or e.status >= 500 or e.status == 429
+                         ) from e
     key = hashlib.sha256(params.encode() + data).hexdigest()
 
     prepared = _cached(directory, key, url)

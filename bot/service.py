@@ -51,6 +51,9 @@ RETRY_MAX = timedelta(hours=1)
 AUTH_RETRY = timedelta(hours=1)
 SENDING_LEASE = timedelta(minutes=2)
 FIND_EXISTING_MARGIN = timedelta(minutes=5)
+# Artwork that fails to download for a passing reason (timeout, 5xx, 429) is tried again for
+# this long after the post was queued; then the post goes out without it, saying so.
+ARTWORK_PATIENCE = timedelta(minutes=15)
 FEED_RETRY_BASE = timedelta(minutes=1)
 FEED_RETRY_MAX = timedelta(hours=6)
 WORKER_LOCK = "worker"
@@ -720,6 +723,11 @@ class Service:
                 payload["media"] = [{"source": img.path, "alt": composed.alt_text or "",
                                      "mime_type": img.mime_type}]
             except errors.CrierError as e:
+                if getattr(e, "transient", False) and \
+                        self.clock() - d["created_at"] < ARTWORK_PATIENCE:
+                    raise errors.TransientError(
+                        f"the artwork could not be downloaded yet ({e}); trying again before "
+                        "posting", platform=account.platform, account=account.name) from None
                 note = f"posted without artwork: {e}"
                 log.warning("delivery %d to %s: %s", d["id"], account.name, note)
                 payload["notes"].append(note)

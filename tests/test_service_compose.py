@@ -108,3 +108,34 @@ def test_x_reply_failure_keeps_the_main_post_and_reports_it(world):
     assert "reply failed" in row["last_error"]
     world.drain()
     assert len(world.x.tweets) == 1  # the main post is never sent again
+
+
+def test_artwork_that_fails_for_a_passing_reason_is_waited_for(world):
+    """A 503 from the artwork host: the post waits and goes out with the image; after
+    ARTWORK_PATIENCE of failures it goes out without, saying so."""
+    from bot.service import ARTWORK_PATIENCE
+    world.feed_srv.set_feed("/art/6.png", png(), etag=True)
+    world.configure(masto={"media": "artwork"}, media_dir=str(world.tmp / "media"))
+    world.cycle()
+    it = new_episode(world)
+    world.items[-1] = it.with_(image=world.feed_srv.url + "/art/6.png")
+    world.publish_feed()
+    world.feed_srv.fail_next("/art/6.png", status=503)
+    world.cycle()
+    assert world.masto.statuses == []  # waiting for the artwork
+    row = next(d for d in world.rows() if d["account"] == "masto")
+    assert row["status"] == "pending" and "artwork" in row["last_error"]
+    world.drain()
+    assert len(world.masto.statuses) == 1 and len(world.masto.statuses[0]["media_ids"]) == 1
+    # a host down for longer than the patience: the post goes without the image
+    it7 = new_episode(world, 7)
+    world.items[-1] = it7.with_(image=world.feed_srv.url + "/art/7.png")
+    world.publish_feed()
+    world.feed_srv.fail_next("/art/7.png", status=503, count=1000)
+    world.cycle()
+    world.clock.advance(seconds=ARTWORK_PATIENCE.total_seconds() + 1)
+    world.drain()
+    assert len(world.masto.statuses) == 2 and not world.masto.statuses[1]["media_ids"]
+    row = next(d for d in world.rows("sent") if d["account"] == "masto" and
+               "Episode 7" in d["text"])
+    assert any("without artwork" in n for n in row["payload"]["notes"])
