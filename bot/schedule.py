@@ -2,7 +2,7 @@
 
 Pure: no I/O and no clock; `now` / `start` are passed in (aware), every result is aware UTC.
 
-Wall-clock policy, in one place (`_localize`):
+Wall-clock policy, in one place (`localize`, used by `bot.spacing` too):
 - a local time that does not exist (the hour skipped when clocks spring forward) becomes the
   first valid instant after the gap: "2:30" on 2027-03-14 in New York is 03:00 EDT;
 - an ambiguous one (the hour repeated when clocks fall back) means its first occurrence
@@ -10,7 +10,7 @@ Wall-clock policy, in one place (`_localize`):
 
 Recurring rules keep their local wall-clock time across DST changes. APScheduler's triggers
 walk the local wall clock (given to them as if it were UTC, so they see no DST at all) and
-`_localize` turns each wall time they find into an instant.
+`localize` turns each wall time they find into an instant.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ class Rule:
         when = _aware(when, "when").astimezone(UTC)
         wall = when.astimezone(self.tz).replace(tzinfo=None)
         while (wall := self._rec.next_wall(wall)) is not None:
-            at = _localize(wall, self.tz)
+            at = localize(wall, self.tz)
             if at > when:  # else a wall time repeated by a fall-back whose first run is past
                 return None if self.until is not None and at > self.until else at
         return None
@@ -176,7 +176,7 @@ def _aware(dt: datetime, name: str) -> datetime:
     return dt
 
 
-def _localize(wall: datetime, tz: ZoneInfo) -> datetime:
+def localize(wall: datetime, tz: ZoneInfo) -> datetime:
     """A naive local wall time → aware UTC (gap: first instant after it; fold: first one)."""
     first = wall.replace(tzinfo=tz, fold=0)
     utc = first.astimezone(UTC)
@@ -303,7 +303,7 @@ def _when(text: str, now: datetime, tz: ZoneInfo) -> datetime:
         head, at = _split_time(words[1:])
         if head:
             raise _Invalid(f"'{' '.join(head)}' is not understood after '{words[0]}'", WHEN_HINT)
-        return _localize(datetime.combine(today + timedelta(words[0] == "tomorrow"), at), tz)
+        return localize(datetime.combine(today + timedelta(words[0] == "tomorrow"), at), tz)
     if words[0] in ("next", "this"):
         words = words[1:]
         if not words or not words[0].isalpha():
@@ -322,7 +322,7 @@ def _when(text: str, now: datetime, tz: ZoneInfo) -> datetime:
         if head:
             raise _Invalid(f"'{' '.join(head)}' is not understood", WHEN_HINT)
         days = [today + timedelta(d) for d in range(3)]
-    return next(t for t in (_localize(datetime.combine(d, at), tz) for d in days) if t > now)
+    return next(t for t in (localize(datetime.combine(d, at), tz) for d in days) if t > now)
 
 
 def _iso(text: str, tz: ZoneInfo) -> datetime:
@@ -342,7 +342,7 @@ def _iso(text: str, tz: ZoneInfo) -> datetime:
         dt = datetime.combine(day, _time(m[2]))
     if dt.tzinfo is not None:
         return dt.astimezone(UTC)
-    return _localize(dt, tz)
+    return localize(dt, tz)
 
 
 # --- parse_rule ---------------------------------------------------------------------------
@@ -478,7 +478,7 @@ def _weeks(every: int, day: int, at: time, anchor: date | None, tz: ZoneInfo,
     if anchor is None:
         local = start.astimezone(tz).date()
         anchor = next(d for d in (local + timedelta(i) for i in range(9))
-                      if d.weekday() == day and _localize(datetime.combine(d, at), tz) > start)
+                      if d.weekday() == day and localize(datetime.combine(d, at), tz) > start)
     anchor += timedelta((day - anchor.weekday()) % 7)
     trig = CalendarIntervalTrigger(weeks=every, hour=at.hour, minute=at.minute,
                                    start_date=anchor, timezone=UTC)

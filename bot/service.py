@@ -753,14 +753,10 @@ class Service:
             row = self.store.community_post(c, post_id)
         if row is None:
             raise errors.CrierError(f"delivery {d['id']}: community post {post_id} is gone")
-        payload = {"boost_of": {"url": row["url"], "remote_id": row["status_id"],
-                                "account": row["author"], "same_instance": True},
-                   "media": [], "notes": []}
-        self.store.set_delivery_text(d["id"], text=f"boost of {row['url']}", payload=payload,
-                                     length=0, limit=0, now=self.clock())
+        self._set_boost(d, row["url"], row["status_id"], row["author"], same_instance=True)
 
     def _compose_boost(self, d: dict, account: Account) -> None:
-        """A boost's "text" says what it boosts; its payload, the official post."""
+        """An amplifier's boost of an official post (found by the boost's dedupe key)."""
         official_id = int(d["dedupe_key"].split(":")[1])
         official = self.store.delivery(official_id)
         if official is None or not (official["remote_url"] or official["remote_id"]):
@@ -768,13 +764,16 @@ class Service:
         source = self._account(official["account"])
         same = bool(source and source.instance and account.instance and
                     source.instance.rstrip("/").lower() == account.instance.rstrip("/").lower())
-        if account.platform == "x":
-            same = True
-        payload = {"boost_of": {"url": official["remote_url"], "remote_id": official["remote_id"],
-                                "account": official["account"], "same_instance": same},
-                   "media": [], "notes": []}
-        self.store.set_delivery_text(d["id"], text=f"boost of {official['remote_url']}",
-                                     payload=payload, length=0, limit=0, now=self.clock())
+        self._set_boost(d, official["remote_url"], official["remote_id"], official["account"],
+                        same_instance=same or account.platform == "x")
+
+    def _set_boost(self, d: dict, url: str, remote_id: str | None, author: str, *,
+                   same_instance: bool) -> None:
+        """A boost's "text" says what it boosts; its payload, the post to boost."""
+        payload = {"boost_of": {"url": url, "remote_id": remote_id, "account": author,
+                                "same_instance": same_instance}, "media": [], "notes": []}
+        self.store.set_delivery_text(d["id"], text=f"boost of {url}", payload=payload,
+                                     length=0, limit=0, now=self.clock())
 
     def _compose_promo_delivery(self, d: dict, account: Account) -> None:
         promo = self.store.promo(d["promo_id"]) if d["promo_id"] else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -23,15 +23,10 @@ def _window(quiet: str) -> tuple[time, time]:
 
 
 def _local(day, at: time, tz: ZoneInfo) -> datetime:
-    """`day` at local time `at` in UTC. A time skipped by a DST change becomes the moment the
-    clocks jump (as in `bot.schedule`); a repeated one, its first occurrence."""
-    naive = datetime.combine(day, at)
-    for minutes in range(0, 24 * 60):
-        wall = naive + timedelta(minutes=minutes)
-        aware = wall.replace(tzinfo=tz)
-        if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall:
-            return aware.astimezone(UTC)
-    raise ValueError(f"no valid local time near {naive} in {tz.key}")
+    """`day` at local time `at` in UTC, by `bot.schedule`'s policy (a skipped time: the
+    moment the clocks jump; a repeated one: its first occurrence)."""
+    from bot.schedule import localize
+    return localize(datetime.combine(day, at), tz)
 
 
 def quiet_until(when: datetime, *, tz: ZoneInfo, quiet: str | None) -> datetime | None:
