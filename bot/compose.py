@@ -647,7 +647,12 @@ def _join_names(names: Sequence[str]) -> str:
 
 
 def _url(value: str | None) -> str | None:
+    """value as a link; None when there is none or it is not a URL at all."""
     text = _inline(value) if value else ""
+    try:
+        urlsplit(text)
+    except ValueError:   # "https://[cdn/ep.mp3" (an unclosed IPv6 bracket): nobody could open it
+        return None
     return text or None
 
 

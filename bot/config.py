@@ -8,6 +8,7 @@ from the account name (see `secret_names`); they are wrapped in `Secret` so they
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 import tomllib
@@ -19,11 +20,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 DEFAULT_CONFIG_PATHS = ("config/crier.toml", "crier.toml")
 DEFAULT_DATABASE_URL = "sqlite:///data/crier.db"
 PLATFORMS = ("mastodon", "x")
 X_API_BASE = "https://api.twitter.com"
-X_UPLOAD_BASE = "https://upload.twitter.com"
 
 # The secrets each platform needs; the variable is CRIER_<ACCOUNT>_<SUFFIX>.
 SECRET_SUFFIXES = {
@@ -48,7 +50,6 @@ class Account:
     platform: str
     instance: str | None = None          # Mastodon base URL
     api_base: str = X_API_BASE           # X API host (a test server, a proxy)
-    upload_base: str = X_UPLOAD_BASE
     dry_run: bool = False                # True: record what would be posted, send nothing
     dry_run_reason: str = ""
     visibility: str = "public"
@@ -166,7 +167,7 @@ ACCOUNT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "name": ((str,), "a short name of letters, digits, - or _"),
     "instance": ((str,), "the Mastodon instance's https:// base URL"),
     "api_base": ((str,), "the X API's base URL"),
-    "upload_base": ((str,), "the X upload API's base URL"),
+    "upload_base": ((str,), "nothing: no longer used (images go to api_base)"),
     "dry_run": ((bool,), "true or false"),
     "visibility": ((str,), "public, unlisted, private or direct"),
     "template": ((str,), "a Jinja2 template (text)"),
@@ -481,13 +482,16 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
             if k in table:
                 raise ConfigError("only Mastodon accounts take an instance; X uses api_base",
                                   file=file, key=f"{where}.{k}")
-        for k in ("api_base", "upload_base"):
-            if k in table:
-                parts = urlsplit(table[k])
-                if parts.scheme not in ("http", "https") or not parts.netloc:
-                    raise ConfigError(f"expected an http(s) base URL, got {table[k]!r}",
-                                      file=file, key=f"{where}.{k}")
-                kw[k] = table[k].rstrip("/")
+        if "api_base" in table:
+            parts = urlsplit(table["api_base"])
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(f"expected an http(s) base URL, got {table['api_base']!r}",
+                                  file=file, key=f"{where}.api_base")
+            kw["api_base"] = table["api_base"].rstrip("/")
+        if "upload_base" in table:
+            # X retired the v1.1 upload host; images now go to api_base's /2/media/upload
+            log.warning("%s: key '%s.upload_base' is no longer used (X takes images at "
+                        "api_base); remove it", file, where)
     if "visibility" in table:
         if table["visibility"] not in VISIBILITIES:
             raise ConfigError(f"expected one of {', '.join(VISIBILITIES)}, "

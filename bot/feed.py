@@ -48,7 +48,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import (
+    SplitResult,
+    parse_qsl,
+    unquote,
+    urlencode,
+    urljoin,
+    urlsplit,
+    urlunsplit,
+)
 from xml.parsers import expat as pyexpat
 from xml.sax import SAXParseException
 
@@ -1579,21 +1587,30 @@ def _looks_like_host_path(rest: str) -> bool:
     return "." in host and re.fullmatch(r"[A-Za-z0-9.:@%_-]+", host) is not None
 
 
+def _split(url: str) -> SplitResult | None:
+    """urlsplit, or None for what it refuses (a feed's "https://[bad/ep"): feeds are input."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
+
+
 def _extension(url: str) -> str:
-    path = urlsplit(url).path if "://" in url else url.split("?", 1)[0]
+    parts = _split(url) if "://" in url else None
+    path = parts.path if parts is not None else url.split("?", 1)[0]
     last = unquote(path).rstrip("/").rsplit("/", 1)[-1]
     return last.rsplit(".", 1)[-1].lower() if "." in last else ""
 
 
 def _is_web(url: str | None) -> bool:
-    if not url:
-        return False
-    parts = urlsplit(url)
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+    parts = _split(url) if url else None
+    return parts is not None and parts.scheme.lower() in ("http", "https") \
+        and bool(parts.netloc)
 
 
 def _absolute(url: str | None, base: str | None) -> str | None:
-    if not url or not base or urlsplit(url).scheme:
+    parts = _split(url) if url and base else None
+    if parts is None or parts.scheme:
         return url
     try:
         return urljoin(base, url)

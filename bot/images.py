@@ -137,7 +137,10 @@ def prepare_artwork(url: str, *, cache_dir: str | Path, session: requests.Sessio
     shown = redact_url(url)
     directory = _cache_dir(cache_dir, shown)
     params = f"v{ALGORITHM_VERSION}|{max_bytes}|{max_pixels}|{max_side}|"
-    remote = urlsplit(url).scheme.lower() in ("http", "https")
+    try:
+        remote = urlsplit(url).scheme.lower() in ("http", "https")
+    except ValueError:   # "https://[bad": fetch_bytes says why, as an ImageError below
+        remote = False
     ref_name = "url-" + hashlib.sha256((params + url).encode()).hexdigest() + ".json"
 
     if remote:

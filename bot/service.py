@@ -1108,7 +1108,7 @@ def build_publishers(settings: Settings, *, dry_run: bool = False,
                                      consumer_secret=s["consumer_secret"].reveal(),
                                      access_token=s["access_token"].reveal(),
                                      access_token_secret=s["access_token_secret"].reveal(),
-                                     api_base=a.api_base, upload_base=a.upload_base,
+                                     api_base=a.api_base,
                                      timeout=a.timeout)
     return out
 

@@ -56,7 +56,6 @@ timeout = 1
 platform = "x"
 name = "bird"
 api_base = "{x}"
-upload_base = "{x}"
 timeout = 1
 """)
 

@@ -131,7 +131,7 @@ def test_x_amplifier_reposts_where_the_access_level_allows(world, allowed):
     with XServer(**BIRD_KEYS, username="CoHost", user_id="42",
                  allow_retweets=allowed) as bird:
         add_accounts(world, Account(
-            name="bird", platform="x", api_base=bird.url, upload_base=bird.url, timeout=2.0,
+            name="bird", platform="x", api_base=bird.url, timeout=2.0,
             amplify="x", amplify_delay=0, secrets={k: Secret(v) for k, v in BIRD_KEYS.items()}))
         world.cycle()
         new_episode(world)

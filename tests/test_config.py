@@ -204,3 +204,15 @@ def test_amplifiers_are_not_posting_accounts(tmp_path):
     assert [a.name for a in st.posting_accounts] == ["show"]
     (amp,) = st.amplifiers_of("show")
     assert amp.name == "cohost" and amp.amplify_delay == 600
+
+
+def test_retired_upload_base_is_accepted_with_a_warning(tmp_path, caplog):
+    """X retired its v1.1 upload host; a config written for it still loads, and says so."""
+    p = write(tmp_path, BASE + '[[accounts]]\nplatform = "x"\nname = "x"\n'
+              'api_base = "https://api.example"\nupload_base = "https://upload.example"\n')
+    with caplog.at_level("WARNING", logger="bot.config"):
+        st = load_settings(p, env=X_SECRETS)
+    (account,) = st.accounts
+    assert account.api_base == "https://api.example"
+    assert "accounts[0].upload_base" in caplog.text
+    assert "no longer used" in caplog.text and str(p) in caplog.text

@@ -480,7 +480,7 @@ def test_prepared_artwork_posts_to_x_with_alt_text(tmp_path, serve, prepare, cap
     assert len(source) > X_IMAGE_MAX_BYTES == x_server.IMAGE_MAX_BYTES
     alt = "Cover art: a fox reading a newspaper"
     with XServer(**X_CREDS) as xs:
-        pub = XPublisher("tbs", **X_CREDS, api_base=xs.url, upload_base=xs.url, timeout=5.0)
+        pub = XPublisher("tbs", **X_CREDS, api_base=xs.url, timeout=5.0)
         assert pub.rules().image_max_bytes == X_IMAGE_MAX_BYTES
         img = prepare(serve(source, "image/png"), max_bytes=pub.rules().image_max_bytes)
         assert img.bytes <= X_IMAGE_MAX_BYTES and (img.width, img.height) == (1400, 1400)
@@ -491,7 +491,7 @@ def test_prepared_artwork_posts_to_x_with_alt_text(tmp_path, serve, prepare, cap
         assert xs.media[media_id]["alt_text"] == alt
         assert xs.media[media_id]["size"] == img.bytes
         paths = [r["path"] for r in xs.requests]
-        assert "/1.1/media/metadata/create.json" in paths
+        assert "/2/media/metadata" in paths
 
         raw = tmp_path / "raw.png"   # the control: X refuses the unprepared file
         raw.write_bytes(source)

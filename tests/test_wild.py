@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.compose import compose_episode
@@ -128,6 +128,24 @@ def test_items_without_link_guid_or_date(world):
     assert any("skipped an item with no GUID" in w for w in report.warnings)
 
 
+def test_urls_that_cannot_be_split_are_not_links_and_crash_nothing(world):
+    """urllib refuses "https://[host/..." (an unclosed IPv6 bracket): the item is still an
+    episode, announced once, without the link nobody could open."""
+    world.cycle()
+    it = item(6, published=world.clock.now - timedelta(minutes=1)).with_(
+        link="https://[www.buzzsprout.com/2046234/episodes/6",
+        enclosure="https://[cdn.example/ep-6.mp3", image="https://[cdn.example/art.jpg")
+    world.items.append(it)
+    world.publish_feed()
+    report, outcomes = world.cycle()
+    world.drain()
+    assert report.result == "new" and len(outcomes) == 2
+    masto, x = world.texts()
+    for texts in (masto, x):
+        (text,) = [t for t in texts if "Episode 6" in t]
+        assert "[" not in text
+
+
 def test_duplicate_guids_and_oldest_first_order(world):
     world.cycle()
     a = item(6, published=world.clock.now - timedelta(minutes=10))
@@ -155,6 +173,7 @@ SEED_FEED = rss([item(n) for n in range(1, 6)])
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, len(SEED_FEED) - 1), st.integers(0, 3),
                           st.binary(max_size=8)), max_size=6))
+@example(edits=[(444, 0, b"[")])   # found by this test: "https://[www.buzzsprout.com/..."
 def test_mutated_feeds_never_crash_the_parser_scanner_or_composer(edits):
     data = bytearray(SEED_FEED)
     for pos, op, blob in edits:
@@ -198,7 +217,7 @@ def test_secrets_never_reach_logs_errors_or_status(world, caplog):
     caplog.set_level(logging.DEBUG)
     with XServer(**LONG_KEYS, username="Bird", user_id="99") as bird:
         world.settings = dataclasses.replace(world.settings, accounts=world.settings.accounts + (
-            Account(name="bird", platform="x", api_base=bird.url, upload_base=bird.url,
+            Account(name="bird", platform="x", api_base=bird.url,
                     timeout=2.0, secrets={k: Secret(v) for k, v in LONG_KEYS.items()}),))
         world.start()
         world.cycle()

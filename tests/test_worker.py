@@ -53,7 +53,6 @@ timeout = 3
 platform = "x"
 name = "bird"
 api_base = "{x.url}"
-upload_base = "{x.url}"
 timeout = 3
 """)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}

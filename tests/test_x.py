@@ -53,7 +53,7 @@ def srv():
 
 
 def make_publisher(srv: XServer, timeout: float = 5.0, **override: str) -> XPublisher:
-    return XPublisher("tbs", **{**CREDS, **override}, api_base=srv.url, upload_base=srv.url,
+    return XPublisher("tbs", **{**CREDS, **override}, api_base=srv.url,
                       timeout=timeout)
 
 
@@ -439,8 +439,38 @@ def test_media_is_uploaded_with_alt_text(srv, pub, tmp_path, caplog):
     assert srv.media[media_id]["alt_text"] == "Episode cover: a red fox"
     assert srv.media[media_id]["size"] == image.stat().st_size
     assert any("only local files" in r.getMessage() for r in caplog.records)
+    assert srv.media[media_id]["media_category"] == "tweet_image"
+    uploads = [r for r in srv.requests if r["path"] == "/2/media/upload"]
+    assert [r["headers"]["content-type"].split(";")[0] for r in uploads] \
+        == ["multipart/form-data"]          # the raw bytes, not base64 in JSON
     paths = [r["path"] for r in srv.requests]
-    assert "/1.1/media/upload.json" in paths and "/1.1/media/metadata/create.json" in paths
+    assert "/2/media/metadata" in paths
+    assert not [p for p in paths if p.startswith("/1.1/")]   # X retired v1.1 media upload
+
+
+@pytest.mark.parametrize("status, error", [(500, TransientError), (503, TransientError),
+                                           (401, AuthError)])
+def test_image_upload_failure_that_may_pass_stops_the_post(srv, pub, tmp_path, status, error):
+    """A 5xx (or a revoked token) on the upload is not a refusal of the image: the delivery
+    fails and is retried later with its image, rather than going out without it now."""
+    image = write_png(tmp_path / "cover.png")
+    srv.fail_next(status, path="/2/media/upload")
+    with pytest.raises(error):
+        pub.publish(Post("with art", media=(Media(str(image), alt="alt"),)), "key-1")
+    assert srv.tweets == []
+    pub.publish(Post("with art", media=(Media(str(image), alt="alt"),)), "key-1")
+    (tweet,) = srv.tweets
+    assert srv.media[tweet["media_ids"][0]]["alt_text"] == "alt"
+
+
+def test_image_upload_rate_limit_carries_x_reset_time(srv, pub, tmp_path):
+    image = write_png(tmp_path / "cover.png")
+    srv.rate_limit_next(reset_in_seconds=90, path="/2/media/upload")
+    with pytest.raises(RateLimitedError) as exc:
+        pub.publish(Post("with art", media=(Media(str(image), alt="alt"),)), "key-1")
+    wait = (exc.value.retry_at - datetime.now(UTC)).total_seconds()
+    assert 60 < wait <= 91
+    assert srv.tweets == []
 
 
 def test_secrets_never_appear_in_errors_or_logs(srv, caplog):
@@ -476,10 +506,10 @@ def test_importing_the_module_does_not_import_tweepy_or_requests():
 
 def test_refused_image_or_alt_text_does_not_stop_the_post(srv, pub, tmp_path, caplog):
     image = write_png(tmp_path / "cover.png")
-    srv.fail_next(400, path="/1.1/media/upload.json")
+    srv.fail_next(400, path="/2/media/upload")
     with caplog.at_level(logging.WARNING, logger="bot.platforms.x"):
         pub.publish(Post("no art", media=(Media(str(image), alt="x"),)), "key-1")
-        srv.fail_next(400, path="/1.1/media/metadata/create.json")
+        srv.fail_next(400, path="/2/media/metadata")
         pub.publish(Post("art, no alt", media=(Media(str(image), alt="y"),)), "key-2")
         pub.publish(Post("long alt", media=(Media(str(image), alt="z" * 1200),)), "key-3")
     no_art, no_alt, long_alt = srv.tweets

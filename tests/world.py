@@ -51,7 +51,7 @@ class World:
             accounts=(
                 Account(name="masto", platform="mastodon", instance=masto.url, timeout=2.0,
                         secrets={"access_token": Secret(M_TOKEN)}),
-                Account(name="x", platform="x", api_base=x.url, upload_base=x.url,
+                Account(name="x", platform="x", api_base=x.url,
                         timeout=2.0, secrets={k: Secret(v) for k, v in X_KEYS.items()}),
             ),
             database_url=db_url)

@@ -2,10 +2,10 @@
 
 tweepy is imported on first use, so `crier --help` does not pay for it.
 
-**api_base / upload_base.** tweepy 4.17 hard-codes `https://api.twitter.com` for every v2 call
-(`BaseClient.request`) and `https://<host>` for v1.1. To reach another base (a test server, a
-proxy) a transport adapter is mounted on the tweepy sessions for those two hosts; it rewrites the
-URL to `api_base` / `upload_base` just before sending. requests-oauthlib signs the request earlier,
+**api_base.** tweepy 4.17 hard-codes `https://api.twitter.com` for every v2 call
+(`BaseClient.request`). To reach another base (a test server, a proxy) a transport adapter is
+mounted on the tweepy session for that host; it rewrites the URL to `api_base` just before
+sending. requests-oauthlib signs the request earlier,
 while preparing it, so the OAuth 1.0a signature covers the ORIGINAL `https://api.twitter.com/...`
 URL; the fake server in `tests/fakes/x_server.py` verifies it against that URL. With the default
 bases nothing is rewritten. The same adapter enforces `timeout` on every request (tweepy's v2
@@ -21,6 +21,11 @@ Client has no timeout option at all) and never retries: a retried POST could pos
     tweepy Forbidden, app lacks permission    -> AuthError (the host must fix the app settings)
     tweepy Forbidden, "duplicate content"     -> DuplicateError
     tweepy Forbidden / BadRequest / other 4xx -> RejectedError with X's own message
+
+**Images** go to `POST /2/media/upload` (multipart, raw bytes, `media_category=tweet_image`) and
+their alt text to `POST /2/media/metadata`: X retired the v1.1 upload host that tweepy's
+`API.simple_upload` still calls, and tweepy's v2 `Client` has no upload method, so the upload is
+one request on the Client's own session (signed, rebased and timed like every other call).
 
 Messages carry X's words and the account name, never a key, secret or token.
 """
@@ -60,11 +65,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_API_BASE = "https://api.twitter.com"        # what tweepy 4.17 Client hard-codes
-DEFAULT_UPLOAD_BASE = "https://upload.twitter.com"  # tweepy.API's default upload_host
 DEFAULT_TIMEOUT = 10.0
 # https://docs.x.com/x-api/posts/manage-tweets (media.media_ids maxItems 4)
 MAX_MEDIA = 4
-# https://docs.x.com/x-api/media/media-metadata-create (alt_text.text maxLength 1000)
+# https://docs.x.com/x-api/media/upload-media; media-metadata-create (alt_text.text maxLength 1000)
+UPLOAD_ROUTE = "/2/media/upload"
+METADATA_ROUTE = "/2/media/metadata"
 ALT_TEXT_LIMIT = 1000
 # GET /2/users/:id/tweets: max_results 5..100 per page; look back at most this many pages
 TIMELINE_PAGE_SIZE = 100
@@ -133,15 +139,13 @@ class XPublisher:
 
     def __init__(self, account: str, *, consumer_key: str, consumer_secret: str,
                  access_token: str, access_token_secret: str,
-                 api_base: str = DEFAULT_API_BASE, upload_base: str = DEFAULT_UPLOAD_BASE,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 api_base: str = DEFAULT_API_BASE, timeout: float = DEFAULT_TIMEOUT):
         self.account = account
         self._credentials = (consumer_key, consumer_secret, access_token, access_token_secret)
-        self.api_base, self.upload_base = api_base.rstrip("/"), upload_base.rstrip("/")
+        self.api_base = api_base.rstrip("/")
         self.timeout = timeout
         self._lock = threading.Lock()
         self._client_obj: Any = None
-        self._api_obj: Any = None
         self._me: tuple[str, str] | None = None        # (user id, username), cached
         self.last_reply_error: PublishError | None = None   # the reply of the last publish
 
@@ -271,31 +275,62 @@ class XPublisher:
                 continue
             try:
                 with open(item.source, "rb") as handle:
-                    uploaded = self._call(
-                        "uploading an image", False,
-                        lambda a, h=handle, i=item: a.simple_upload(
-                            os.path.basename(i.source), file=h, media_category="tweet_image"),
-                        v1=True)
+                    data = handle.read()
+            except OSError as exc:
+                log.warning("x account '%s': skipping image %s: %s", self.account,
+                            item.source, exc.strerror or exc)
+                continue
+            try:
+                uploaded = self._call(
+                    "uploading an image", False,
+                    lambda c, d=data, i=item: self._upload(c, os.path.basename(i.source), d))
             except RejectedError as exc:
                 log.warning("x account '%s': X refused image %s, posting without it: %s",
                             self.account, item.source, exc.detail)
                 continue
-            media_id = str(uploaded.media_id_string)
+            media_id = str(uploaded["id"])
             if item.alt:
                 alt = item.alt
                 if len(alt) > ALT_TEXT_LIMIT:
                     log.warning("x account '%s': alt text of %s cut to %d characters",
                                 self.account, item.source, ALT_TEXT_LIMIT)
                     alt = alt[:ALT_TEXT_LIMIT - 1] + "…"
+                body = {"id": media_id, "metadata": {"alt_text": {"text": alt}}}
                 try:
                     self._call("adding alt text", False,
-                               lambda a, m=media_id, t=alt: a.create_media_metadata(m, t),
-                               v1=True)
+                               lambda c, b=body: c.request("POST", METADATA_ROUTE, json=b,
+                                                           user_auth=True))
                 except RejectedError as exc:
                     log.warning("x account '%s': X refused the alt text of %s, posting the "
                                 "image without it: %s", self.account, item.source, exc.detail)
             ids.append(media_id)
         return ids
+
+    def _upload(self, client: Any, filename: str, data: bytes) -> dict[str, Any]:
+        """POST /2/media/upload as multipart with the raw bytes; returns the response's data.
+
+        tweepy's Client.request sends JSON only (the image would go base64, a third larger,
+        and into tweepy's debug log); this is the same request on the same session, signed
+        with the same OAuth 1.0a user context, its failures raised as tweepy raises them.
+        """
+        import tweepy
+
+        auth = tweepy.OAuth1UserHandler(*self._credentials).apply_auth()
+        with client.session.post(
+                DEFAULT_API_BASE + UPLOAD_ROUTE, auth=auth,
+                headers={"User-Agent": client.user_agent},
+                data={"media_category": "tweet_image"},
+                files={"media": (filename, data, "application/octet-stream")}) as response:
+            _raise_like_tweepy(response)
+            try:
+                payload = response.json()
+            except ValueError:
+                payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict) \
+                or "id" not in payload["data"]:
+            raise RejectedError(f"X answered the upload of {filename} without a media id",
+                                platform=self.platform, account=self.account)
+        return payload["data"]
 
     def _whoami(self) -> tuple[str, str]:
         with self._lock:
@@ -325,33 +360,15 @@ class XPublisher:
                 ck, cs, at, ats = self._credentials
                 client = tweepy.Client(consumer_key=ck, consumer_secret=cs, access_token=at,
                                        access_token_secret=ats, wait_on_rate_limit=False)
-                mount_rebase(client.session, {DEFAULT_API_BASE: self.api_base,
-                                              DEFAULT_UPLOAD_BASE: self.upload_base},
-                             self.timeout)
+                mount_rebase(client.session, {DEFAULT_API_BASE: self.api_base}, self.timeout)
                 self._client_obj = client
             return self._client_obj
 
-    def _api(self) -> Any:
-        """tweepy's v1.1 API, used only for media upload (tweepy's Client has none)."""
-        with self._lock:
-            if self._api_obj is None:
-                import tweepy
-
-                ck, cs, at, ats = self._credentials
-                api = tweepy.API(tweepy.OAuth1UserHandler(ck, cs, at, ats),
-                                 timeout=self.timeout, retry_count=0,
-                                 wait_on_rate_limit=False)
-                mount_rebase(api.session, {DEFAULT_API_BASE: self.api_base,
-                                           DEFAULT_UPLOAD_BASE: self.upload_base},
-                             self.timeout)
-                self._api_obj = api
-            return self._api_obj
-
-    def _call(self, what: str, write: bool, fn: Callable[[Any], T], *, v1: bool = False) -> T:
+    def _call(self, what: str, write: bool, fn: Callable[[Any], T]) -> T:
         """Run one tweepy call; translate whatever it raises into bot.errors."""
-        target = self._api() if v1 else self._client()
+        client = self._client()
         try:
-            return fn(target)
+            return fn(client)
         except Exception as exc:   # translated below, or re-raised untouched
             error = self._translate(exc, what, write)
             if error is None:
@@ -364,17 +381,11 @@ class XPublisher:
         import tweepy
 
         kw: dict[str, Any] = {"platform": self.platform, "account": self.account}
-        transport = exc
-        if isinstance(exc, tweepy.TweepyException) and not isinstance(exc, tweepy.HTTPException):
-            # tweepy.API wraps transport failures: TweepyException("Failed to send request")
-            context = exc.__context__
-            if isinstance(context, requests.RequestException):
-                transport = context
-        if isinstance(transport, requests.ConnectTimeout) or _refused(transport):
+        if isinstance(exc, requests.ConnectTimeout) or _refused(exc):
             return TransientError(f"could not connect to X while {what} (nothing was sent)",
                                   **kw)
-        if isinstance(transport, requests.Timeout | requests.ConnectionError):
-            kind = "timed out" if isinstance(transport, requests.Timeout) \
+        if isinstance(exc, requests.Timeout | requests.ConnectionError):
+            kind = "timed out" if isinstance(exc, requests.Timeout) \
                 else "lost the connection"
             if write:
                 return AmbiguousError(f"{kind} while {what} after {self.timeout:g} s; the "
@@ -411,6 +422,22 @@ class XPublisher:
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+
+def _raise_like_tweepy(response: Any) -> None:
+    """Raise for a failed response the exception tweepy's Client.request would raise."""
+    import tweepy
+
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    if status == 429:
+        reset = response.headers.get("x-rate-limit-reset", "")
+        raise tweepy.TooManyRequests(response, reset_time=int(reset) if reset.isdigit() else None)
+    if status >= 500:
+        raise tweepy.TwitterServerError(response)
+    raise {400: tweepy.BadRequest, 401: tweepy.Unauthorized, 403: tweepy.Forbidden,
+           404: tweepy.NotFound}.get(status, tweepy.HTTPException)(response)
 
 
 def _refused(exc: BaseException) -> bool:
