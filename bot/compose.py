@@ -1039,14 +1039,42 @@ def compose_episode(
 
     clusters = textlen.graphemes(full_title)
     tiniest_title = clusters[0] + ell if len(clusters) > 1 else full_title
-    result = None
-    for kept in range(len(tags), -1, -1):
-        # hopeless with this many tags (even a one-character title is too long): fewer
-        if kept and not ok(render(tiniest_title, "", tags[:kept])):
-            continue
-        result = fit(tags[:kept])
-        if result is not None:
-            break
+
+    def fit_tags() -> tuple[int, tuple[str, list[str]] | None]:
+        """The most tags the post fits with, and the post: tags go after the summary."""
+        for kept in range(len(tags), -1, -1):
+            # hopeless with this many tags (even a one-character title is too long): fewer
+            if kept and not ok(render(tiniest_title, "", tags[:kept])):
+                continue
+            result = fit(tags[:kept])
+            if result is not None:
+                return kept, result
+        return 0, None
+
+    def with_show(name: str) -> None:
+        fixed["show"] = name
+        rendered.clear()
+
+    full_show = fixed["show"]
+    kept, result = fit_tags()
+    show_note = None
+    if result is None and full_show:
+        # last of all, a show name too long for the post itself (a feed's whole <title>):
+        # cut so the whole title and the hashtags fit, if they can, else the whole title,
+        # else a one-character one
+        shorter_show = None
+        for title, keep in ((full_title, tags), (full_title, ()), (tiniest_title, ())):
+            shorter_show = _cut(full_show, rules.counter, ell,
+                                lambda s, t=title, k=keep: (with_show(s),
+                                                            ok(render(t, "", k)))[1])
+            if shorter_show is not None:
+                break
+        if shorter_show is not None:
+            with_show(shorter_show)
+            kept, result = fit_tags()
+            show_note = f"show name: cut to {_words(shorter_show)} of {_words(full_show)} words"
+        else:
+            with_show(full_show)
     if result is None:
         shortest = render(tiniest_title, "", [])
         raise CrierError(
@@ -1055,6 +1083,8 @@ def compose_episode(
             f"{_limits(rules)}"
         )
     text, notes = result
+    if show_note:
+        notes.insert(0, show_note)
     if kept < len(tags):
         notes.append(f"hashtags: {len(tags) - kept} of {len(tags)} dropped")
     if notes:
@@ -1066,7 +1096,7 @@ def compose_episode(
     alt = None
     if image_url:
         alt = _alt_text(options, rules, ell, {
-            "show": fixed["show"], "title": full_title, "season": episode.season,
+            "show": full_show, "title": full_title, "season": episode.season,
             "number": episode.number, "published": fixed["published"],
             "guest_names": fixed["guest_names"],
             "image": "episode" if _url(episode.image) else "show",

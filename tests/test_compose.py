@@ -738,3 +738,23 @@ def test_every_episode_of_every_feed_fits(shared: Path) -> None:
     assert failures == []
     assert composed > 4500
     assert truncated > 1000  # real show notes are long: fitting did real work
+
+
+@pytest.mark.parametrize("rules", [X_RULES, MASTODON_DEFAULT_RULES], ids=["x", "mastodon"])
+def test_a_show_name_longer_than_the_post_is_cut_last_keeping_the_title(rules):
+    """A feed whose <title> swallowed half the document (found by the fuzz test): the show
+    name is cut at a word, after the summary and hashtags, so the episode's title still fits."""
+    show = " ".join(f"word{n}" for n in range(120))          # ~700 characters
+    title = "Episode 9: Cooperatives and the commons with Guest Nine"
+    ep = Episode(title=title, link=PAGE, summary_html="<p>" + "We talk. " * 20 + "</p>")
+    c = compose_episode(ep, show=show, rules=rules,
+                        options=ComposeOptions(hashtags=("BlockchainSocialist",)))
+    assert count(c.text, rules) <= rules.limit
+    assert title in c.text and PAGE in c.text
+    cut = c.text.split("New episode of ", 1)[1].split("…", 1)[0]
+    assert show.startswith(cut) and show[len(cut)] == " "     # at a word end
+    assert c.trimmed[0].startswith("show name: cut to ")
+    # a show name that fits is never touched
+    short = compose_episode(ep, show="The Blockchain Socialist", rules=rules)
+    assert "The Blockchain Socialist" in short.text
+    assert not any(t.startswith("show name") for t in short.trimmed)

@@ -174,6 +174,7 @@ SEED_FEED = rss([item(n) for n in range(1, 6)])
 @given(st.lists(st.tuples(st.integers(0, len(SEED_FEED) - 1), st.integers(0, 3),
                           st.binary(max_size=8)), max_size=6))
 @example(edits=[(444, 0, b"[")])   # found by this test: "https://[www.buzzsprout.com/..."
+@example(edits=[(363, 1, b"\0" * 8), (725, 1, b"")])   # and this: a 360-character show name
 def test_mutated_feeds_never_crash_the_parser_scanner_or_composer(edits):
     data = bytearray(SEED_FEED)
     for pos, op, blob in edits:
