@@ -1062,11 +1062,14 @@ def compose_episode(
         # last of all, a show name too long for the post itself (a feed's whole <title>):
         # cut so the whole title and the hashtags fit, if they can, else the whole title,
         # else a one-character one
+        def fits(show: str, title: str, keep: Sequence[str]) -> bool:
+            with_show(show)
+            return ok(render(title, "", keep))
+
         shorter_show = None
         for title, keep in ((full_title, tags), (full_title, ()), (tiniest_title, ())):
             shorter_show = _cut(full_show, rules.counter, ell,
-                                lambda s, t=title, k=keep: (with_show(s),
-                                                            ok(render(t, "", k)))[1])
+                                lambda s, t=title, k=keep: fits(s, t, k))
             if shorter_show is not None:
                 break
         if shorter_show is not None:

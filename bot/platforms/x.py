@@ -5,10 +5,10 @@ tweepy is imported on first use, so `crier --help` does not pay for it.
 **api_base.** tweepy 4.17 hard-codes `https://api.twitter.com` for every v2 call
 (`BaseClient.request`). To reach another base (a test server, a proxy) a transport adapter is
 mounted on the tweepy session for that host; it rewrites the URL to `api_base` just before
-sending. requests-oauthlib signs the request earlier,
-while preparing it, so the OAuth 1.0a signature covers the ORIGINAL `https://api.twitter.com/...`
-URL; the fake server in `tests/fakes/x_server.py` verifies it against that URL. With the default
-bases nothing is rewritten. The same adapter enforces `timeout` on every request (tweepy's v2
+sending. requests-oauthlib signs the request earlier, while preparing it, so the OAuth 1.0a
+signature covers the ORIGINAL `https://api.twitter.com/...` URL; the fake server in
+`tests/fakes/x_server.py` verifies it against that URL. With the default base nothing is
+rewritten. The same adapter enforces `timeout` on every request (tweepy's v2
 Client has no timeout option at all) and never retries: a retried POST could post twice.
 
 **Error translation** (one table, `_translate`):
