@@ -250,25 +250,28 @@ def status(obj: Context, as_json: bool) -> None:
             click.echo(line)
             if v["note"]:
                 click.secho(f"      {v['note']}", fg="yellow")
-    for title, rows in (("Pending deliveries", st["pending"]),
-                        ("Failed deliveries (`crier retry ID` tries again)", st["failed"]),
+    for title, rows in (("Pending deliveries (`crier retry ID` sends one now)", st["pending"]),
+                        ("Failed or skipped deliveries (`crier retry ID` tries again)",
+                         st["failed"]),
                         ("Last posts", st["recent"])):
         if rows:
             click.secho(f"{title}:", bold=True)
             for d in rows:
-                line = f"  #{d['id']} {d['account']} ({d['platform']}) {d['status']}"
+                line = f"  #{d['id']} {d['account']} ({d['platform']})"
                 if d.get("promo"):
                     line += f" · queued post #{d['promo']}"
                 if d["episode"]:
                     line += f" · {d['episode']}"
-                if d["url"]:
-                    line += f" → {d['url']}"
-                elif d["status"] == "pending":
-                    line += f" · attempt {d['attempts']}, next {d['next_attempt_at']}"
                 click.echo(line)
-                if d["last_error"] and d["status"] != "sent":
-                    click.secho(f"      {d['last_error']}",
-                                fg="red" if d["status"] == "failed" else "yellow")
+                click.secho(f"      {_shown(d)}", fg=_STATE_COLOURS.get(d["state"]))
+
+
+_STATE_COLOURS = {"failed": "red", "retrying": "yellow", "held": "yellow", "skipped": "yellow"}
+
+
+def _shown(d: dict) -> str:
+    """A delivery's state line, the same in `status` and `queue show` (bot.outbox decides)."""
+    return f"{d['state']}: {d['detail']}"
 
 
 # -- release / retry ----------------------------------------------------------------------
@@ -290,10 +293,14 @@ def release(obj: Context, episode_ids: tuple[int, ...], all_: bool) -> None:
 @click.argument("delivery_ids", nargs=-1, type=int, required=True)
 @click.pass_obj
 def retry(obj: Context, delivery_ids: tuple[int, ...]) -> None:
-    """Try failed deliveries again (after fixing what made them fail)."""
+    """Try deliveries again now: failed, skipped or held ones, or pending ones waiting out a
+    backoff (after fixing what made them fail). Anything else is an error (exit 1)."""
+    from bot.outbox import retry as retry_deliveries
     with obj.service() as svc:
-        n = svc.retry_failed(delivery_ids)
-    click.echo(f"{n} failed delivery(ies) queued again.")
+        done = retry_deliveries(svc.store, delivery_ids, svc.clock())
+    for r in done:
+        click.echo(f"delivery {r['id']} ({r['account']}, was {r['was']}): {r['action']}"
+                   + (" — it goes out on the next dispatch" if r["changed"] else ""))
 
 
 # -- check --------------------------------------------------------------------------------
@@ -436,10 +443,7 @@ def queue_show(obj: Context, promo_id: int, as_json: bool) -> None:
     if v["text"]:
         click.echo("\n" + v["text"].strip() + "\n")
     for d in v["deliveries"]:
-        where = d["url"] or d["error"] or (f"next try {d['next_attempt_at']}"
-                                           if d["status"] == "pending" else "")
-        click.echo(f"   delivery {d['id']} {d['account']}: {d['status']} "
-                   f"(due {d['due_at']}) {where}")
+        click.echo(f"   delivery {d['id']} {d['account']} (due {d['due_at']}): {_shown(d)}")
 
 
 @queue.command("edit")

@@ -50,7 +50,12 @@ RETRY_BASE = timedelta(seconds=30)
 RETRY_MAX = timedelta(hours=1)
 AUTH_RETRY = timedelta(hours=1)
 SENDING_LEASE = timedelta(minutes=2)
-FIND_EXISTING_MARGIN = timedelta(minutes=5)
+# "Did this delivery already post?" only counts posts made after its first attempt, which is
+# stamped (by our clock, in the database) before the request leaves. The platform stamps the
+# post by its own clock: this margin covers ours running ahead of it (NTP keeps servers within
+# milliseconds). A wider window could match an older post of another delivery with the same
+# text (X refuses the new one as a duplicate) and record that post as this one's.
+FIND_EXISTING_SKEW = timedelta(seconds=2)
 # Artwork that fails to download for a passing reason (timeout, 5xx, 429) is tried again for
 # this long after the post was queued; then the post goes out without it, saying so.
 ARTWORK_PATIENCE = timedelta(minutes=15)
@@ -631,8 +636,7 @@ class Service:
         try:
             published = None
             if d["needs_check"] and d["kind"] not in ("boost", "community"):  # (a no-op again)
-                since = (d["first_attempt_at"] or now) - FIND_EXISTING_MARGIN
-                published = publisher.find_existing(post, since)
+                published = publisher.find_existing(post, _since_first_attempt(d, now))
                 if published:
                     log.info("delivery %d to %s: found already posted after an interrupted "
                              "attempt: %s", did, name, published.url)
@@ -649,11 +653,12 @@ class Service:
             outcome.status, outcome.error = DeliveryStatus.SKIPPED.value, str(e)
             return outcome
         except errors.DuplicateError as e:
-            since = (d["first_attempt_at"] or now) - FIND_EXISTING_MARGIN
-            try:
-                published = publisher.find_existing(post, since)
-            except errors.PublishError:
-                published = None
+            published = None   # without an earlier ambiguous attempt, it is another post's text
+            if d["needs_check"]:
+                try:
+                    published = publisher.find_existing(post, _since_first_attempt(d, now))
+                except errors.PublishError:
+                    published = None
             if published is None:
                 return self._fail(d, token, e, now, outcome)
             log.info("delivery %d to %s: platform says duplicate and the post is there: %s",
@@ -842,18 +847,9 @@ class Service:
         return outcome
 
     def retry_failed(self, delivery_ids: Iterable[int]) -> int:
-        """The host asks failed deliveries to be tried again (after fixing the cause)."""
-        from bot.store import deliveries
-        now = self.clock()
-        ids = list(delivery_ids)
-        rows = self.store.deliveries_where(deliveries.c.id.in_(ids))
-        n = 0
-        for d in rows:
-            if d["status"] == DeliveryStatus.FAILED.value:
-                self.store.update_delivery(d["id"], now, status=DeliveryStatus.PENDING.value,
-                                           next_attempt_at=now, attempts=0, needs_check=True)
-                n += 1
-        return n
+        """The host asks deliveries to be tried again (see `bot.outbox.retry`)."""
+        from bot.outbox import retry
+        return sum(r["changed"] for r in retry(self.store, delivery_ids, self.clock()))
 
     def wake_auth_stopped(self) -> None:
         """On start: deliveries parked by a refused token are due again (it may be fixed)."""
@@ -873,8 +869,9 @@ class Service:
         open_ = self.store.deliveries_where(deliveries.c.status.in_(
             [DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value,
              DeliveryStatus.HELD.value]))
-        failed = self.store.deliveries_where(
-            deliveries.c.status == DeliveryStatus.FAILED.value, limit=50, newest_first=True)
+        failed = self.store.deliveries_where(deliveries.c.status.in_(
+            [DeliveryStatus.FAILED.value, DeliveryStatus.SKIPPED.value]), limit=50,
+            newest_first=True)
         recent = self.store.deliveries_where(deliveries.c.status.in_(
             [DeliveryStatus.SENT.value, DeliveryStatus.DRY_RUN.value]), limit=10,
             newest_first=True)
@@ -886,8 +883,12 @@ class Service:
                 titles[eid] = e["title"] if e else None
             return titles.get(eid)
 
+        from bot.outbox import describe
+        now = self.clock()
+
         def drow(d):
-            return {"id": d["id"], "account": d["account"], "platform": d["platform"],
+            return {**describe(d, now), "id": d["id"], "account": d["account"],
+                    "platform": d["platform"],
                     "status": d["status"], "kind": d["kind"], "promo": d["promo_id"],
                     "episode": title(d["episode_id"]),
                     "attempts": d["attempts"], "next_attempt_at": _iso(d["next_attempt_at"]),
@@ -1066,6 +1067,11 @@ def _lang(language: str | None) -> str | None:
         return None
     code = language.strip().split("-")[0].split("_")[0].lower()
     return code if len(code) == 2 and code.isalpha() else None
+
+
+def _since_first_attempt(d: dict, now: datetime) -> datetime:
+    """Where a look for this delivery's own post starts (see FIND_EXISTING_SKEW)."""
+    return (d["first_attempt_at"] or now) - FIND_EXISTING_SKEW
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -1400,10 +1406,12 @@ class PromoQueue:
         return row
 
     def show(self, promo_id: int) -> dict:
+        from bot.outbox import describe
         row = self.get(promo_id)
         out = self.view(row, self.plan([row]).get(promo_id))
+        now = self.svc.clock()
         out["deliveries"] = [{
-            "id": d["id"], "account": d["account"], "status": d["status"],
+            **describe(d, now), "id": d["id"], "account": d["account"], "status": d["status"],
             "due_at": _iso(d["due_at"]), "sent_at": _iso(d["sent_at"]), "url": d["remote_url"],
             "error": d["last_error"], "next_attempt_at": _iso(d["next_attempt_at"]),
             "text": d["text"]} for d in self.store.promo_deliveries(promo_id)]

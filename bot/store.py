@@ -416,6 +416,14 @@ class Store:
             c.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
                 updated_at=now, **values))
 
+    def update_delivery_if(self, delivery_id: int, was: str, now: datetime,
+                           **values: Any) -> bool:
+        """Change a delivery only if its status is still `was` (not claimed meanwhile)."""
+        with self.tx() as c:
+            return c.execute(deliveries.update().where(
+                deliveries.c.id == delivery_id, deliveries.c.status == was).values(
+                updated_at=now, **values)).rowcount == 1
+
     def recover_stale(self, now: datetime, lease: timedelta) -> list[int]:
         """Deliveries left in `sending` by a process that died: back to pending, flagged so
         the dispatcher looks for the post before sending again."""

@@ -1,0 +1,196 @@
+"""The outbox never fakes or loses a post: X duplicates, `retry`, the state shown by `status`
+and `queue show`. Against the local X and Mastodon servers with the real clients."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from bot.errors import CrierError
+from tests.fakes.x_server import DUPLICATE_DETAIL
+from tests.world import M_TOKEN, X_KEYS
+
+TEXT = "Support the show: https://example.com/support"
+
+
+@pytest.fixture
+def w(world):
+    """The back catalogue recorded, no gap between posts, X stamping tweets by our clock."""
+    world.x.clock = world.clock
+    world.configure(min_gap=0)
+    world.cycle()
+    return world
+
+
+@pytest.fixture
+def cli(w, monkeypatch, tmp_path):
+    """`crier ...` on the world's database, feed and platforms (a config file and secrets in
+    the environment, as a host has them)."""
+    cfg = tmp_path / "cli.toml"
+    cfg.write_text(f"""show = "The Test Show"
+feed = "{w.settings.feed}"
+
+[promos]
+min_gap = 0
+
+[[accounts]]
+platform = "mastodon"
+name = "masto"
+instance = "{w.masto.url}"
+timeout = 2
+
+[[accounts]]
+platform = "x"
+name = "x"
+api_base = "{w.x.url}"
+timeout = 2
+""")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", w.db_url)
+    monkeypatch.setenv("CRIER_MASTO_ACCESS_TOKEN", M_TOKEN)
+    for key, value in X_KEYS.items():
+        monkeypatch.setenv(f"CRIER_X_{key.upper()}", value)
+
+    def invoke(*args, code=0):
+        result = CliRunner().invoke(main, ["--config", str(cfg), *args])
+        assert result.exit_code == code, result.output
+        return result
+    invoke.config = cfg
+    return invoke
+
+
+def said_duplicate(error: str) -> bool:
+    """X's own message is in the error (the world's 2-letter test secrets are starred in it)."""
+    scrubbed = DUPLICATE_DETAIL
+    for secret in ("ck", "cs", "at", "ats"):
+        scrubbed = scrubbed.replace(secret, "***")
+    return "already posted" in error and error.endswith(scrubbed)
+
+
+def x_promo_rows(w):
+    return [d for d in w.rows() if d["kind"] == "promo" and d["account"] == "x"]
+
+
+# -- X refuses a duplicate: never matched to an older tweet ------------------------------
+
+def test_a_403_duplicate_of_an_older_delivery_fails_with_x_message(w):
+    w.svc.queue.add(TEXT, accounts=["x"])
+    w.svc.dispatch()
+    (first,) = x_promo_rows(w)
+    assert first["status"] == "sent"
+    w.clock.advance(minutes=1)                        # a second, different delivery, same text
+    w.svc.queue.add(TEXT, accounts=["x"])
+    w.svc.dispatch()
+    second = next(d for d in x_promo_rows(w) if d["id"] != first["id"])
+    assert second["status"] == "failed", second
+    assert second["remote_url"] is None and second["remote_id"] is None
+    assert said_duplicate(second["last_error"])
+    assert len(w.x.tweets) == 1
+
+
+def test_an_ambiguous_attempt_is_not_matched_to_an_older_tweet_of_the_same_text(w):
+    w.svc.queue.add(TEXT, accounts=["x"])
+    w.svc.dispatch()
+    (first,) = x_promo_rows(w)
+    w.clock.advance(minutes=2)
+    w.x.fail_next(503)                               # ambiguous: did X create it?
+    w.svc.queue.add(TEXT, accounts=["x"])
+    w.svc.dispatch()
+    second = next(d for d in x_promo_rows(w) if d["id"] != first["id"])
+    assert second["status"] == "pending" and second["needs_check"]
+    w.drain()
+    second = w.store.delivery(second["id"])
+    assert second["status"] == "failed" and said_duplicate(second["last_error"])
+    assert second["remote_id"] is None and len(w.x.tweets) == 1
+
+
+def test_an_ambiguous_attempt_that_did_post_is_found_with_x_clock_a_second_behind(w):
+    w.x.clock = lambda: w.clock() - timedelta(seconds=1)
+    w.x.timeout_after_create_next(delay=3)
+    w.svc.queue.add(TEXT, accounts=["x"])
+    w.svc.dispatch()
+    (row,) = x_promo_rows(w)
+    assert row["status"] == "pending" and len(w.x.tweets) == 1   # X created it anyway
+    w.drain()
+    (row,) = x_promo_rows(w)
+    assert row["status"] == "sent" and row["remote_id"] == w.x.tweets[0]["id"]
+    assert len(w.x.tweets) == 1
+
+
+# -- crier retry ---------------------------------------------------------------------------
+
+def test_retry_pushes_a_delivery_waiting_out_a_refused_token(w, cli):
+    w.x.revoke_token()
+    w.svc.queue.add(TEXT, accounts=["x"])
+    w.svc.dispatch()
+    (row,) = x_promo_rows(w)
+    assert row["status"] == "pending" and row["error_kind"] == "auth"
+    assert row["next_attempt_at"] > w.clock.now + timedelta(minutes=30)
+    w.x.restore_token()                               # the host fixed the token
+    out = cli("retry", str(row["id"])).output
+    assert f"delivery {row['id']} (x, was retrying): pushed to now" in out
+    w.clock.now = max(w.clock.now, datetime.now(UTC))  # the CLI ran on the real clock
+    w.svc.dispatch()                                   # due at once, not in an hour
+    (row,) = x_promo_rows(w)
+    assert row["status"] == "sent" and len(w.x.tweets) == 1
+
+
+def test_retry_of_an_unknown_or_sent_delivery_is_an_error_and_changes_nothing(w, cli):
+    w.x.fail_next(403, body={"title": "Forbidden", "detail": "Not today", "status": 403,
+                             "type": "about:blank"})
+    w.svc.queue.add(TEXT)
+    w.svc.dispatch()
+    rows = {d["account"]: d for d in w.rows() if d["kind"] == "promo"}
+    assert rows["masto"]["status"] == "sent" and rows["x"]["status"] == "failed"
+    out = cli("retry", str(rows["x"]["id"]), str(rows["masto"]["id"]), "999", code=1).output
+    assert f"delivery {rows['masto']['id']} is sent (it went out)" in out
+    assert "delivery 999: no such delivery" in out
+    assert "Traceback" not in out and len(out.strip().splitlines()) == 1
+    assert w.store.delivery(rows["x"]["id"])["status"] == "failed"      # nothing changed
+    out = cli("retry", str(rows["x"]["id"])).output
+    assert "was failed): queued again" in out
+    w.clock.now = max(w.clock.now, datetime.now(UTC))
+    w.svc.dispatch()
+    assert w.store.delivery(rows["x"]["id"])["status"] == "sent"
+
+
+def test_retry_refuses_a_withdrawn_delivery(w):
+    pid, *_ = w.svc.queue.add(TEXT, at="in 2h")
+    w.clock.advance(hours=2, seconds=1)
+    w.svc.queue.fire()
+    w.svc.queue.set_status(pid, "cancel")
+    ids = [d["id"] for d in w.rows() if d["kind"] == "promo"]
+    with pytest.raises(CrierError, match=rf"delivery {ids[0]} is withdrawn"):
+        w.svc.retry_failed(ids)
+
+
+# -- status and queue show agree -----------------------------------------------------------
+
+def test_status_and_queue_show_show_each_delivery_in_the_same_state(w, cli):
+    w.x.revoke_token()
+    w.masto.fail_next(422, count=1, body={"error": "Validation failed: Text is spam"})
+    pid, *_ = w.svc.queue.add(TEXT)
+    w.svc.dispatch()
+    later, *_ = w.svc.queue.add("Later: https://example.com/later", at="in 3h")
+    w.clock.advance(hours=3, seconds=1)
+    w.svc.queue.fire()                                # fired, not yet dispatched: due
+    status = cli("status", "--json").output
+    import json
+    st = json.loads(status)
+    by_id = {d["id"]: d for d in st["pending"] + st["failed"] + st["recent"]}
+    for promo in (pid, later):
+        show = json.loads(cli("queue", "show", str(promo), "--json").output)
+        for d in show["deliveries"]:
+            assert (d["state"], d["detail"]) == (by_id[d["id"]]["state"],
+                                                 by_id[d["id"]]["detail"]), d
+    states = {(d["account"], d["state"]) for d in by_id.values() if d["promo"] == pid}
+    assert states == {("masto", "failed"), ("x", "retrying")}
+    text = cli("status").output
+    shown = cli("queue", "show", str(pid)).output
+    for d in by_id.values():
+        if d["promo"] == pid:
+            line = f"{d['state']}: {d['detail']}"
+            assert line in text and line in shown
