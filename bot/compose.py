@@ -1230,6 +1230,30 @@ def fit_text(text: str, rules: Rules, *, fit: bool = True, ellipsis: str | None 
 
 PROMO_VARIABLES = ("show", "title", "summary", "link", "season", "number", "duration",
                    "published", "hashtags", "guests", "guest_names", "mentions", "artwork")
+# What only an episode gives (a promo without one has {{ show }} and {{ hashtags }}).
+EPISODE_VARIABLES = frozenset(PROMO_VARIABLES) - {"show", "hashtags"}
+
+
+def _refuse_episode_variables(text: str, name: str) -> None:
+    """A promo without an episode must not use an episode's variable: it would render as an
+    empty string. TemplateError names each one and the line of its first use."""
+    from jinja2 import meta, nodes
+    try:
+        tree = _ENV.parse(text)
+    except TemplateSyntaxError as e:
+        raise TemplateError(name, e.message or str(e), e.lineno) from None
+    used = meta.find_undeclared_variables(tree) & EPISODE_VARIABLES
+    if not used:
+        return
+    first = sorted(((n.lineno, n.name) for n in tree.find_all(nodes.Name) if n.name in used),
+                   key=lambda t: t[0])   # stable: in the order they appear
+    found = list(dict.fromkeys(v for _, v in first))
+    names = ", ".join(f"{{{{ {v} }}}}" for v in found)
+    verb = "needs" if len(found) == 1 else "need"
+    raise TemplateError(name, f"{names} {verb} an episode and this post has none (give it one "
+                              "with --episode GUID or latest)", first[0][0])
+
+
 DEFAULT_EVERGREEN_TEMPLATE = """\
 From the archive{% if show %} of {{ show }}{% endif %}: {{ title }}
 
@@ -1254,6 +1278,8 @@ def compose_promo(text: str, *, show: str, rules: Rules, episode: Episode | None
     caller to refuse with the numbers, or shortened when `fit` (see `fit_text`).
     Raises TemplateError for a template that does not compile or render."""
     options = options or ComposeOptions()
+    if episode is None:
+        _refuse_episode_variables(text, name)
     tags = " ".join(_hashtags(options.hashtags))
     variables: dict[str, Any] = {v: "" for v in PROMO_VARIABLES}
     variables.update(show=_inline(show), hashtags=tags)
