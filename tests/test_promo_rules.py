@@ -51,3 +51,36 @@ def test_edit_refuses_an_episode_variable_without_episode(q):
     with pytest.raises(CrierError, match=r"\{\{ title \}\} needs an episode"):
         q.svc.queue.edit(pid, text="Listen: {{ title }}")
     assert q.svc.queue.get(pid)["text"] == "Our book is out"
+
+
+# -- a dry run applies the real platform's limits ---------------------------------------------
+
+def test_the_x_alt_text_limit_applies_in_a_dry_run(q, tmp_path):
+    from PIL import Image
+    q.configure(x={"dry_run": True}, masto={"dry_run": True})
+    img = tmp_path / "cover.png"
+    Image.new("RGB", (64, 64), "red").save(img)
+    with pytest.raises(CrierError, match=r"alt text too long: x \(x\) 1001/1000"):
+        q.svc.queue.add("Look", at="in 1h", image=str(img), alt="a" * 1001)
+    assert q.store.all_promos() == []
+    _, _, previews = q.svc.queue.add("Look", at="in 1h", image=str(img), alt="a" * 1500,
+                                     accounts=["masto"])
+    assert previews[0].alt_limit == 1500
+
+
+def test_dry_run_rules_are_the_real_platforms_rules(world):
+    from bot.platforms.dryrun import DryRunPublisher
+    from bot.platforms.mastodon import MastodonPublisher
+    from bot.platforms.x import XPublisher
+    from tests.fakes.mastodon_server import MastodonServer
+    from tests.world import M_TOKEN, X_KEYS
+    real_x = XPublisher("x", **X_KEYS, api_base=world.x.url).rules()
+    assert DryRunPublisher("x", "x").rules() == real_x
+    # an instance that says only its character limit: the real publisher falls back to the
+    # documented defaults for the rest, and so does the dry run with max_characters
+    with MastodonServer(token=M_TOKEN, max_characters=640) as srv:
+        real = MastodonPublisher("m", srv.url, M_TOKEN).rules()
+    dry = DryRunPublisher("m", "mastodon", max_characters=640).rules()
+    assert (dry.limit, dry.counter, dry.url_weight, dry.alt_text_limit) == \
+        (real.limit, real.counter, real.url_weight, real.alt_text_limit)
+    assert DryRunPublisher("m", "mastodon").rules().limit == 500

@@ -1,31 +1,42 @@
-"""A publisher that records instead of posting: dry runs and accounts without credentials.
+"""A publisher that records instead of posting: dry runs (`dry_run = true`, `--dry-run`).
 
-Its rules come from configuration alone (no network): X's published rules, or for Mastodon
-the account's `max_characters` if set, else Mastodon's default of 500 — the real instance is
-asked only by the real publisher.
+Its rules are the real platform's, so a dry run refuses exactly what the real post would be
+refused for: X's rules are `bot.textlen.X_RULES`, the very ones `XPublisher.rules()` returns
+(weighted 280, URLs 23, alt text 1000, images 5 MB). A Mastodon instance states its own limits
+and only the real publisher asks it: a dry run takes the account's `max_characters` (the
+instance's limit, as the host configured it) else Mastodon's documented default of 500, and
+for the rest (URL weight, alt text 1500, image size) the same defaults the real publisher falls
+back on when the instance does not say (`bot.textlen.MASTODON_DEFAULT_RULES`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from bot.models import Post, Published, Rules
+from bot.textlen import MASTODON_DEFAULT_RULES, X_RULES
 
 # https://docs.joinmastodon.org/user/posting/#text : 500 is Mastodon's default limit.
-MASTODON_DEFAULT_LIMIT = 500
+MASTODON_DEFAULT_LIMIT = MASTODON_DEFAULT_RULES.limit
 # https://docs.x.com/resources/fundamentals/counting-characters : 280 weighted characters.
-X_LIMIT = 280
+X_LIMIT = X_RULES.limit
+
+
+def dry_run_rules(platform: str, max_characters: int | None = None) -> Rules:
+    """The rules a dry run of an account on `platform` applies (see the module docstring)."""
+    if platform == "x":
+        return X_RULES
+    if max_characters:
+        return replace(MASTODON_DEFAULT_RULES, limit=max_characters)
+    return MASTODON_DEFAULT_RULES
 
 
 class DryRunPublisher:
     def __init__(self, account: str, platform: str, *, max_characters: int | None = None,
                  reason: str = ""):
         self.account, self.platform, self.reason = account, platform, reason
-        if platform == "mastodon":
-            self._rules = Rules("mastodon", max_characters or MASTODON_DEFAULT_LIMIT,
-                                "mastodon", 23)
-        else:
-            self._rules = Rules("x", X_LIMIT, "x", 23)
+        self._rules = dry_run_rules(platform, max_characters)
         self.published: list[tuple[Post, str]] = []
 
     def rules(self) -> Rules:

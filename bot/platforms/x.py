@@ -39,7 +39,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from bot.errors import (
@@ -53,12 +53,7 @@ from bot.errors import (
     TransientError,
 )
 from bot.models import Media, Post, Published, Rules
-
-try:
-    from bot.textlen import X_RULES
-except ImportError:   # bot.textlen is being written; keep an identical row here meanwhile
-    # https://docs.x.com/resources/fundamentals/counting-characters : 280 weighted, URL = 23
-    X_RULES = Rules("x", 280, "x", 23)
+from bot.textlen import X_RULES  # (the dry run applies these very rules)
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +70,6 @@ ALT_TEXT_LIMIT = 1000
 # GET /2/users/:id/tweets: max_results 5..100 per page; look back at most this many pages
 TIMELINE_PAGE_SIZE = 100
 TIMELINE_MAX_PAGES = 5
-# X stamps created_at with its own clock: look back this much before `since` so a few seconds of
-# skew between our clock and X's cannot hide our tweet (an older tweet with the very same text
-# would have made X refuse ours as a duplicate anyway)
-CLOCK_SKEW = timedelta(seconds=120)
 DUPLICATE_MARKERS = ("duplicate content", "status is a duplicate")   # v2 detail, v1.1 code 187
 PERMISSION_MARKERS = ("oauth1 app permissions", "client-not-enrolled",
                       "not configured with the appropriate")
@@ -204,8 +195,9 @@ class XPublisher:
 
         X returns text with every link replaced by a t.co link (entities.urls gives the
         expanded URL) and `&`, `<`, `>` HTML-escaped, plus a trailing t.co link for attached
-        media; both sides are brought to one form before comparing. The search starts
-        CLOCK_SKEW before `since`, as X dates tweets by its own clock.
+        media; both sides are brought to one form before comparing. Nothing older than
+        `since` matches (X's `start_time` has whole seconds: its `created_at` is checked too):
+        an older tweet with the same text is another post's, never this one's.
         """
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware")
@@ -216,7 +208,7 @@ class XPublisher:
             page = self._call(
                 "reading the account's recent tweets", False,
                 lambda c, token=token: c.get_users_tweets(
-                    user_id, start_time=since.astimezone(UTC) - CLOCK_SKEW,
+                    user_id, start_time=since.astimezone(UTC),
                     max_results=TIMELINE_PAGE_SIZE, pagination_token=token,
                     tweet_fields=["created_at", "entities"], user_auth=True))
             if page.errors and not page.data:
@@ -224,6 +216,8 @@ class XPublisher:
                             self.account, [e.get("detail") or e.get("message")
                                            for e in page.errors])
             for tweet in page.data or ():
+                if _created_before(tweet.data, since):
+                    continue
                 if _same_post(wanted, _their_form(tweet.data)):
                     tweet_id = str(tweet.data["id"])
                     log.info("x account '%s': found tweet %s already posted", self.account,
@@ -395,9 +389,9 @@ class XPublisher:
             return None
         status = getattr(exc.response, "status_code", None)
         kw["status"] = status
-        said = self._scrub("; ".join(str(m) for m in exc.api_messages if m)
-                           or f"HTTP {status}")
-        lowered = said.lower()
+        raw = "; ".join(str(m) for m in exc.api_messages if m) or f"HTTP {status}"
+        said = self._scrub(raw)
+        lowered = raw.lower()   # classify by X's own words (a scrubbed secret could split them)
         if isinstance(exc, tweepy.TooManyRequests):
             reset = exc.reset_time
             retry_at = datetime.fromtimestamp(reset, UTC) if reset is not None else None
@@ -449,6 +443,18 @@ def _refused(exc: BaseException) -> bool:
 
 
 # -- comparing our text with X's rendering of it (pure) ------------------------------------
+
+
+def _created_before(tweet: dict[str, Any], since: datetime) -> bool:
+    """Is the tweet dated before `since`? (Undated: no, X's start_time already filtered it.)"""
+    stamp = tweet.get("created_at")
+    if not stamp:
+        return False
+    try:
+        created = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return created < since
 
 
 def _squash(text: str) -> str:
