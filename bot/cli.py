@@ -233,7 +233,8 @@ def status(obj: Context, as_json: bool) -> None:
     if not st["feeds"]:
         click.echo("No feed polled yet: run `crier run --once`.")
     if st["held_episodes"]:
-        click.secho("Held by the flood guard (`crier release [ID...]` announces them):",
+        click.secho("Held by the flood guard (`crier release ID...` announces them, "
+                    "`crier release --dismiss ID...` never will):",
                     fg="yellow", bold=True)
         for e in st["held_episodes"]:
             click.echo(f"  #{e['id']} {e['title']} ({e['published_at'] or 'no date'})")
@@ -277,12 +278,24 @@ def _shown(d: dict) -> str:
 # -- release / retry ----------------------------------------------------------------------
 @main.command()
 @click.argument("episode_ids", nargs=-1, type=int)
-@click.option("--all", "all_", is_flag=True, help="Release every held episode.")
+@click.option("--all", "all_", is_flag=True, help="Release (or dismiss) every held episode.")
+@click.option("--dismiss", is_flag=True,
+              help="Never announce these episodes: they leave the held list, recorded as "
+                   "known.")
 @click.pass_obj
-def release(obj: Context, episode_ids: tuple[int, ...], all_: bool) -> None:
-    """Announce episodes held by the flood guard."""
+def release(obj: Context, episode_ids: tuple[int, ...], all_: bool, dismiss: bool) -> None:
+    """Announce episodes held by the flood guard (or, with --dismiss, drop them)."""
     if not episode_ids and not all_:
-        raise click.UsageError("name the episode ids to release (see `crier status`) or --all")
+        raise click.UsageError("name the episode ids (see `crier status`) or --all")
+    if dismiss:
+        from bot.held import dismiss as dismiss_held
+        with obj.service() as svc:
+            gone = dismiss_held(svc.store, None if all_ else episode_ids)
+        for e in gone:
+            click.echo(f"Dismissed #{e['id']} {e['title']}: recorded as known, never announced.")
+        if not gone:
+            click.echo("Nothing was held.")
+        return
     with obj.service() as svc:
         done = svc.release(None if all_ else episode_ids)
     click.echo(f"Released {len(done)} episode(s): their announcements go out on the next "

@@ -105,6 +105,7 @@ class EpisodeStatus(enum.StrEnum):
     HELD = "held"             # flood guard: waits for `crier release`
     SCHEDULED = "scheduled"   # future-dated: announced when its date comes
     ANNOUNCED = "announced"   # posts enqueued for every account
+    DISMISSED = "dismissed"   # was held; the host chose never to announce it (known)
 
 
 @dataclass(frozen=True)

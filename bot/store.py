@@ -300,6 +300,13 @@ class Store:
             return [dict(r) for r in c.execute(
                 q.order_by(episodes.c.published_at, episodes.c.id)).mappings()]
 
+    def set_episode_status(self, episode_id: int, was: str, status: str) -> bool:
+        """Move an episode from status `was` to `status` (False if it was not in `was`)."""
+        with self.tx() as c:
+            return c.execute(episodes.update().where(
+                episodes.c.id == episode_id, episodes.c.status == was).values(status=status)
+            ).rowcount == 1
+
     def get_episode(self, episode_id: int) -> dict | None:
         with self.tx() as c:
             r = c.execute(sa.select(episodes).where(episodes.c.id == episode_id)

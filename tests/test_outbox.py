@@ -194,3 +194,29 @@ def test_status_and_queue_show_show_each_delivery_in_the_same_state(w, cli):
         if d["promo"] == pid:
             line = f"{d['state']}: {d['detail']}"
             assert line in text and line in shown
+
+
+# -- crier release --dismiss -----------------------------------------------------------------
+
+def test_dismissed_episodes_are_never_announced_even_by_release_all(w, cli):
+    from tests.world import new_episode
+    for n in range(6, 11):
+        new_episode(w, n)
+    report, _ = w.cycle()
+    assert len(report.held) == 5
+    keep, drop = report.held[:2], report.held[2:]
+    out = cli("release", "--dismiss", *map(str, drop)).output
+    assert out.count("recorded as known, never announced") == 3
+    out = cli("release", "--dismiss", str(drop[0]), code=1).output
+    assert f"episode {drop[0]} is dismissed" in out
+    assert [e["id"] for e in w.svc.status()["held_episodes"]] == keep
+    assert "Released 2 episode(s)" in cli("release", "--all").output
+    w.clock.now = max(w.clock.now, datetime.now(UTC))
+    w.drain()
+    w.cycle()                                          # the feed still has all five
+    w.drain()
+    announced = {d["episode_id"] for d in w.rows() if d["kind"] == "announcement"}
+    assert announced == set(keep)
+    assert len(w.masto.statuses) == 2 and len(w.x.tweets) == 2
+    counts = w.svc.status()["feeds"][0]["episodes"]
+    assert counts["dismissed"] == 3 and "held" not in counts
