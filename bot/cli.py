@@ -316,6 +316,35 @@ def retry(obj: Context, delivery_ids: tuple[int, ...]) -> None:
                    + (" — it goes out on the next dispatch" if r["changed"] else ""))
 
 
+# -- history ------------------------------------------------------------------------------
+@main.command()
+@click.option("--since", metavar="WHEN",
+              help='A date (2026-12-01), an ISO time, or a duration back from now ("7 days").')
+@click.option("--account", metavar="NAME", help="Only this account's posts.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def history(obj: Context, since: str | None, account: str | None, as_json: bool) -> None:
+    """Every post that went out, newest first, with its URL."""
+    from bot.history import history as read_history
+    from bot.history import parse_since
+    with obj.service() as svc:
+        when = parse_since(since, now=svc.clock(), tz=svc.settings.tz) if since else None
+        rows = read_history(svc.store, since=when, account=account)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("Nothing went out" + (f" since {when.isoformat(timespec='seconds')}"
+                                         if when else "") + ".")
+    for r in rows:
+        about = r["episode"] or (f"queued post #{r['promo']}" if r["promo"] else "") or \
+            (f"boost of {r['boost_of']}" if r["boost_of"] else "")
+        if r["kind"] == "reply":
+            about = f"link reply to {r['reply_to']}"
+        click.echo(f"{r['sent_at']}  {r['account']} ({r['platform']})  {r['kind']}"
+                   + (f"  {about}" if about else "") + f"\n    {r['url'] or r['remote_id']}")
+
+
 # -- check --------------------------------------------------------------------------------
 @main.command()
 @click.pass_obj

@@ -84,9 +84,11 @@ class Post:
 
 @dataclass(frozen=True)
 class Published:
-    """Where a post landed."""
+    """Where a post landed (and the link reply it carried on X, if any)."""
     remote_id: str
     url: str | None = None
+    reply_id: str | None = None
+    reply_url: str | None = None
 
 
 class DeliveryStatus(enum.StrEnum):

@@ -686,10 +686,12 @@ class Service:
         if post.reply_text and reply_error is not None:
             note = f"posted; the link reply failed: {reply_error}"
             log.warning("delivery %d to %s: %s", did, name, note)
+        extra = {"payload": {**(d["payload"] or {}), "reply_id": published.reply_id,
+                             "reply_url": published.reply_url}} if published.reply_url else {}
         self.store.finish(did, token, now, status=DeliveryStatus.SENT.value,
                           remote_id=published.remote_id, remote_url=published.url, sent_at=now,
                           last_error=note, error_kind="reply" if note else None,
-                          needs_check=False,
+                          needs_check=False, **extra,
                           and_then=lambda c: self._enqueue_boosts(c, d, account, now))
         log.info("delivery %d to %s: sent %s", did, name, published.url or published.remote_id)
         outcome.status, outcome.url, outcome.error = DeliveryStatus.SENT.value, published.url, note

@@ -386,6 +386,20 @@ class Store:
         with self.tx() as c:
             return [dict(r) for r in c.execute(q).mappings()]
 
+    def sent_deliveries(self, *, since: datetime | None = None, account: str | None = None,
+                        limit: int | None = None) -> list[dict]:
+        """Deliveries that went out (status sent), newest first."""
+        q = self._delivery_query().where(deliveries.c.status == DeliveryStatus.SENT.value)
+        if since is not None:
+            q = q.where(deliveries.c.sent_at >= since)
+        if account is not None:
+            q = q.where(deliveries.c.account == account)
+        q = q.order_by(deliveries.c.sent_at.desc(), deliveries.c.id.desc())
+        if limit:
+            q = q.limit(limit)
+        with self.tx() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
     def set_delivery_text(self, delivery_id: int, *, text: str, payload: dict, length: int,
                           limit: int, now: datetime) -> None:
         with self.tx() as c:

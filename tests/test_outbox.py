@@ -220,3 +220,50 @@ def test_dismissed_episodes_are_never_announced_even_by_release_all(w, cli):
     assert len(w.masto.statuses) == 2 and len(w.x.tweets) == 2
     counts = w.svc.status()["feeds"][0]["episodes"]
     assert counts["dismissed"] == 3 and "held" not in counts
+
+
+# -- crier history ---------------------------------------------------------------------------
+
+def test_history_lists_every_post_that_went_out_newest_first(w, cli):
+    import json
+
+    from bot.history import history, parse_since
+    from tests.world import new_episode
+    w.configure(x={"link_policy": "reply"})
+    new_episode(w)
+    w.cycle()                                          # announced on both; X with a link reply
+    w.clock.advance(hours=2)
+    w.svc.queue.add(TEXT, accounts=["masto"])
+    w.masto.fail_next(422, count=1, body={"error": "nope"})
+    w.svc.queue.add("Another one", accounts=["masto"])
+    w.svc.dispatch()                                   # one promo sent, one failed
+    rows = history(w.store)
+    assert [(r["account"], r["kind"]) for r in rows] == [
+        ("masto", "promo"), ("x", "reply"), ("x", "announcement"),
+        ("masto", "announcement")]
+    assert all(r["url"] for r in rows)
+    reply = next(r for r in rows if r["kind"] == "reply")
+    tweet = next(t for t in w.x.tweets if t["in_reply_to"])
+    assert reply["url"].endswith(tweet["id"]) and reply["reply_to"].endswith(
+        tweet["in_reply_to"])
+    assert rows[0]["kind"] == "promo" and rows[0]["promo"]
+    recent = history(w.store, since=parse_since("90 minutes", now=w.clock(), tz=w.settings.tz))
+    assert [r["kind"] for r in recent] == ["promo"]
+    only_x = json.loads(cli("history", "--account", "x", "--json").output)
+    assert {r["kind"] for r in only_x} == {"announcement", "reply"}
+    out = cli("history").output
+    assert out.index("promo") < out.index("announcement")
+    assert all(r["url"] in out for r in rows)
+    assert "Episode 6" in out
+    bad = cli("history", "--since", "last tuesday-ish", code=1).output
+    assert "Traceback" not in bad and len(bad.strip().splitlines()) == 1
+
+
+def test_history_since_takes_dates_iso_times_and_durations(w):
+    from bot.history import parse_since
+    now, tz = w.clock(), w.settings.tz
+    assert parse_since("7 days", now=now, tz=tz) == now - timedelta(days=7)
+    assert parse_since("2 weeks ago", now=now, tz=tz) == now - timedelta(weeks=2)
+    assert parse_since("2026-12-01", now=now, tz=tz).isoformat() == "2026-12-01T00:00:00+00:00"
+    assert parse_since("2026-12-01T10:30:00+01:00", now=now, tz=tz).isoformat() == \
+        "2026-12-01T09:30:00+00:00"

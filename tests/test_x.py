@@ -290,12 +290,17 @@ def test_find_existing_ignores_other_texts_links_and_older_tweets(srv, pub):
         pub.find_existing(Post("x"), datetime(2026, 1, 1))
 
 
-def test_find_existing_allows_for_clock_skew_with_x(srv, pub):
-    since = datetime.now(UTC).replace(microsecond=0)
-    ours = srv.add_tweet("Stamped by a slower clock", created_at=since - timedelta(seconds=30))
-    assert pub.find_existing(Post(ours["text"]), since).remote_id == ours["id"]
+def test_find_existing_never_matches_a_tweet_older_than_since(srv, pub):
+    """An older tweet with the same text is another post's (X refuses ours as a duplicate of
+    it): not even one in the same second as `since` (X's start_time has whole seconds)."""
+    since = (datetime.now(UTC) - timedelta(seconds=5)).replace(microsecond=500_000)
+    srv.add_tweet("Same words", created_at=since - timedelta(seconds=30))
+    srv.add_tweet("Same words", created_at=since - timedelta(milliseconds=200))
+    assert pub.find_existing(Post("Same words"), since) is None
     query = srv.requests[-1]["query"]
-    assert query["start_time"] == (since - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert query["start_time"] == since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ours = srv.add_tweet("Same words", created_at=since + timedelta(milliseconds=1))
+    assert pub.find_existing(Post("Same words"), since).remote_id == ours["id"]
 
 
 def test_find_existing_matches_media_tweets_and_escaped_text(srv, pub, tmp_path):

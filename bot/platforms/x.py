@@ -169,7 +169,10 @@ class XPublisher:
         log.info("x account '%s': posted tweet %s (delivery %s)", self.account, tweet_id,
                  idempotency_key)
         if post.reply_text:
-            self._reply(tweet_id, post.reply_text, idempotency_key)
+            reply_id = self._reply(tweet_id, post.reply_text, idempotency_key)
+            if reply_id:
+                published = Published(tweet_id, published.url, reply_id,
+                                       self._status_url(username, reply_id))
         return published
 
     def boost(self, url: str, remote_id: str | None, *, same_instance: bool) -> Published:
@@ -238,7 +241,7 @@ class XPublisher:
 
     # -- pieces -------------------------------------------------------------------------
 
-    def _reply(self, tweet_id: str, text: str, idempotency_key: str) -> None:
+    def _reply(self, tweet_id: str, text: str, idempotency_key: str) -> str | None:
         try:
             response = self._call(
                 "creating the reply", True,
@@ -248,9 +251,10 @@ class XPublisher:
             self.last_reply_error = exc
             log.warning("x account '%s': tweet %s is posted but its reply was not (delivery "
                         "%s): %s", self.account, tweet_id, idempotency_key, exc.detail)
-            return
+            return None
         log.info("x account '%s': posted reply %s to tweet %s", self.account,
                  response.data["id"], tweet_id)
+        return str(response.data["id"])
 
     def _upload_media(self, media: tuple[Media, ...]) -> list[str]:
         """Upload local image files (with alt text); returns media ids. URLs are skipped."""
