@@ -347,21 +347,23 @@ def history(obj: Context, since: str | None, account: str | None, as_json: bool)
 
 # -- check --------------------------------------------------------------------------------
 @main.command()
+@click.option("--dry-run", is_flag=True, help="Check as `crier run --dry-run` would run.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable: a list of checks with name, ok, detail.")
 @click.pass_obj
-def check(obj: Context) -> None:
-    """Load the config, reach the database and verify each account's credentials."""
-    with obj.service() as svc:
-        click.echo(f"config:   {svc.settings.path} ✓")
-        click.echo(f"database: {_redacted(svc.settings.database_url)} ✓")
-        rows = svc.check()
-    ok = True
-    click.echo(f"{'account':<16} {'platform':<9} {'result':<8} {'limit':>6}  detail")
-    for r in rows:
-        mark = "dry run" if r["dry_run"] and r["ok"] else ("ok" if r["ok"] else "FAILED")
-        ok &= r["ok"]
-        click.echo(f"{r['account']:<16} {r['platform']:<9} {mark:<8} {r['limit'] or '-':>6}  "
-                   f"{r['who'] or r['error']}")
-    if not ok:
+def check(obj: Context, dry_run: bool, as_json: bool) -> None:
+    """Check everything that can fail later: config, database, credentials, the feed, every
+    template against the newest episode, images. One line per check; exit 1 if one fails."""
+    from bot.checks import run_checks
+    checks = run_checks(obj.settings, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in checks], indent=2, ensure_ascii=False))
+    else:
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            click.secho(f"{'ok' if c.ok else 'FAILED':<6} {c.name:<{width}}  {c.detail}",
+                        fg=None if c.ok else "red")
+    if not all(c.ok for c in checks):
         sys.exit(1)
 
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from click.testing import CliRunner
 
-from bot.cli import main
 from bot.errors import CrierError
 from tests.fakes.x_server import DUPLICATE_DETAIL
-from tests.world import M_TOKEN, X_KEYS
+from tests.hostcli import host_cli
 
 TEXT = "Support the show: https://example.com/support"
 
@@ -27,39 +25,7 @@ def w(world):
 
 @pytest.fixture
 def cli(w, monkeypatch, tmp_path):
-    """`crier ...` on the world's database, feed and platforms (a config file and secrets in
-    the environment, as a host has them)."""
-    cfg = tmp_path / "cli.toml"
-    cfg.write_text(f"""show = "The Test Show"
-feed = "{w.settings.feed}"
-
-[promos]
-min_gap = 0
-
-[[accounts]]
-platform = "mastodon"
-name = "masto"
-instance = "{w.masto.url}"
-timeout = 2
-
-[[accounts]]
-platform = "x"
-name = "x"
-api_base = "{w.x.url}"
-timeout = 2
-""")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", w.db_url)
-    monkeypatch.setenv("CRIER_MASTO_ACCESS_TOKEN", M_TOKEN)
-    for key, value in X_KEYS.items():
-        monkeypatch.setenv(f"CRIER_X_{key.upper()}", value)
-
-    def invoke(*args, code=0):
-        result = CliRunner().invoke(main, ["--config", str(cfg), *args])
-        assert result.exit_code == code, result.output
-        return result
-    invoke.config = cfg
-    return invoke
+    return host_cli(w, monkeypatch, tmp_path)
 
 
 def said_duplicate(error: str) -> bool:
