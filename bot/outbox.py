@@ -4,8 +4,9 @@
 `crier queue show` and `crier history` all call it, so they cannot disagree. `retry` is
 `crier retry ID...`: a failed, skipped or held delivery is queued again, a pending one
 waiting out a backoff (a refused token the host has since fixed, a transient error) is
-pushed to now; anything else (sent, sending, withdrawn, a dry run, an unknown id) is an error
-naming the id and its state, and nothing is changed.
+pushed to now; anything else (sent, sending, withdrawn, a dry run, one waiting for its time
+that has not failed, an unknown id) is an error naming the id and its state, and nothing is
+changed.
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ def retry(store: Store, delivery_ids: Iterable[int], now: datetime) -> list[dict
         d = rows.get(i)
         if d is None:
             problems.append(f"delivery {i}: no such delivery")
+        elif d["status"] in PUSH and shown_state(d, now).state != "retrying":
+            shown = shown_state(d, now)
+            problems.append(f"delivery {i} is {shown.state} ({shown.detail}; it has not "
+                            "failed)")
         elif d["status"] not in REQUEUE + PUSH:
             shown = shown_state(d, now)
             why = WHY_NOT.get(d["status"], "it cannot be retried")

@@ -233,3 +233,13 @@ def test_history_since_takes_dates_iso_times_and_durations(w):
     assert parse_since("2026-12-01", now=now, tz=tz).isoformat() == "2026-12-01T00:00:00+00:00"
     assert parse_since("2026-12-01T10:30:00+01:00", now=now, tz=tz).isoformat() == \
         "2026-12-01T09:30:00+00:00"
+
+
+def test_retry_refuses_a_delivery_that_is_only_waiting_for_its_time(w):
+    w.configure(min_gap=3600)
+    w.svc.queue.add(TEXT, accounts=["x"])
+    w.svc.queue.add("Second promo", accounts=["x"])
+    w.svc.dispatch()                                   # one goes out, one waits for the gap
+    waiting = next(d for d in x_promo_rows(w) if d["status"] == "pending")
+    with pytest.raises(CrierError, match=rf"delivery {waiting['id']} is waiting \(goes out"):
+        w.svc.retry_failed([waiting["id"]])
