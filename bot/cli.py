@@ -251,7 +251,8 @@ def status(obj: Context, as_json: bool) -> None:
             click.echo(line)
             if v["note"]:
                 click.secho(f"      {v['note']}", fg="yellow")
-    for title, rows in (("Pending deliveries (`crier retry ID` sends one now)", st["pending"]),
+    for title, rows in (("Pending deliveries (`crier retry ID` sends a retrying one now)",
+                         st["pending"]),
                         ("Failed or skipped deliveries (`crier retry ID` tries again)",
                          st["failed"]),
                         ("Last posts", st["recent"])):
