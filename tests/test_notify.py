@@ -1,0 +1,237 @@
+"""Notifications to the host, end to end: the real worker cycle (loopback feed, Mastodon and X
+contract servers, a real database) with `notify` pointing Apprise's `json://` at a loopback
+webhook that records what it receives. The clock is injected; nothing sleeps for time.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+import pytest
+
+from bot.notify import AppriseNotifier, Message
+from bot.service import Service, build_publishers
+from tests.fakes.webhook_server import WebhookServer
+from tests.world import new_episode
+
+
+@pytest.fixture
+def hook():
+    with WebhookServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def nw(world, hook):
+    """A world whose notifications go to the webhook, back catalogue recorded."""
+    world.configure(notify=(hook.url(),))
+    world.cycle()
+    return world
+
+
+def told(world, hook) -> list[dict]:
+    """What the host was told so far (waiting for the sending thread, bounded)."""
+    assert world.svc.notifier.flush(5)
+    return hook.messages()
+
+
+# -- the done-when: a refused delivery ----------------------------------------------------------
+
+def test_a_422_produces_one_json_notification_naming_account_post_and_message(nw, hook):
+    nw.masto.fail_next(422, count=1, body={"error": "Validation failed: Text is spam"})
+    it = new_episode(nw)
+    _, outcomes = nw.cycle()
+    failed = [o for o in outcomes if o.status == "failed"]
+    assert [o.account for o in failed] == ["masto"]
+    nw.drain()  # more dispatch rounds tell nothing more
+    got = told(nw, hook)
+    assert len(got) == 1, got
+    msg = got[0]
+    assert set(msg) >= {"title", "message", "type"} and msg["type"] == "failure"
+    did = failed[0].delivery_id
+    post_id = nw.store.delivery(did)["post_id"]
+    text = msg["title"] + "\n" + msg["message"]
+    assert "masto" in msg["title"]
+    assert f"Delivery {did} (post {post_id}) to masto (mastodon)" in text
+    assert it.title in text
+    assert "Validation failed: Text is spam" in text
+    assert f"crier retry {did}" in text
+
+
+def test_a_failure_when_nothing_is_configured_tells_nobody(world, hook):
+    world.cycle()
+    world.masto.fail_next(422, count=1)
+    new_episode(world)
+    world.cycle()
+    assert world.svc.notifier.flush(1)
+    assert hook.received == []
+
+
+def test_a_per_account_url_gets_that_accounts_events_and_the_top_level_one_all(world):
+    with WebhookServer() as top, WebhookServer() as own:
+        world.configure(notify=(top.url(),), masto={"notify": (own.url(),)})
+        world.cycle()
+        world.masto.fail_next(422, count=1)
+        world.x.fail_next(400, count=1)
+        new_episode(world)
+        world.cycle()
+        assert world.svc.notifier.flush(5)
+        about = sorted(m["title"] for m in top.messages())
+        assert about == ["crier: a post to masto failed", "crier: a post to x failed"]
+        assert [m["title"] for m in own.messages()] == ["crier: a post to masto failed"]
+
+
+# -- refused credentials: once ------------------------------------------------------------------
+
+def test_refused_credentials_are_told_once_across_deliveries_and_restarts(nw, hook):
+    nw.masto.revoke_token()
+    new_episode(nw, 6)
+    nw.cycle()
+    assert len(told(nw, hook)) == 1
+    new_episode(nw, 7)                       # a second delivery refused
+    nw.clock.advance(hours=2)
+    nw.cycle()
+    nw.start()                               # a restart wakes the parked deliveries
+    nw.svc.wake_auth_stopped()
+    nw.svc.dispatch()
+    got = told(nw, hook)
+    assert len(got) == 1, [m["title"] for m in got]
+    assert "credentials refused for masto" in got[0]["title"]
+    assert "CRIER_MASTO_ACCESS_TOKEN" in got[0]["message"]
+    assert "mastodon-test-token" not in got[0]["message"]
+    assert len([d for d in nw.rows("pending") if d["account"] == "masto"]) == 2
+    # fixed: the account works again, then its token is revoked again: that is news
+    nw.masto.restore_token()
+    nw.start()
+    nw.svc.wake_auth_stopped()
+    nw.drain()
+    assert len(nw.masto.statuses) == 2
+    nw.masto.revoke_token()
+    new_episode(nw, 8)
+    nw.cycle()
+    assert [m["title"] for m in told(nw, hook)].count("crier: credentials refused for masto") \
+        == 2
+
+
+# -- the feed down, then back --------------------------------------------------------------------
+
+def test_feed_down_past_feed_alert_after_is_told_once_then_back_once(nw, hook):
+    nw.configure(feed_alert_after=3600)
+    nw.feed_srv.fail_next("/feed.xml", status=503, count=6)
+    for _ in range(3):                      # 0, 20, 40 minutes: under an hour, nothing told
+        assert nw.svc.poll(force=True).result == "error"
+        nw.clock.advance(minutes=20)
+    assert told(nw, hook) == []
+    nw.start()                              # a restart in the middle changes nothing
+    nw.svc.poll(force=True)                 # 60 minutes after the first failure
+    nw.clock.advance(minutes=20)
+    nw.svc.poll(force=True)
+    got = told(nw, hook)
+    assert [m["title"] for m in got] == ["crier: the feed is failing"]
+    assert "503" in got[0]["message"] and "1 h" in got[0]["message"]
+    nw.start()
+    nw.svc.poll(force=True)                 # still down after a restart: not said again
+    nw.clock.advance(minutes=20)
+    assert nw.svc.poll(force=True).result != "error"
+    nw.clock.advance(minutes=20)
+    nw.svc.poll(force=True)
+    got = told(nw, hook)
+    assert [m["title"] for m in got] == ["crier: the feed is failing", "crier: the feed is back"]
+    assert got[1]["type"] == "success"
+
+
+def test_a_short_feed_outage_is_not_told(nw, hook):
+    nw.feed_srv.fail_next("/feed.xml", status=500, count=2)
+    nw.svc.poll(force=True)
+    nw.clock.advance(minutes=30)
+    nw.svc.poll(force=True)
+    nw.clock.advance(minutes=10)
+    new_episode(nw)
+    assert nw.svc.poll(force=True).result == "new"
+    nw.clock.advance(hours=3)
+    nw.svc.poll(force=True)
+    assert told(nw, hook) == []
+
+
+# -- held episodes, missed promos ----------------------------------------------------------------
+
+def test_episodes_held_by_the_flood_guard_are_told_in_one_message(nw, hook):
+    its = [new_episode(nw, n) for n in range(6, 11)]
+    report, _ = nw.cycle()
+    assert len(report.held) == 5
+    got = told(nw, hook)
+    assert len(got) == 1 and "5 episodes held" in got[0]["title"]
+    for it in its:
+        assert it.title in got[0]["message"]
+    assert "crier release " + " ".join(map(str, report.held)) in got[0]["message"]
+    nw.cycle()
+    assert len(told(nw, hook)) == 1
+
+
+def test_a_promo_missed_past_its_grace_window_is_told(nw, hook):
+    nw.configure(min_gap=0)
+    pid, _, _ = nw.svc.queue.add("The live show is tonight", at="in 1h")
+    nw.clock.advance(hours=8)               # crier was down; grace is 6 h
+    nw.start()
+    nw.svc.dispatch()
+    nw.svc.dispatch()
+    got = told(nw, hook)
+    assert [m["title"] for m in got] == [f"crier: queued post #{pid} was missed"]
+    assert "The live show is tonight" in got[0]["message"]
+    assert f"crier queue show {pid}" in got[0]["message"]
+    assert nw.masto.statuses == []
+
+
+# -- never in the way of a post -----------------------------------------------------------------
+
+def test_a_hanging_webhook_does_not_delay_a_delivery(world, hook):
+    world.configure(notify=(hook.url(),))
+    world.svc = Service(world.settings, world.store, clock=world.clock, rng=random.Random(7),
+                        publishers=build_publishers(world.settings),
+                        notifier=AppriseNotifier(timeout=1.0))
+    world.cycle()
+    hook.hang()
+    world.masto.fail_next(422, count=2)
+    new_episode(world, 6)
+    new_episode(world, 7)
+    t0 = time.monotonic()
+    _, outcomes = world.cycle()             # two failures to tell while the hook hangs
+    elapsed = time.monotonic() - t0
+    assert sorted(o.status for o in outcomes) == ["failed", "failed", "sent", "sent"]
+    assert len(world.x.tweets) == 2
+    assert hook.wait_for(1)                 # the first notification is hanging right now
+    assert elapsed < 1.0, elapsed
+    t0 = time.monotonic()
+    assert not world.svc.notifier.flush(0.2)  # a bounded wait, not forever
+    assert time.monotonic() - t0 < 1.0
+    hook.release()
+    assert world.svc.notifier.close(5)
+
+
+def test_a_full_queue_drops_with_a_warning_and_never_blocks(hook, caplog):
+    hook.hang()
+    n = AppriseNotifier(timeout=1.0, queue_size=1)
+    msg = Message("t", "b", (hook.url(),))
+    t0 = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="bot.notify"):
+        for _ in range(5):
+            n.send(msg)
+    assert time.monotonic() - t0 < 0.5
+    assert "notification dropped" in caplog.text
+    hook.release()
+    assert n.close(5)
+
+
+def test_a_refused_notification_is_logged_without_its_secret(hook, caplog):
+    hook.fail_with(500)
+    n = AppriseNotifier(timeout=2.0)
+    url = hook.url(userinfo="crier:S3cretPassw0rd")
+    with caplog.at_level(logging.DEBUG):
+        n.send(Message("crier: test", "body", (url,)))
+        assert n.close(5)
+    assert len(hook.received) == 1
+    assert "not sent" in caplog.text and "crier:****@127.0.0.1" in caplog.text
+    assert "S3cretPassw0rd" not in caplog.text
+    assert "S3cretPassw0rd" not in "".join(r.getMessage() for r in caplog.records)
