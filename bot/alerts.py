@@ -69,10 +69,11 @@ class Alerts:
 
     # -- deliveries -------------------------------------------------------------------------
     @_safe
-    def delivery_failed(self, d: dict, error: str) -> None:
+    def delivery_failed(self, d: dict, error: Exception) -> None:
         """A delivery ended `failed` (`d`: its row as `Store.delivery` gives it)."""
         if not self._on:
             return
+        error = _said(error)
         what = self._what(d)
         body = (f"Delivery {d['id']} (post {d['post_id']}) to {d['account']} "
                 f"({d['platform']}) failed: {what}.\n\n"
@@ -97,10 +98,11 @@ class Alerts:
         return f"a {kind or 'post'}"
 
     @_safe
-    def auth_refused(self, d: dict, error: str) -> None:
+    def auth_refused(self, d: dict, error: Exception) -> None:
         """The account's credentials were refused: told once until they work again."""
         if not self._on:
             return
+        error = _said(error)
         name, platform = d["account"], d["platform"]
         if not self.store.add_notice(f"auth:{name}", self.clock(), self.clock()):
             return  # already told (by this process, an earlier one, or another worker)
@@ -122,11 +124,12 @@ class Alerts:
 
     # -- the feed ---------------------------------------------------------------------------
     @_safe
-    def feed_failed(self, feed: dict, now: datetime, error: str) -> None:
+    def feed_failed(self, feed: dict, now: datetime, error: Exception) -> None:
         """A poll failed (`feed`: the row before this failure). Told once the feed has been
         failing for `feed_alert_after`."""
         if not self._on:
             return
+        error = _said(error)
         key = f"feed:{feed['id']}"
         row = self.store.notice(key)
         if row is None:
@@ -219,6 +222,11 @@ class Alerts:
                                                  (url,), "info"))
             out.append((key, res[0] if res else SendResult(redact(url), False, "not sent")))
         return out
+
+
+def _said(e: Exception) -> str:
+    """What went wrong, without the "who" the message already names."""
+    return getattr(e, "detail", None) or str(e)
 
 
 def _snippet(text: str) -> str:

@@ -336,7 +336,7 @@ class Service:
         log.error("feed %s: %s (failure %d; next try in %ds)", feed["url"], e.detail, n,
                   delay.total_seconds())
         report.result, report.error = "error", str(e)
-        self.alerts.feed_failed(feed, now, e.detail)
+        self.alerts.feed_failed(feed, now, e)
         return report
 
     def _detect(self, feed: dict, items: _FeedItems, cache: ItemCache, now: datetime,
@@ -615,7 +615,7 @@ class Service:
                 self.store.update_delivery(did, now, status=DeliveryStatus.FAILED.value,
                                            last_error=str(e), error_kind="compose")
                 log.error("delivery %d to %s: cannot be composed: %s", did, name, e)
-                self.alerts.delivery_failed(d, str(e))
+                self.alerts.delivery_failed(d, e)
                 return Outcome(did, name, d["platform"], DeliveryStatus.FAILED.value,
                                error=str(e))
             d = self.store.delivery(did)
@@ -672,7 +672,7 @@ class Service:
                                      at=e.retry_at, count_attempt=False)
         except errors.AuthError as e:
             blocked[name] = "credentials refused"
-            self.alerts.auth_refused(d, str(e))
+            self.alerts.auth_refused(d, e)
             return self._retry_later(d, e, now, token=token, outcome=outcome,
                                      at=now + AUTH_RETRY, kind="auth", count_attempt=False)
         except errors.RejectedError as e:
@@ -850,7 +850,7 @@ class Service:
             self.store.update_delivery(d["id"], now, **values)
         log.error("delivery %d to %s: failed: %s", d["id"], d["account"], e)
         if recorded:
-            self.alerts.delivery_failed(d, str(e))
+            self.alerts.delivery_failed(d, e)
         outcome.status, outcome.error = DeliveryStatus.FAILED.value, str(e)
         return outcome
 

@@ -235,3 +235,109 @@ def test_a_refused_notification_is_logged_without_its_secret(hook, caplog):
     assert "not sent" in caplog.text and "crier:****@127.0.0.1" in caplog.text
     assert "S3cretPassw0rd" not in caplog.text
     assert "S3cretPassw0rd" not in "".join(r.getMessage() for r in caplog.records)
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+CONFIG = """show = "Test Show"
+feed = "feed.xml"
+{top}
+
+[[accounts]]
+platform = "mastodon"
+name = "first"
+instance = "https://social.example"
+dry_run = true
+
+[[accounts]]
+platform = "x"
+name = "second"
+dry_run = true
+{second}
+"""
+
+
+def write_config(tmp_path, top: str = "", second: str = ""):
+    p = tmp_path / "crier.toml"
+    p.write_text(CONFIG.format(top=top, second=second), encoding="utf-8")
+    return p
+
+
+def test_notify_urls_load_top_level_and_per_account(tmp_path):
+    from bot.config import load_settings
+    p = write_config(tmp_path, top='notify = ["json://127.0.0.1:9/top"]\n'
+                                   'feed_alert_after = "30m"',
+                     second='notify = ["ntfy://ntfy.sh/crier-own", "json://127.0.0.1:9/top"]')
+    s = load_settings(p, env={})
+    assert s.notify == ("json://127.0.0.1:9/top",)
+    assert s.feed_alert_after == 1800
+    assert s.notify_urls("second") == ("ntfy://ntfy.sh/crier-own", "json://127.0.0.1:9/top")
+    assert s.notify_urls("first") == s.notify_urls(None) == ("json://127.0.0.1:9/top",)
+    assert load_settings(write_config(tmp_path), env={}).feed_alert_after == 3600
+
+
+@pytest.mark.parametrize("top, second, key, line", [
+    ('notify = ["discord://S3cretWebhookToken"]', "", "notify", 3),
+    ("", 'notify = ["json://127.0.0.1:9/ok",\n  "tgram://S3cretBotToken"]',
+     "accounts[1].notify", 15),
+    ("", 'notify = ["nosuch://user:S3cretPass@host"]', "accounts[1].notify", 15),
+    ('notify = "json://127.0.0.1:9/a"', "", "notify", 3),
+    ('notify = [42]', "", "notify", 3),
+])
+def test_a_bad_notify_url_names_key_and_line_and_never_the_secret(tmp_path, top, second, key,
+                                                                   line):
+    from bot.config import load_settings
+    from bot.errors import ConfigError
+    with pytest.raises(ConfigError) as e:
+        load_settings(write_config(tmp_path, top=top, second=second), env={})
+    msg = str(e.value)
+    assert e.value.key == key and e.value.line == line, msg
+    assert "S3cret" not in msg
+
+
+def test_redaction_hides_tokens_and_passwords():
+    from bot.notify import redact, scrub, secret_parts
+    cases = {
+        "json://crier:S3cretPass@127.0.0.1:9/hook": "json://crier:****@127.0.0.1:9/hook",
+        "discord://123456789/S3cretWebhookToken": "discord://1...9/S...n/",
+        "mastodon://S3cretAccessToken@mastodon.social/@host": "mastodon://****@mastodon.social/@host",
+        "mailto://me:S3cretMailPass@gmail.com": "mailtos://me:****@gmail.com/",
+        "tgram://123456:S3cretBotToken/12345": "tgram://1...n/12345/",
+    }
+    for url, shown in cases.items():
+        assert redact(url) == shown
+        secrets = secret_parts(url)
+        assert any("S3cret" in s for s in secrets), url
+        assert "S3cret" not in scrub(f"failed sending to {url}: bad token", secrets)
+    assert redact("nosuch://user:S3cret@host") == "nosuch://…"
+
+
+# -- crier notify test -------------------------------------------------------------------------
+
+def test_notify_test_sends_to_every_url_and_reports_each(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from bot.cli import main
+    monkeypatch.chdir(tmp_path)
+    with WebhookServer() as ok, WebhookServer() as bad:
+        bad.fail_with(500)
+        p = write_config(tmp_path, top=f'notify = ["{ok.url()}"]',
+                         second=f'notify = ["{bad.url("/own", userinfo="me:S3cretPass")}"]')
+        result = CliRunner().invoke(main, ["--config", str(p), "notify", "test"],
+                                    catch_exceptions=False)
+        assert result.exit_code == 1, result.output
+        lines = result.output.splitlines()
+        assert lines[0].startswith("notify[0]") and lines[0].endswith(" ok")
+        assert f"json://127.0.0.1:{ok.port}/hook" in lines[0]
+        assert lines[1].startswith("accounts.second.notify[0]") and "FAILED" in lines[1]
+        assert f"json://me:****@127.0.0.1:{bad.port}/own" in lines[1]
+        assert "S3cretPass" not in result.output
+        assert [m["title"] for m in ok.messages()] == ["crier: test notification"]
+        assert "about account second" in bad.messages()[0]["message"]
+        bad.fail_with(200)
+        again = CliRunner().invoke(main, ["--config", str(p), "notify", "test"])
+        assert again.exit_code == 0, again.output
+        assert again.output.count(" ok") == 2
+    none = CliRunner().invoke(main, ["--config", str(write_config(tmp_path)), "notify",
+                                     "test"])
+    assert none.exit_code == 1 and "no notify URLs configured" in none.output
