@@ -117,7 +117,8 @@ def test_refused_credentials_are_told_once_across_deliveries_and_restarts(nw, ho
 
 # -- the feed down, then back --------------------------------------------------------------------
 
-def test_feed_down_past_feed_alert_after_is_told_once_then_back_once(nw, hook):
+@pytest.mark.parametrize("changed", [False, True], ids=["back-unchanged", "back-with-new"])
+def test_feed_down_past_feed_alert_after_is_told_once_then_back_once(nw, hook, changed):
     nw.configure(feed_alert_after=3600)
     nw.feed_srv.fail_next("/feed.xml", status=503, count=6)
     for _ in range(3):                      # 0, 20, 40 minutes: under an hour, nothing told
@@ -133,8 +134,10 @@ def test_feed_down_past_feed_alert_after_is_told_once_then_back_once(nw, hook):
     assert "503" in got[0]["message"] and "1 h" in got[0]["message"]
     nw.start()
     nw.svc.poll(force=True)                 # still down after a restart: not said again
+    if changed:
+        new_episode(nw)                     # published while the feed was failing
     nw.clock.advance(minutes=20)
-    assert nw.svc.poll(force=True).result != "error"
+    assert nw.svc.poll(force=True).result == ("new" if changed else "unchanged")
     nw.clock.advance(minutes=20)
     nw.svc.poll(force=True)
     got = told(nw, hook)
@@ -341,3 +344,30 @@ def test_notify_test_sends_to_every_url_and_reports_each(tmp_path, monkeypatch):
     none = CliRunner().invoke(main, ["--config", str(write_config(tmp_path)), "notify",
                                      "test"])
     assert none.exit_code == 1 and "no notify URLs configured" in none.output
+
+
+def test_run_once_sends_what_it_has_to_tell_before_it_exits(tmp_path, monkeypatch, hook):
+    """`crier run --once` ends by flushing the notifications (a bounded wait): the host is
+    told of the refused post by the time the command returns."""
+    from click.testing import CliRunner
+
+    from bot.cli import main
+    from tests.fakes.mastodon_server import MastodonServer
+    from tests.feedgen import item, rss
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "feed.xml").write_bytes(rss([item(n) for n in range(1, 4)]))
+    with MastodonServer(token="tok-123", max_characters=500) as masto:
+        (tmp_path / "crier.toml").write_text(
+            'show = "Test Show"\nfeed = "feed.xml"\nfirst_run_backfill = 1\n'
+            f'notify = ["{hook.url()}"]\n\n[[accounts]]\nplatform = "mastodon"\n'
+            f'name = "m"\ninstance = "{masto.url}"\n', encoding="utf-8")
+        monkeypatch.setenv("CRIER_M_ACCESS_TOKEN", "tok-123")
+        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'crier.db'}")
+        masto.fail_next(422, body={"error": "Validation failed: Text is spam"})
+        hook.latency = 0.5                  # still on its way when the post has failed
+        result = CliRunner().invoke(main, ["--config", str(tmp_path / "crier.toml"), "run",
+                                           "--once"], catch_exceptions=False)
+        assert "FAILED" in result.output, result.output
+        assert [m["title"] for m in hook.messages()] == ["crier: a post to m failed"]
+        assert "Validation failed: Text is spam" in hook.messages()[0]["message"]
+        assert "tok-123" not in hook.messages()[0]["message"]

@@ -2,7 +2,7 @@
 
 Records every POST (`received`: path, headers, parsed JSON body). Faults: `fail_with(status)`
 answers every request with that status; `hang()` holds every request open until `release()`
-(or the server stops), like a webhook that never answers. Usage::
+(or the server stops), like a webhook that never answers; `latency` delays each request. Usage::
 
     with WebhookServer() as hook:
         hook.url("/hook")  # "json://127.0.0.1:<port>/hook"
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -19,6 +20,7 @@ class WebhookServer:
     def __init__(self) -> None:
         self.received: list[dict] = []
         self.status = 200
+        self.latency = 0.0          # seconds before a request is read (a slow network)
         self._released = threading.Event()
         self._released.set()
         self._arrived = threading.Condition()
@@ -56,6 +58,8 @@ class WebhookServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                if srv.latency:
+                    time.sleep(srv.latency)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 try:
