@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 SEND_TIMEOUT = 10.0     # seconds for one message to its URLs (Apprise's call deadline)
 QUEUE_SIZE = 100        # messages waiting; more are dropped with a warning
 FLUSH_TIMEOUT = 15.0    # seconds `close` waits for waiting messages before giving up
+MAX_STUCK = 4           # abandoned sends still hanging; past this, no new thread is started
 KINDS = ("info", "success", "warning", "failure")   # Apprise's NotifyType values
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]{0,24})://")
 _PARTS = re.compile(r"[^/:@?&=#,+;]+")
@@ -130,11 +131,11 @@ def scrub(text: str, secrets: set[str]) -> str:
     return text
 
 
-def _plugin(url: str):
+def _plugin(url: str, asset=None):
     import apprise
     quiet_apprise()
     try:
-        return apprise.Apprise.instantiate(url.strip())
+        return apprise.Apprise.instantiate(url.strip(), asset=asset)
     except Exception:  # Apprise suppresses plugin errors; anything else is "not understood"
         return None
 
@@ -149,6 +150,7 @@ class AppriseNotifier:
         self._waiting = 0           # messages put and not yet finished
         self._thread: threading.Thread | None = None
         self._plugins: dict[str, object] = {}
+        self._stuck = 0             # sends given up on whose thread still runs
 
     # -- the application's side --------------------------------------------------------------
     def send(self, message: Message) -> None:
@@ -217,21 +219,50 @@ class AppriseNotifier:
                     self._lock.notify_all()
 
     def _send_one(self, message: Message, url: str) -> SendResult:
+        """One message to one URL, in a daemon thread given `timeout` seconds. One that does
+        not finish is abandoned (a daemon never holds the process at exit; Apprise's own
+        deadline would leave a worker thread that does, e.g. on a webhook trickling bytes)."""
         import apprise
         shown = redact(url)
-        plugin = self._plugins.get(url) or _plugin(url)
+        if url not in self._plugins:
+            # service_timeout=0: Apprise sends in the calling thread (ours), no executor
+            self._plugins[url] = _plugin(url, apprise.AppriseAsset(service_timeout=0))
+        plugin = self._plugins[url]
         if plugin is None:
             return SendResult(shown, False, "not a URL Apprise understands")
-        self._plugins[url] = plugin
         secrets = secret_parts(url)
+        with self._lock:
+            if self._stuck >= MAX_STUCK:
+                return SendResult(shown, False, f"{self._stuck} earlier notifications are "
+                                                "still hanging; not trying another")
         a = apprise.Apprise()
         a.add(plugin)
-        try:
-            result = a.notify(body=message.body, title=message.title,
-                              notify_type=message.kind if message.kind in KINDS else "info",
-                              body_format="text", timeout=self.timeout)
-        except Exception as e:
-            return SendResult(shown, False, scrub(f"{type(e).__name__}: {e}", secrets))
+        box: dict = {}
+
+        def work() -> None:
+            try:
+                box["result"] = a.notify(
+                    body=message.body, title=message.title, body_format="text",
+                    notify_type=message.kind if message.kind in KINDS else "info")
+            except Exception as e:  # a plugin's bug: reported like a refusal
+                box["error"] = f"{type(e).__name__}: {e}"
+            finally:
+                with self._lock:
+                    if box.get("abandoned"):
+                        self._stuck -= 1
+
+        t = threading.Thread(target=work, name="crier-notify-send", daemon=True)
+        t.start()
+        t.join(self.timeout)
+        with self._lock:
+            if t.is_alive():
+                box["abandoned"] = True
+                self._stuck += 1
+                return SendResult(shown, False, f"no answer within {self.timeout:g} s; "
+                                                "given up")
+        if "error" in box:
+            return SendResult(shown, False, scrub(box["error"], secrets))
+        result = box["result"]
         if result:
             return SendResult(shown, True)
         reasons = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR")]

@@ -371,3 +371,24 @@ def test_run_once_sends_what_it_has_to_tell_before_it_exits(tmp_path, monkeypatc
         assert [m["title"] for m in hook.messages()] == ["crier: a post to m failed"]
         assert "Validation failed: Text is spam" in hook.messages()[0]["message"]
         assert "tok-123" not in hook.messages()[0]["message"]
+
+
+def test_a_trickling_webhook_does_not_hold_the_process_at_exit(hook):
+    """A webhook sending its answer a byte a second never trips a read timeout: the send is
+    given up after its deadline, and the process still exits at once."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    hook.trickling = True
+    script = ("from bot.notify import AppriseNotifier, Message\n"
+              "n = AppriseNotifier(timeout=0.5)\n"
+              f"n.send(Message('t', 'b', ({hook.url()!r},)))\n"
+              "print('flushed', n.close(3))\n")
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                       text=True, timeout=30)
+    elapsed = time.monotonic() - t0
+    assert "flushed True" in r.stdout, r.stdout + r.stderr
+    assert "no answer within 0.5 s" in r.stderr
+    assert hook.received and elapsed < 8, elapsed

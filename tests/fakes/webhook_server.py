@@ -1,8 +1,10 @@
-"""A loopback HTTP server receiving notifications (Apprise's `json://` and `form://`), for tests.
+"""A loopback HTTP server receiving notifications (Apprise's `json://`), for tests.
 
 Records every POST (`received`: path, headers, parsed JSON body). Faults: `fail_with(status)`
 answers every request with that status; `hang()` holds every request open until `release()`
-(or the server stops), like a webhook that never answers; `latency` delays each request. Usage::
+(or the server stops), like a webhook that never answers; `latency` delays each request;
+`trickling` answers with a body sent a byte a second until the server stops (so a read
+timeout never fires). Usage::
 
     with WebhookServer() as hook:
         hook.url("/hook")  # "json://127.0.0.1:<port>/hook"
@@ -21,9 +23,11 @@ class WebhookServer:
         self.received: list[dict] = []
         self.status = 200
         self.latency = 0.0          # seconds before a request is read (a slow network)
+        self.trickling = False      # answer 200 with a body sent one byte a second, forever
         self._released = threading.Event()
         self._released.set()
         self._arrived = threading.Condition()
+        self._stopped = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -71,6 +75,17 @@ class WebhookServer:
                                          "json": data})
                     srv._arrived.notify_all()
                 srv._released.wait(timeout=30)
+                if srv.trickling:
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000000")
+                    self.end_headers()
+                    while not srv._stopped.wait(1.0):
+                        try:
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                    return
                 self.send_response(srv.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -85,6 +100,7 @@ class WebhookServer:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()
         self._released.set()
         self._server.shutdown()
         self._server.server_close()
