@@ -143,7 +143,8 @@ def _plugin(url: str, asset=None):
 class AppriseNotifier:
     """Sends messages with Apprise from one background thread (see the module docstring)."""
 
-    def __init__(self, *, timeout: float = SEND_TIMEOUT, queue_size: int = QUEUE_SIZE):
+    def __init__(self, urls: Sequence[str] = (), *, timeout: float = SEND_TIMEOUT,
+                 queue_size: int = QUEUE_SIZE):
         self.timeout = timeout
         self._queue: queue.Queue[Message | None] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Condition()
@@ -151,6 +152,15 @@ class AppriseNotifier:
         self._thread: threading.Thread | None = None
         self._plugins: dict[str, object] = {}
         self._stuck = 0             # sends given up on whose thread still runs
+        for url in urls:  # Apprise's plugins load now, not in the sending thread mid-dispatch
+            self._plugin_for(url)
+
+    def _plugin_for(self, url: str):
+        import apprise
+        if url not in self._plugins:
+            # service_timeout=0: Apprise sends in the calling thread (ours), no executor
+            self._plugins[url] = _plugin(url, apprise.AppriseAsset(service_timeout=0))
+        return self._plugins[url]
 
     # -- the application's side --------------------------------------------------------------
     def send(self, message: Message) -> None:
@@ -224,10 +234,7 @@ class AppriseNotifier:
         deadline would leave a worker thread that does, e.g. on a webhook trickling bytes)."""
         import apprise
         shown = redact(url)
-        if url not in self._plugins:
-            # service_timeout=0: Apprise sends in the calling thread (ours), no executor
-            self._plugins[url] = _plugin(url, apprise.AppriseAsset(service_timeout=0))
-        plugin = self._plugins[url]
+        plugin = self._plugin_for(url)
         if plugin is None:
             return SendResult(shown, False, "not a URL Apprise understands")
         secrets = secret_parts(url)
@@ -272,4 +279,4 @@ class AppriseNotifier:
 
 def build_notifier(urls: Sequence[str], **kw) -> Notifier:
     """A real notifier when any URL is configured, else the null one."""
-    return AppriseNotifier(**kw) if any(urls) else NullNotifier()
+    return AppriseNotifier(urls, **kw) if any(urls) else NullNotifier()

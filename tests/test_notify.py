@@ -193,7 +193,7 @@ def test_a_hanging_webhook_does_not_delay_a_delivery(world, hook):
     world.configure(notify=(hook.url(),))
     world.svc = Service(world.settings, world.store, clock=world.clock, rng=random.Random(7),
                         publishers=build_publishers(world.settings),
-                        notifier=AppriseNotifier(timeout=1.0))
+                        notifier=AppriseNotifier((hook.url(),), timeout=1.0))
     world.cycle()
     hook.hang()
     world.masto.fail_next(422, count=2)
@@ -392,3 +392,20 @@ def test_a_trickling_webhook_does_not_hold_the_process_at_exit(hook):
     assert "flushed True" in r.stdout, r.stdout + r.stderr
     assert "no answer within 0.5 s" in r.stderr
     assert hook.received and elapsed < 8, elapsed
+
+
+def test_sends_hanging_past_their_deadline_are_bounded(hook, caplog):
+    """Each send is given up after its deadline; once a few abandoned ones still hang, no new
+    thread is started for another (threads do not pile up behind a dead webhook)."""
+    from bot.notify import MAX_STUCK
+    hook.hang()
+    n = AppriseNotifier((hook.url(),), timeout=0.2)
+    with caplog.at_level(logging.WARNING, logger="bot.notify"):
+        for i in range(MAX_STUCK + 2):
+            n.send(Message(f"m{i}", "b", (hook.url(),)))
+        assert n.flush(10)
+    assert caplog.text.count("no answer within 0.2 s") == MAX_STUCK
+    assert caplog.text.count("still hanging; not trying another") == 2
+    assert len(hook.received) == MAX_STUCK
+    hook.release()
+    assert n.close(5)
