@@ -233,10 +233,10 @@ class AppriseNotifier:
         not finish is abandoned (a daemon never holds the process at exit; Apprise's own
         deadline would leave a worker thread that does, e.g. on a webhook trickling bytes)."""
         import apprise
-        shown = redact(url)
         plugin = self._plugin_for(url)
         if plugin is None:
-            return SendResult(shown, False, "not a URL Apprise understands")
+            return SendResult(redact(url), False, "not a URL Apprise understands")
+        shown = plugin.url(privacy=True).split("?", 1)[0]
         secrets = secret_parts(url)
         with self._lock:
             if self._stuck >= MAX_STUCK:
