@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 TITLE_PREFIX = "crier"
 SNIPPET = 80  # characters of a promo's text quoted in a message
+HELD_LISTED = 20  # held episodes listed by name in one message (the rest are counted)
 
 
 def notifier_for(settings: Settings) -> Notifier:
@@ -112,8 +113,9 @@ class Alerts:
                 f"Nothing is posted on {name} until they work; its posts wait (delivery "
                 f"{d['id']} and any others), nothing is lost.\n\n"
                 f"What to do: set new credentials in {names} (environment or .env), run "
-                "`crier check`, then restart crier: the waiting posts go out. You are told "
-                "again only if they are refused after working.")
+                "`crier check`, then restart crier: the waiting posts go out (without a "
+                "restart they are tried again every hour). You are told again only if they "
+                "are refused after working.")
         self._send(f"credentials refused for {name}", body, account=name, kind="failure")
 
     @_safe
@@ -175,15 +177,18 @@ class Alerts:
         if not episode_ids or not self._on:
             return
         lines = []
-        for eid in episode_ids:
+        for eid in episode_ids[:HELD_LISTED]:
             ep = self.store.get_episode(eid)
             lines.append(f"  #{eid} {ep['title'] if ep else '?'}")
-        ids = " ".join(str(e) for e in episode_ids)
+        if len(episode_ids) > HELD_LISTED:
+            lines.append(f"  … and {len(episode_ids) - HELD_LISTED} more")
+        release = ("`crier release " + " ".join(str(e) for e in episode_ids) + "` (or "
+                   "`crier release --all`)" if len(episode_ids) <= HELD_LISTED else
+                   "`crier release ID...` or `crier release --all`")
         body = (f"{len(episode_ids)} new episodes appeared in one poll, more than "
                 f"max_new_per_poll ({self.settings.max_new_per_poll}); they are held, not "
                 "announced:\n" + "\n".join(lines) + "\n\n"
-                f"What to do: `crier release {ids}` (or `crier release --all`) announces "
-                "them; `crier status` lists what is held.")
+                f"What to do: {release} announces them; `crier status` lists what is held.")
         self._send(f"{len(episode_ids)} episodes held by the flood guard", body)
 
     @_safe

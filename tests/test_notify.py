@@ -409,3 +409,49 @@ def test_sends_hanging_past_their_deadline_are_bounded(hook, caplog):
     assert len(hook.received) == MAX_STUCK
     hook.release()
     assert n.close(5)
+
+
+def test_a_big_hold_is_told_in_one_short_message(nw, hook):
+    from bot.alerts import HELD_LISTED
+    for n in range(6, 6 + HELD_LISTED + 5):
+        new_episode(nw, n)
+    report, _ = nw.cycle()
+    assert len(report.held) == HELD_LISTED + 5
+    got = told(nw, hook)
+    assert len(got) == 1
+    assert got[0]["message"].count("\n  #") == HELD_LISTED
+    assert "… and 5 more" in got[0]["message"] and "crier release --all" in got[0]["message"]
+
+
+class _BrokenNotifier:
+    """A notifier with a bug: every call raises."""
+
+    def send(self, message):
+        raise RuntimeError("notifier bug")
+
+    def send_now(self, message):
+        raise RuntimeError("notifier bug")
+
+    def flush(self, timeout=0):
+        return True
+
+    def close(self, timeout=0):
+        return True
+
+
+def test_a_broken_notifier_never_stops_a_post(world, hook, caplog):
+    world.configure(notify=(hook.url(),))
+    world.svc = Service(world.settings, world.store, clock=world.clock, rng=random.Random(7),
+                        publishers=build_publishers(world.settings), notifier=_BrokenNotifier())
+    world.cycle()
+    world.masto.fail_next(422, count=1)
+    for n in range(6, 11):                  # held (flood guard), then released
+        new_episode(world, n)
+    report, _ = world.cycle()
+    world.svc.release(report.held)
+    with caplog.at_level(logging.ERROR, logger="bot.alerts"):
+        world.drain()
+    assert sorted(d["status"] for d in world.rows() if d["account"] == "masto") == \
+        ["failed"] + ["sent"] * 4
+    assert len(world.x.tweets) == 5
+    assert "notification (delivery_failed) could not be prepared" in caplog.text
