@@ -103,19 +103,34 @@ def scheme_of(url: str) -> str | None:
 
 def redact(url: str) -> str:
     """The URL as Apprise prints it privately (tokens and passwords masked), without its
-    query string; for a URL Apprise does not understand, only its scheme."""
+    query string, and with any part that looks like a token masked too (a generic webhook's
+    secret path: `json://host/hooks/8f3kQ...`); for a URL Apprise does not understand, only
+    its scheme."""
     plugin = _plugin(url)
     if plugin is None:
         scheme = scheme_of(url)
         return f"{scheme}://…" if scheme else "(not a URL)"
-    return plugin.url(privacy=True).split("?", 1)[0]
+    return _mask_tokens(plugin.url(privacy=True).split("?", 1)[0])
+
+
+def _tokenish(part: str) -> bool:
+    """A random-looking piece: long, with letters and digits (an API key, a webhook id)."""
+    return len(part) >= 24 or (len(part) >= 12 and any(c.isdigit() for c in part)
+                               and any(c.isalpha() for c in part))
+
+
+def _mask_tokens(shown: str) -> str:
+    return _PARTS.sub(lambda m: f"{m[0][0]}...{m[0][-1]}" if _tokenish(m[0]) and
+                      "." not in m[0] else m[0], shown)
 
 
 def secret_parts(url: str) -> set[str]:
-    """The pieces of the URL that its private form hides (tokens, passwords), as written and
-    percent-decoded: what must never appear in a message crier prints."""
+    """The pieces of the URL that its private form hides (tokens, passwords, token-like
+    path parts), as written and percent-decoded: what must never appear in a message crier
+    prints."""
     plugin = _plugin(url)
-    shown = plugin.url(privacy=True) if plugin is not None else scheme_of(url) or ""
+    shown = _mask_tokens(plugin.url(privacy=True)) if plugin is not None else \
+        scheme_of(url) or ""
     visible = set(_PARTS.findall(shown)) | set(_PARTS.findall(unquote(shown)))
     out: set[str] = set()
     for part in _PARTS.findall(url.strip()):

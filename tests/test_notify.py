@@ -306,6 +306,9 @@ def test_redaction_hides_tokens_and_passwords():
         "mastodon://S3cretAccessToken@mastodon.social/@host": "mastodon://****@mastodon.social/@host",
         "mailto://me:S3cretMailPass@gmail.com": "mailtos://me:****@gmail.com/",
         "tgram://123456:S3cretBotToken/12345": "tgram://1...n/12345/",
+        # a generic webhook's secret path: apprise shows it; token-like parts are masked
+        "json://hooks.example.com/api/webhooks/S3cretWebhookToken0123":
+            "json://hooks.example.com/api/webhooks/S...3",
     }
     for url, shown in cases.items():
         assert redact(url) == shown
