@@ -204,6 +204,7 @@ HANDLE_PATTERNS = {
     "x": (re.compile(r"^@?[A-Za-z0-9_]{1,15}$"), "\"@user\" (1–15 letters, digits or _)"),
 }
 REQUIRED_TOP = ("show", "feed")
+SECRET_KEYS = frozenset({"notify"})  # values never shown in an error (Apprise URLs)
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
 _QUIET = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
@@ -274,7 +275,8 @@ def _check_keys(table: dict[str, Any], schema: dict, where: str, file: str, text
         else:
             ok = isinstance(value, types)
         if not ok:
-            raise ConfigError(f"expected {desc}, got {type(value).__name__} {value!r}",
+            shown = "" if key in SECRET_KEYS else f" {value!r}"  # URLs with tokens
+            raise ConfigError(f"expected {desc}, got {type(value).__name__}{shown}",
                               file=file, key=key, line=_line_of(text, key))
 
 
