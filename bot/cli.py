@@ -35,10 +35,14 @@ class Context:
         from bot.store import Store
         settings = self.settings()
         store = Store(settings.database_url)
+        svc = None
         try:
             store.migrate()
-            yield Service(settings, store, dry_run=dry_run)
+            svc = Service(settings, store, dry_run=dry_run)
+            yield svc
         finally:
+            if svc is not None:  # what waits to be told goes out (a bounded wait)
+                svc.notifier.close()
             store.close()
 
 
@@ -628,3 +632,29 @@ def _decide_command(name: str, approve: bool, doc: str):
 
 _decide_command("approve", True, "Approve posts: the official account boosts each once.")
 _decide_command("reject", False, "Reject posts: never proposed again.")
+
+
+# -- notifications ----------------------------------------------------------------------------
+
+@main.group()
+def notify() -> None:
+    """Notifications to the host (the `notify` Apprise URLs)."""
+
+
+@notify.command("test")
+@click.pass_obj
+def notify_test(obj: Context) -> None:
+    """Send a test message to every notify URL (top level and per account)."""
+    from bot.alerts import Alerts, notifier_for
+    settings = obj.settings()
+    notifier = notifier_for(settings)
+    results = Alerts(settings, None, notifier, clock=None).test()  # type: ignore[arg-type]
+    if not results:
+        raise CrierError(f"no notify URLs configured in {settings.path} (a top-level or "
+                         "per-account `notify = [\"...\"]`)")
+    width = max(len(k) for k, _ in results)
+    for key, r in results:
+        mark = click.style("ok", fg="green") if r.ok else click.style("FAILED", fg="red")
+        click.echo(f"{key:<{width}}  {r.url}  {mark}" + ("" if r.ok else f": {r.error}"))
+    if not all(r.ok for _, r in results):
+        sys.exit(1)

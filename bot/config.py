@@ -67,6 +67,7 @@ class Account:
     quiet_hours: str | None = None       # "22:00-07:00" in the show's time zone
     amplify: str | None = None           # an amplifier: boosts this official account's posts
     amplify_delay: int = 300             # seconds after the official post
+    notify: tuple[str, ...] = field(default=(), repr=False)  # Apprise URLs (+ the top-level)
     secrets: dict[str, Secret] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -100,6 +101,15 @@ class Settings:
     community_mentions: bool = True
     community_allow: tuple[str, ...] = ()  # authors boosted without asking ("user@host")
     community_interval: int = 600
+    # notifications to the host (bot/alerts.py): Apprise URLs; a feed failing this long
+    notify: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    feed_alert_after: int = 3600
+
+    def notify_urls(self, account: str | None = None) -> tuple[str, ...]:
+        """Where a notification about `account` (or about crier as a whole) goes: the
+        account's own `notify` URLs, then the top-level ones."""
+        own = next((a.notify for a in self.accounts if a.name == account), ())
+        return tuple(dict.fromkeys(own + self.notify))
 
     @property
     def posting_accounts(self) -> tuple[Account, ...]:
@@ -146,6 +156,8 @@ TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
                         "evergreen_cooldown)"),
     "community": ((dict,), "a [community] table (enabled, account, hashtags, mentions, allow, "
                            "interval)"),
+    "notify": ((list,), "a list of Apprise URLs, e.g. [\"ntfy://ntfy.sh/my-topic\"]"),
+    "feed_alert_after": ((int, str), "a duration like \"1h\""),
 }
 COMMUNITY_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "enabled": ((bool,), "true or false"),
@@ -184,6 +196,7 @@ ACCOUNT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "quiet_hours": ((str,), "local times like \"22:00-07:00\" (\"\": none)"),
     "amplify": ((str,), "the name of the official account whose posts this one boosts"),
     "amplify_delay": ((int, str), "a duration like \"5m\" after the official post"),
+    "notify": ((list,), "a list of Apprise URLs, e.g. [\"ntfy://ntfy.sh/my-topic\"]"),
 }
 HANDLE_PATTERNS = {
     "mastodon": (re.compile(r"^@?[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*"
@@ -191,6 +204,7 @@ HANDLE_PATTERNS = {
     "x": (re.compile(r"^@?[A-Za-z0-9_]{1,15}$"), "\"@user\" (1–15 letters, digits or _)"),
 }
 REQUIRED_TOP = ("show", "feed")
+SECRET_KEYS = frozenset({"notify"})  # values never shown in an error (Apprise URLs)
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
 _QUIET = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
@@ -261,7 +275,8 @@ def _check_keys(table: dict[str, Any], schema: dict, where: str, file: str, text
         else:
             ok = isinstance(value, types)
         if not ok:
-            raise ConfigError(f"expected {desc}, got {type(value).__name__} {value!r}",
+            shown = "" if key in SECRET_KEYS else f" {value!r}"  # URLs with tokens
+            raise ConfigError(f"expected {desc}, got {type(value).__name__}{shown}",
                               file=file, key=key, line=_line_of(text, key))
 
 
@@ -293,6 +308,40 @@ def parse_quiet_hours(value: str, *, file: str, key: str) -> str | None:
                           file=file, key=key)
     h1, m1, h2, m2 = (int(g) for g in m.groups())
     return f"{h1:02d}:{m1:02d}-{h2:02d}:{m2:02d}"
+
+
+def _notify_list(urls: list, *, file: str, key: str, line: int | None) -> tuple[str, ...]:
+    """Apprise URLs, each one Apprise understands. An error names the key, its line and
+    the URL's place and scheme, never the URL itself (it carries tokens)."""
+    out = []
+    for i, url in enumerate(urls):
+        if not isinstance(url, str) or not url.strip():
+            raise ConfigError(f"expected a list of Apprise URLs (text); item {i + 1} is "
+                              f"{type(url).__name__}", file=file, key=key, line=line)
+        if not _apprise_understands(url):
+            m = re.match(r"([A-Za-z][A-Za-z0-9+.-]{0,24})://", url.strip())
+            scheme = m.group(1).lower() if m else None
+            what = f"a '{scheme}://' URL" if scheme else "not a URL"
+            raise ConfigError(f"item {i + 1} ({what}) is not a notification URL Apprise "
+                              "understands; see https://github.com/caronc/apprise/wiki for "
+                              "each service's form", file=file, key=key, line=line)
+        out.append(url.strip())
+    return tuple(out)
+
+
+def _nth_table(text: str, name: str, n: int) -> int:
+    """Where the n-th (0-based) `[[name]]` table starts in the file's text (0 if unknown)."""
+    found = list(re.finditer(rf"^[ \t]*\[\[[ \t]*{re.escape(name)}[ \t]*\]\]", text, re.M))
+    return found[n].start() if n < len(found) else 0
+
+
+def _apprise_understands(url: str) -> bool:
+    import apprise
+    quiet = logging.getLogger("apprise")  # its messages could show the URL: kept out
+    if not any(isinstance(h, logging.NullHandler) for h in quiet.handlers):
+        quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    return apprise.Apprise.instantiate(url.strip()) is not None
 
 
 def _community(table: dict[str, Any], accounts: list[Account], file: str,
@@ -435,6 +484,10 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
         timezone=timezone, accounts=tuple(accounts),
         database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
         listen_link=listen_link, people=people, boilerplate_patterns=tuple(patterns),
+        notify=_notify_list(raw.get("notify", []), file=file, key="notify",
+                            line=_line_of(text, "notify")),
+        feed_alert_after=parse_duration(raw.get("feed_alert_after", 3600), file=file,
+                                        key="feed_alert_after", minimum=0),
         **_promos(raw.get("promos", {}), file, text),
         **_community(raw.get("community", {}), accounts, file, text), **ints)
 
@@ -531,6 +584,10 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
     if "amplify_delay" in table:
         kw["amplify_delay"] = parse_duration(table["amplify_delay"], file=file,
                                              key=f"{where}.amplify_delay", minimum=0)
+    if "notify" in table:
+        start = _nth_table(text, "accounts", int(where[len("accounts["):-1]))
+        kw["notify"] = _notify_list(table["notify"], file=file, key=f"{where}.notify",
+                                    line=_line_of(text, "notify", start))
     if kw.get("link_policy") in ("none", "reply") and "media" not in table:
         kw["media"] = "artwork"  # no link card without a link: show the artwork instead
 

@@ -204,8 +204,11 @@ class Service:
     def __init__(self, settings: Settings, store: Store, *,
                  publishers: dict[str, Publisher] | None = None, session=None,
                  clock: Clock = utcnow, rng: random.Random | None = None,
-                 dry_run: bool = False):
+                 dry_run: bool = False, notifier=None):
+        from bot.alerts import Alerts, notifier_for
         self.settings, self.store, self.clock = settings, store, clock
+        self.notifier = notifier if notifier is not None else notifier_for(settings)
+        self.alerts = Alerts(settings, store, self.notifier, clock)  # tells the host
         self.rng = rng or random.Random()
         self.dry_run = dry_run
         self._session = session
@@ -279,6 +282,7 @@ class Service:
             log.info("feed %s: unchanged (%s)", url,
                      "304" if res.status == 304 else "same body hash")
             report.result = "unchanged"
+            self.alerts.feed_ok(feed, now)
             return report
 
         with res.body:
@@ -316,6 +320,7 @@ class Service:
         updates.update(etag=res.etag, last_modified=res.last_modified, body_hash=res.body_hash,
                        title=items.channel.title or feed["title"], last_result=report.result)
         self.store.update_feed(feed["id"], **updates)
+        self.alerts.feed_ok(feed, now)
         return report
 
     def _next_poll(self, now: datetime, max_age: int | None) -> datetime:
@@ -336,6 +341,7 @@ class Service:
         log.error("feed %s: %s (failure %d; next try in %ds)", feed["url"], e.detail, n,
                   delay.total_seconds())
         report.result, report.error = "error", str(e)
+        self.alerts.feed_failed(feed, now, e)
         return report
 
     def _detect(self, feed: dict, items: _FeedItems, cache: ItemCache, now: datetime,
@@ -455,6 +461,7 @@ class Service:
                 log.info("episode %d %r: dated %s, waits until then", eid, ep.title,
                          ep.published.isoformat())
             self._remember_items(c, feed["id"], items, cache, resolved)
+        self.alerts.held(report.held)
         if first_run:
             report.result = "baseline"
         elif report.announced or report.held or report.scheduled:
@@ -613,6 +620,7 @@ class Service:
                 self.store.update_delivery(did, now, status=DeliveryStatus.FAILED.value,
                                            last_error=str(e), error_kind="compose")
                 log.error("delivery %d to %s: cannot be composed: %s", did, name, e)
+                self.alerts.delivery_failed(d, e)
                 return Outcome(did, name, d["platform"], DeliveryStatus.FAILED.value,
                                error=str(e))
             d = self.store.delivery(did)
@@ -669,6 +677,7 @@ class Service:
                                      at=e.retry_at, count_attempt=False)
         except errors.AuthError as e:
             blocked[name] = "credentials refused"
+            self.alerts.auth_refused(d, e)
             return self._retry_later(d, e, now, token=token, outcome=outcome,
                                      at=now + AUTH_RETRY, kind="auth", count_attempt=False)
         except errors.RejectedError as e:
@@ -694,6 +703,7 @@ class Service:
                           needs_check=False, **extra,
                           and_then=lambda c: self._enqueue_boosts(c, d, account, now))
         log.info("delivery %d to %s: sent %s", did, name, published.url or published.remote_id)
+        self.alerts.account_worked(name)
         outcome.status, outcome.url, outcome.error = DeliveryStatus.SENT.value, published.url, note
         return outcome
 
@@ -840,11 +850,14 @@ class Service:
               outcome: Outcome) -> Outcome:
         values = dict(status=DeliveryStatus.FAILED.value, last_error=str(e),
                       error_kind="rejected")
+        recorded = True
         if token:
-            self.store.finish(d["id"], token, now, **values)
+            recorded = self.store.finish(d["id"], token, now, **values)
         else:
             self.store.update_delivery(d["id"], now, **values)
         log.error("delivery %d to %s: failed: %s", d["id"], d["account"], e)
+        if recorded:
+            self.alerts.delivery_failed(d, e)
         outcome.status, outcome.error = DeliveryStatus.FAILED.value, str(e)
         return outcome
 
@@ -1573,6 +1586,8 @@ class PromoQueue:
                 fired=row["fired"] + (1 if post_id else 0), missed=row["missed"] + missed,
                 last_fired_at=now if post_id else row["last_fired_at"],
                 note="; ".join(notes) or row["note"])
+        if late:
+            self.svc.alerts.promo_missed(row, late, grace)
         if post_id:
             log.info("promo %d: posting (occurrence %s)", promo_id, occurrence.isoformat())
         return {"promo": promo_id, "post": post_id, "missed": missed, "next_at": nxt}

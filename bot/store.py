@@ -25,7 +25,7 @@ from bot.models import DeliveryStatus
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0004"
+HEAD = "0005"
 MAX_KEY = 300
 
 
@@ -150,6 +150,12 @@ community_posts = sa.Table(  # proposed for a boost (migration 0004)
     sa.Column("status", sa.String(16), nullable=False),  # proposed|approved|rejected
     sa.Column("found_at", TS, nullable=False), sa.Column("decided_at", TS),
     sa.UniqueConstraint("account", "uri", name="uq_community_account_uri"),
+)
+notices = sa.Table(  # what the host was already told (migration 0005; bot/alerts.py)
+    "notices", md,
+    sa.Column("key", sa.String(200), primary_key=True),      # "auth:ACCOUNT", "feed:ID"
+    sa.Column("since", TS, nullable=False),                   # when the condition began
+    sa.Column("sent_at", TS),                                 # when the host was told
 )
 locks = sa.Table(
     "locks", md,
@@ -621,6 +627,37 @@ class Store:
         with self.tx() as c:
             r = c.execute(sa.select(locks).where(locks.c.name == name)).mappings().first()
             return dict(r) if r else None
+
+    # -- notices: what the host was already told (bot/alerts.py) ----------------------------
+    def notice(self, key: str) -> dict | None:
+        with self.tx() as c:
+            r = c.execute(sa.select(notices).where(notices.c.key == key)).mappings().first()
+            return dict(r) if r else None
+
+    def add_notice(self, key: str, since: datetime, sent_at: datetime | None = None) -> bool:
+        """Record a condition; False if it was already recorded (by anyone)."""
+        try:
+            with self.tx() as c:
+                c.execute(notices.insert().values(key=key, since=since, sent_at=sent_at))
+            return True
+        except sa.exc.IntegrityError:
+            return False
+
+    def mark_notice_sent(self, key: str, at: datetime) -> bool:
+        """Claim the telling of a recorded condition; False if it was already told."""
+        with self.tx() as c:
+            return c.execute(notices.update().where(
+                notices.c.key == key, notices.c.sent_at.is_(None)).values(sent_at=at)
+                             ).rowcount == 1
+
+    def clear_notice(self, key: str) -> dict | None:
+        """Forget a condition (it is over); the row as it was, or None."""
+        with self.tx() as c:
+            r = c.execute(sa.select(notices).where(notices.c.key == key)).mappings().first()
+            if r is None:
+                return None
+            c.execute(notices.delete().where(notices.c.key == key))
+            return dict(r)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

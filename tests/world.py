@@ -73,6 +73,8 @@ class World:
 
     def start(self) -> Service:
         """A fresh process: new store connection, new publishers, same database."""
+        if self.svc:  # a stopping crier sends what it still has to tell (bounded)
+            self.svc.notifier.close(5)
         if self.store:
             self.store.close()
         self.store = Store(self.db_url)
