@@ -188,7 +188,8 @@ class Alerts:
         body = (f"{len(episode_ids)} new episodes appeared in one poll, more than "
                 f"max_new_per_poll ({self.settings.max_new_per_poll}); they are held, not "
                 "announced:\n" + "\n".join(lines) + "\n\n"
-                f"What to do: {release} announces them; `crier status` lists what is held.")
+                f"What to do: {release} announces them; `crier release --dismiss ID...` drops the "
+                "ones you do not want announced; `crier status` lists what is held.")
         self._send(f"{len(episode_ids)} episodes held by the flood guard", body)
 
     @_safe
