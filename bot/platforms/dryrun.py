@@ -1,4 +1,5 @@
-"""A publisher that records instead of posting: dry runs and accounts without credentials.
+"""A publisher that records instead of posting (dry runs), and one for an account without
+its credentials, which refuses every post with an AuthError naming the unset variables.
 
 Its rules come from configuration alone (no network): X's published rules, or for Mastodon
 the account's `max_characters` if set, else Mastodon's default of 500 — the real instance is
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.errors import AuthError
 from bot.models import Post, Published, Rules
 
 # https://docs.joinmastodon.org/user/posting/#text : 500 is Mastodon's default limit.
@@ -40,3 +42,25 @@ class DryRunPublisher:
 
     def verify(self) -> str:
         return f"(dry run: {self.reason})" if self.reason else "(dry run)"
+
+
+class UnconfiguredPublisher(DryRunPublisher):
+    """An account that is not a dry run but has no credentials: it composes with the same
+    rules as a dry run (so `preview` and `check` still work) and refuses to post or verify.
+    `crier run` refuses to start before it would be asked; this is the last line of defence
+    (never a post recorded as sent or dry-run for it)."""
+
+    def __init__(self, account: str, platform: str, missing: tuple[str, ...], *,
+                 max_characters: int | None = None):
+        super().__init__(account, platform, max_characters=max_characters)
+        self.missing = missing
+
+    def _refuse(self) -> AuthError:
+        return AuthError(f"no credentials: set {', '.join(self.missing)} (or dry_run = true)",
+                         platform=self.platform, account=self.account)
+
+    def publish(self, post: Post, idempotency_key: str) -> Published:
+        raise self._refuse()
+
+    def verify(self) -> str:
+        raise self._refuse()
