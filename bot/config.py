@@ -154,7 +154,7 @@ TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "timezone": ((str,), "an IANA time zone like \"America/New_York\""),
     "max_new_per_poll": ((int,), "a whole number ≥ 1"),
     "first_run_backfill": ((int,), "a whole number ≥ 0"),
-    "dispatch_interval": ((int,), "seconds (a whole number ≥ 1)"),
+    "dispatch_interval": ((int, str), "seconds (a number) or a duration like \"5s\""),
     "max_attempts": ((int,), "a whole number ≥ 1"),
     "accounts": ((list,), "a list of [[accounts]] tables"),
     "listen_link": ((str,), "an http(s) URL where listeners find the show"),
@@ -191,7 +191,7 @@ ACCOUNT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "template": ((str,), "a Jinja2 template (text)"),
     "hashtags": ((list,), "a list of hashtags, e.g. [\"BlockchainSocialist\"]"),
     "max_characters": ((int,), "a whole number (used for dry runs only)"),
-    "timeout": ((int, float), "seconds"),
+    "timeout": ((int, float, str), "seconds (a number) or a duration like \"10s\""),
     "link": ((str,), "\"episode\" or \"listen\""),
     "utm": ((dict,), "a table of query parameters, e.g. { utm_source = \"mastodon\" }"),
     "link_policy": ((str,), "\"inline\", \"none\" or \"reply\""),
@@ -489,8 +489,11 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
                           line=_line_of(text, "timezone")) from None
 
     ints = {}
+    if "dispatch_interval" in raw:
+        ints["dispatch_interval"] = parse_duration(raw["dispatch_interval"], file=file,
+                                                   key="dispatch_interval", minimum=1)
     for key, low in (("max_new_per_poll", 1), ("first_run_backfill", 0),
-                     ("dispatch_interval", 1), ("max_attempts", 1)):
+                     ("max_attempts", 1)):
         if key in raw:
             if raw[key] < low:
                 raise ConfigError(f"must be ≥ {low}, got {raw[key]}", file=file, key=key,
@@ -629,9 +632,16 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
             raise ConfigError("expected hashtags as words without spaces, e.g. "
                               "[\"BlockchainSocialist\"]", file=file, key=f"{where}.hashtags")
         kw["hashtags"] = tuple(t.lstrip("#") for t in tags)
-    for k in ("template", "max_characters", "timeout", "alt_template", "ellipsis"):
+    for k in ("template", "max_characters", "alt_template", "ellipsis"):
         if k in table:
             kw[k] = table[k]
+    if "timeout" in table:
+        t = table["timeout"]
+        kw["timeout"] = float(t) if not isinstance(t, str) else float(
+            parse_duration(t, file=file, key=f"{where}.timeout", minimum=1))
+        if kw["timeout"] <= 0:
+            raise ConfigError(f"must be more than 0 seconds, got {t}", file=file,
+                              key=f"{where}.timeout")
     for k, allowed in (("link", ("episode", "listen")), ("media", ("card", "artwork")),
                        ("link_policy", ("inline", "none", "reply") if platform == "x"
                         else ("inline", "none"))):

@@ -250,6 +250,15 @@ def test_every_duration_key_takes_one_grammar(tmp_path, value, seconds):
     assert s.accounts[0].min_gap == seconds and s.accounts[1].amplify_delay == seconds
 
 
+def test_interval_and_timeout_take_durations_too(tmp_path):
+    p = write(tmp_path, BASE + 'dispatch_interval = "5s"\n[[accounts]]\nplatform = "x"\n'
+              'name = "x"\ndry_run = true\ntimeout = "1 minute"\n[[accounts]]\n'
+              'platform = "x"\nname = "y"\ndry_run = true\ntimeout = 2.5\n')
+    s = load_settings(p, env={})
+    assert s.dispatch_interval == 5
+    assert [a.timeout for a in s.accounts] == [60.0, 2.5]
+
+
 def test_config_and_command_line_share_the_duration_parser():
     """`--in "3 days"` (bot.schedule) and `poll_interval = "3 days"` are one function."""
     from datetime import timedelta
