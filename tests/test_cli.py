@@ -207,6 +207,8 @@ def test_run_without_credentials_refuses_and_records_nothing(run, tmp_path):
     assert "'x'" not in lines[0]  # the dry-run account is fine
     assert not (tmp_path / "config" / "data" / "crier.db").exists()
     assert "No feed polled yet" in run("status").output
+    checked = run("check", ok=False)  # says what is missing, exit 1; nothing is contacted
+    assert checked.exit_code == 1 and "CRIER_SOCIAL_COOP_ACCESS_TOKEN" in checked.output
     # the same for the worker, and --dry-run is what makes it a dry run
     assert run("run", ok=False).exit_code == 1
     out = run("run", "--once", "--dry-run").output

@@ -44,22 +44,32 @@ class DryRunPublisher:
         return f"(dry run: {self.reason})" if self.reason else "(dry run)"
 
 
-class UnconfiguredPublisher(DryRunPublisher):
+class UnconfiguredPublisher:
     """An account that is not a dry run but has no credentials: it composes with the same
-    rules as a dry run (so `preview` and `check` still work) and refuses to post or verify.
-    `crier run` refuses to start before it would be asked; this is the last line of defence
-    (never a post recorded as sent or dry-run for it)."""
+    rules as a dry run (so `preview` and `check` still work) and refuses to post or verify
+    with an AuthError (the delivery waits, stopped on credentials). Deliberately not a
+    DryRunPublisher: nothing sent to it is ever recorded as a dry run. `crier run` refuses to
+    start before it would be asked; this is the last line of defence."""
 
     def __init__(self, account: str, platform: str, missing: tuple[str, ...], *,
                  max_characters: int | None = None):
-        super().__init__(account, platform, max_characters=max_characters)
-        self.missing = missing
+        self.account, self.platform, self.missing = account, platform, missing
+        self._rules = DryRunPublisher(account, platform, max_characters=max_characters).rules()
+
+    def rules(self) -> Rules:
+        return self._rules
 
     def _refuse(self) -> AuthError:
         return AuthError(f"no credentials: set {', '.join(self.missing)} (or dry_run = true)",
                          platform=self.platform, account=self.account)
 
     def publish(self, post: Post, idempotency_key: str) -> Published:
+        raise self._refuse()
+
+    def find_existing(self, post: Post, since: datetime) -> Published | None:
+        raise self._refuse()
+
+    def boost(self, url: str, remote_id: str | None, *, same_instance: bool) -> Published:
         raise self._refuse()
 
     def verify(self) -> str:
