@@ -39,7 +39,7 @@ class Context:
             raise CrierError("no credentials for " + "; ".join(
                 f"account '{a.name}' (set {', '.join(a.missing_secrets)})"
                 for a in settings.unconfigured) + f" in the environment or "
-                f"{settings.path.absolute().parent / '.env'}; or mark the account "
+                f"{settings.path.resolve().parent / '.env'}; or mark the account "
                 "dry_run = true, or pass --dry-run")
 
     @contextmanager

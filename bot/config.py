@@ -301,7 +301,9 @@ def load_settings(path: str | os.PathLike | None = None,
     try:
         return _validate(raw, cfg_path, text, env)
     except ConfigError as e:
-        if e.line is None and e.key and e.file == str(cfg_path):
+        # a key path ("accounts[1].min_gap", "promos.grace") or a top-level key: its line
+        if e.line is None and e.key and e.file == str(cfg_path) and (
+                "." in e.key or "[" in e.key or e.key in TOP_KEYS):
             line = _line_of_path(text, e.key)
             if line is not None:
                 raise ConfigError(e.detail, file=e.file, key=e.key, line=line) from None

@@ -302,7 +302,7 @@ def test_a_mistake_in_the_second_account_is_reported_at_its_own_line(tmp_path):
         load_settings(write(tmp_path, text4), env={})
 
 
-def test_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
+def test_paths_resolve_against_the_config_folder(tmp_path, monkeypatch, caplog):
     """State, `.env` and relative paths follow the config file, not the working directory."""
     etc = tmp_path / "etc" / "crier"
     etc.mkdir(parents=True)
@@ -316,7 +316,9 @@ def test_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
     for k in list(__import__("os").environ):
         if k.startswith("CRIER_") or k == "DATABASE_URL":
             monkeypatch.delenv(k)
-    s = load_settings(p)
+    with caplog.at_level("WARNING", logger="bot.config"):
+        s = load_settings(p)
+    assert f"ignoring {elsewhere / '.env'}" in caplog.text and str(etc / ".env") in caplog.text
     assert s.database_url == f"sqlite:///{etc}/data/crier.db"
     assert s.data_dir == str(etc / "data") and s.media_dir == str(etc / "data" / "media")
     assert s.feed == str(etc / "feed.xml")
