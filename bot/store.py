@@ -15,6 +15,7 @@ import errno
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 HEAD = "0004"
 MAX_KEY = 300
+MIGRATE_WAIT = 60.0          # seconds a migration retries a locked SQLite file
 MIGRATION_LOCK = 0x63726965  # "crie": the PostgreSQL advisory lock taken while migrating
 
 
@@ -210,25 +212,39 @@ class Store:
     def migrate(self) -> None:
         """Bring the schema to the newest revision (cheap when it already is). Processes
         starting together on a fresh database take turns: the first migrates, the others
-        wait for it and then find the schema at HEAD."""
-        try:
-            with self.engine.connect() as conn:
-                if self._revision(conn) == HEAD:
-                    return
-            from alembic import command
-            from alembic.config import Config
+        wait for it and then find the schema at HEAD. SQLite can refuse a waiting process
+        at once ("database is locked": two connections switching a new file to WAL, where
+        its busy handler is not used); that is retried for up to MIGRATE_WAIT seconds."""
+        deadline = time.monotonic() + MIGRATE_WAIT
+        attempt = 0
+        while True:
+            try:
+                return self._migrate_once()
+            except sa.exc.OperationalError as e:
+                locked = "locked" in str(e.orig or e).lower()
+                if self.dialect != "sqlite" or not locked or time.monotonic() > deadline:
+                    raise self._unusable(e) from None
+                attempt += 1
+                log.info("database is locked (another process migrating?); retry %d", attempt)
+                self.engine.dispose()
+                time.sleep(min(0.05 * attempt, 0.5))
 
-            cfg = Config()
-            cfg.set_main_option("script_location", str(MIGRATIONS))
-            with self.engine.begin() as conn:
-                self._lock_for_migration(conn)
-                if self._revision(conn) == HEAD:  # another process did it while we waited
-                    return
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
-            log.info("database schema upgraded to %s", HEAD)
-        except sa.exc.OperationalError as e:
-            raise self._unusable(e) from None
+    def _migrate_once(self) -> None:
+        with self.engine.connect() as conn:
+            if self._revision(conn) == HEAD:
+                return
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            self._lock_for_migration(conn)
+            if self._revision(conn) == HEAD:  # another process did it while we waited
+                return
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        log.info("database schema upgraded to %s", HEAD)
 
     @staticmethod
     def _revision(conn) -> str | None:
@@ -247,6 +263,9 @@ class Store:
 
     def _unusable(self, e: sa.exc.OperationalError) -> StoreError:
         detail = str(e.orig).strip() if e.orig else str(e)
+        if self.sqlite_path is not None and "locked" in detail.lower():
+            return StoreError(f"cannot use the database file {self.sqlite_path}: {detail} "
+                              "(another process holds it)")
         if self.sqlite_path is not None:
             return StoreError(f"cannot use the database file {self.sqlite_path}: {detail} "
                               f"(its folder {self.sqlite_path.parent} must be writable; or set "
