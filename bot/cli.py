@@ -25,9 +25,22 @@ class Context:
         self.config_path, self.verbose, self.quiet = config, verbose, quiet
 
     def settings(self):
-        from bot.config import load_dotenv_file, load_settings
-        load_dotenv_file()
+        """The config (and the `.env` next to it), with paths resolved against its folder."""
+        from bot.config import load_settings
         return load_settings(self.config_path)
+
+    def require_credentials(self, dry_run: bool) -> None:
+        """Refuse to post with an account that lacks its credentials (one line naming each
+        such account and its unset variables): no credentials is not a dry run."""
+        if dry_run:
+            return
+        settings = self.settings()
+        if settings.unconfigured:
+            raise CrierError("no credentials for " + "; ".join(
+                f"account '{a.name}' (set {', '.join(a.missing_secrets)})"
+                for a in settings.unconfigured) + f" in the environment or "
+                f"{settings.path.resolve().parent / '.env'}; or mark the account "
+                "dry_run = true, or pass --dry-run")
 
     @contextmanager
     def service(self, *, dry_run: bool = False):
@@ -90,6 +103,7 @@ def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool) -> N
 @click.pass_obj
 def run(obj: Context, once: bool, dry_run: bool, backfill: int | None) -> None:
     """Run the worker: poll the feed, announce new episodes, deliver posts."""
+    obj.require_credentials(dry_run)
     if not once:
         from bot.worker import run_worker
         run_worker(obj, dry_run=dry_run, backfill=backfill)

@@ -1,8 +1,14 @@
 """Settings: `crier.toml` plus the environment (and `.env`) → typed, validated values.
 
-Every mistake is a `ConfigError` naming the file, the key (with its line where it can be found)
-and what was expected. Secrets come only from environment variables whose names are derived
-from the account name (see `secret_names`); they are wrapped in `Secret` so they never print.
+Every mistake is a `ConfigError` naming the file, the key (with its line, found in the right
+table) and what was expected. Secrets come only from environment variables whose names are
+derived from the account name (see `secret_names`); they are wrapped in `Secret` so they never
+print. An account without them is not a dry run: it lists them in `missing_secrets`.
+
+Paths never depend on the working directory: `.env`, `data_dir` (default `data`, holding the
+SQLite database and prepared artwork), a relative SQLite path in `DATABASE_URL` and a relative
+`feed` path all resolve against the config file's folder. Durations share one grammar with the
+command line (`bot.schedule.parse_duration`).
 """
 
 from __future__ import annotations
@@ -19,11 +25,14 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import ConfigError
+from bot.tomlpos import line_of as _line_of
+from bot.tomlpos import line_of_path as _line_of_path
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATHS = ("config/crier.toml", "crier.toml")
-DEFAULT_DATABASE_URL = "sqlite:///data/crier.db"
+DEFAULT_DATA_DIR = "data"               # relative to the config file's folder
+DEFAULT_DATABASE_URL = "sqlite:///data/crier.db"  # its path relative to the config's folder
 PLATFORMS = ("mastodon", "x")
 X_API_BASE = "https://api.twitter.com"
 
@@ -69,6 +78,9 @@ class Account:
     amplify_delay: int = 300             # seconds after the official post
     notify: tuple[str, ...] = field(default=(), repr=False)  # Apprise URLs (+ the top-level)
     secrets: dict[str, Secret] = field(default_factory=dict, repr=False, compare=False)
+    # the variables that are unset or empty, for an account that is not a dry run: it cannot
+    # post, so `crier run` refuses to start (names only, never values)
+    missing_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ class Settings:
     people: dict[str, dict[str, str]] = field(default_factory=dict, compare=False)
     boilerplate_patterns: tuple[str, ...] = ()
     media_dir: str = "data/media"         # prepared artwork (owner-only)
+    data_dir: str = DEFAULT_DATA_DIR      # absolute once loaded: the database and media_dir
     # the promo queue ([promos] table)
     min_gap: int = 1800                   # seconds between two posts of one account
     quiet_hours: str | None = None        # "22:00-07:00": no promo goes out then
@@ -129,6 +142,11 @@ class Settings:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def unconfigured(self) -> tuple[Account, ...]:
+        """Accounts that are not dry runs but lack their credentials (they cannot post)."""
+        return tuple(a for a in self.accounts if a.missing_secrets and not a.dry_run)
+
     def account(self, name: str) -> Account:
         for a in self.accounts:
             if a.name == name:
@@ -143,10 +161,12 @@ TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "show": ((str,), "the show's name (text)"),
     "feed": ((str,), "the feed's http(s) URL or a file path (text)"),
     "poll_interval": ((int, str), "seconds (a number) or a duration like \"15m\""),
+    "data_dir": ((str,), "a folder for the SQLite database and artwork (relative: to this "
+                         "file's folder)"),
     "timezone": ((str,), "an IANA time zone like \"America/New_York\""),
     "max_new_per_poll": ((int,), "a whole number ≥ 1"),
     "first_run_backfill": ((int,), "a whole number ≥ 0"),
-    "dispatch_interval": ((int,), "seconds (a whole number ≥ 1)"),
+    "dispatch_interval": ((int, str), "seconds (a number) or a duration like \"5s\""),
     "max_attempts": ((int,), "a whole number ≥ 1"),
     "accounts": ((list,), "a list of [[accounts]] tables"),
     "listen_link": ((str,), "an http(s) URL where listeners find the show"),
@@ -185,7 +205,7 @@ ACCOUNT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "template": ((str,), "a Jinja2 template (text)"),
     "hashtags": ((list,), "a list of hashtags, e.g. [\"BlockchainSocialist\"]"),
     "max_characters": ((int,), "a whole number (used for dry runs only)"),
-    "timeout": ((int, float), "seconds"),
+    "timeout": ((int, float, str), "seconds (a number) or a duration like \"10s\""),
     "link": ((str,), "\"episode\" or \"listen\""),
     "utm": ((dict,), "a table of query parameters, e.g. { utm_source = \"mastodon\" }"),
     "link_policy": ((str,), "\"inline\", \"none\" or \"reply\""),
@@ -206,7 +226,6 @@ HANDLE_PATTERNS = {
 REQUIRED_TOP = ("show", "feed")
 SECRET_KEYS = frozenset({"notify"})  # values never shown in an error (Apprise URLs)
 VISIBILITIES = ("public", "unlisted", "private", "direct")
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
 _QUIET = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -233,16 +252,56 @@ def find_config(explicit: str | None, env: dict[str, str]) -> Path:
 
 
 def load_dotenv_file(path: str | os.PathLike = ".env") -> None:
-    """Load `.env` into the environment without overriding what is already set."""
+    """Load a `.env` file into os.environ without overriding what is set (not used by crier
+    itself any more: `load_settings` reads the `.env` next to the config file)."""
     if Path(path).is_file():
         from dotenv import load_dotenv
         load_dotenv(path, override=False)
 
 
+def dotenv_values_for(cfg_path: Path) -> dict[str, str]:
+    """The `.env` next to the config file, as a dict (os.environ is left alone). A `.env` in
+    the working directory instead is ignored, with a warning saying where crier looks."""
+    own = cfg_path.parent / ".env"
+    cwd = Path(".env")
+    if cwd.is_file() and cwd.resolve() != own.resolve():
+        log.warning("ignoring %s: crier reads the .env next to its config file (%s)",
+                    cwd.resolve(), own)
+    if not own.is_file():
+        return {}
+    from dotenv import dotenv_values
+    try:
+        return {k: v for k, v in dotenv_values(own).items() if v is not None}
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read: {e}", file=str(own)) from None
+
+
+def resolve_path(value: str, base: Path) -> Path:
+    """A path the host wrote in a config file: `~` expanded, relative to `base`."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+_SQLITE_URL = re.compile(r"^(sqlite(?:\+\w+)?):///(?!/)([^?]+)(\?.*)?$")
+
+
+def resolve_database_url(url: str, base: Path) -> str:
+    """A SQLite URL with a relative path (`sqlite:///data/crier.db`) → its absolute path
+    under `base`; any other URL is returned as it is."""
+    m = _SQLITE_URL.match(url.strip())
+    if not m or m[2] == ":memory:":
+        return url
+    return f"{m[1]}:///{resolve_path(m[2], base)}{m[3] or ''}"
+
+
 def load_settings(path: str | os.PathLike | None = None,
                   env: dict[str, str] | None = None) -> Settings:
+    """Read and check a config file. `env` (default os.environ) wins over the `.env` file
+    next to the config."""
     env = dict(os.environ if env is None else env)
     cfg_path = find_config(str(path) if path else None, env)
+    if cfg_path.is_file():
+        env = {**dotenv_values_for(cfg_path), **env}
     try:
         text = cfg_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -253,22 +312,27 @@ def load_settings(path: str | os.PathLike | None = None,
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"not valid TOML: {e}", file=str(cfg_path)) from None
-    return _validate(raw, cfg_path, text, env)
+    try:
+        return _validate(raw, cfg_path, text, env)
+    except ConfigError as e:
+        # a key path ("accounts[1].min_gap", "promos.grace") or a top-level key: its line
+        if e.line is None and e.key and e.file == str(cfg_path) and (
+                "." in e.key or "[" in e.key or e.key in TOP_KEYS):
+            line = _line_of_path(text, e.key)
+            if line is not None:
+                raise ConfigError(e.detail, file=e.file, key=e.key, line=line) from None
+        raise
 
 
-def _line_of(text: str, key: str, start: int = 0) -> int | None:
-    m = re.compile(rf"^[ \t]*{re.escape(key)}[ \t]*=", re.M).search(text, start)
-    return text.count("\n", 0, m.start()) + 1 if m else None
-
-
-def _check_keys(table: dict[str, Any], schema: dict, where: str, file: str, text: str) -> None:
+def _check_keys(table: dict[str, Any], schema: dict, where: str, file: str, text: str,
+                section: str | None = None, index: int = 0) -> None:
     for key, value in table.items():
         if key not in schema:
             hint = difflib.get_close_matches(key, list(schema), n=1)
             expected = f"did you mean '{hint[0]}'?" if hint else \
                 f"known keys: {', '.join(sorted(schema))}"
             raise ConfigError(f"unknown key {where}; {expected}", file=file, key=key,
-                              line=_line_of(text, key))
+                              line=_line_of(text, key, section, index))
         types, desc = schema[key]
         if isinstance(value, bool) and bool not in types:
             ok = False
@@ -277,20 +341,25 @@ def _check_keys(table: dict[str, Any], schema: dict, where: str, file: str, text
         if not ok:
             shown = "" if key in SECRET_KEYS else f" {value!r}"  # URLs with tokens
             raise ConfigError(f"expected {desc}, got {type(value).__name__}{shown}",
-                              file=file, key=key, line=_line_of(text, key))
+                              file=file, key=key, line=_line_of(text, key, section, index))
 
 
 def parse_duration(value: int | str, *, file: str, key: str, minimum: int = 60) -> int:
+    """Seconds from a duration key: a number of seconds, or text in the one grammar crier
+    uses everywhere (`--in` too): "90s", "15m", "1h30m", "5 minutes", "2 days", "1.5h"."""
+    from bot.schedule import DURATION_HINT, ScheduleError
+    from bot.schedule import parse_duration as parse_text
     if isinstance(value, int):
         seconds = value
+    elif value.strip().isdigit():
+        raise ConfigError(f"{value!r} has no unit: write {value.strip()} without quotes for "
+                          f"seconds, or add a unit. {DURATION_HINT}", file=file, key=key)
     else:
-        m = _DURATION.match(value)
-        if not m:
-            raise ConfigError(f"expected a duration like 900, \"15m\" or \"1h\", got {value!r}",
-                              file=file, key=key)
-        n, unit = int(m.group(1)), (m.group(2) or "s").lower()
-        seconds = n * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600,
-                       "d": 86400}[unit]
+        try:
+            seconds = round(parse_text(value, allow_zero=minimum == 0).total_seconds())
+        except ScheduleError as e:
+            raise ConfigError(f"expected a duration: {e.problem}. {e.hint}", file=file,
+                              key=key) from None
     if seconds < minimum:
         raise ConfigError(f"must be at least {minimum} seconds"
                           f"{' (polite polling)' if key == 'poll_interval' else ''}, got {seconds}",
@@ -346,7 +415,7 @@ def _apprise_understands(url: str) -> bool:
 
 def _community(table: dict[str, Any], accounts: list[Account], file: str,
                text: str) -> dict[str, Any]:
-    _check_keys(table, COMMUNITY_KEYS, "in [community]", file, text)
+    _check_keys(table, COMMUNITY_KEYS, "in [community]", file, text, "community")
     if not table.get("enabled", False):
         return {}
     masto = [a for a in accounts if a.platform == "mastodon" and not a.amplify]
@@ -377,7 +446,7 @@ def _community(table: dict[str, Any], accounts: list[Account], file: str,
 
 
 def _promos(table: dict[str, Any], file: str, text: str) -> dict[str, Any]:
-    _check_keys(table, PROMO_KEYS, "in [promos]", file, text)
+    _check_keys(table, PROMO_KEYS, "in [promos]", file, text, "promos")
     out: dict[str, Any] = {}
     if "min_gap" in table:
         out["min_gap"] = parse_duration(table["min_gap"], file=file, key="promos.min_gap",
@@ -397,6 +466,7 @@ def _promos(table: dict[str, Any], file: str, text: str) -> dict[str, Any]:
 
 def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str]) -> Settings:
     file = str(cfg_path)
+    base = cfg_path.absolute().parent
     _check_keys(raw, TOP_KEYS, "at the top level", file, text)
     for key in REQUIRED_TOP:
         if not str(raw.get(key, "")).strip():
@@ -408,10 +478,7 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
         if not urlsplit(feed).netloc:
             raise ConfigError(f"not a valid URL: {feed!r}", file=file, key="feed")
     elif scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
-        p = Path(feed[7:] if scheme == "file" else feed).expanduser()
-        if not p.is_absolute():
-            p = (cfg_path.parent / p).resolve()
-        feed = str(p)
+        feed = str(resolve_path(feed[7:] if scheme == "file" else feed, base))
     else:
         raise ConfigError(f"only http(s) URLs and file paths are supported, got {feed!r}",
                           file=file, key="feed", line=_line_of(text, "feed"))
@@ -425,8 +492,11 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
                           line=_line_of(text, "timezone")) from None
 
     ints = {}
+    if "dispatch_interval" in raw:
+        ints["dispatch_interval"] = parse_duration(raw["dispatch_interval"], file=file,
+                                                   key="dispatch_interval", minimum=1)
     for key, low in (("max_new_per_poll", 1), ("first_run_backfill", 0),
-                     ("dispatch_interval", 1), ("max_attempts", 1)):
+                     ("max_attempts", 1)):
         if key in raw:
             if raw[key] < low:
                 raise ConfigError(f"must be ≥ {low}, got {raw[key]}", file=file, key=key,
@@ -455,7 +525,8 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
         where = f"accounts[{i}]"
         if not isinstance(table, dict):
             raise ConfigError("each account must be a [[accounts]] table", file=file, key=where)
-        _check_keys(table, ACCOUNT_KEYS, f"in [[accounts]] #{i + 1}", file, text)
+        _check_keys(table, ACCOUNT_KEYS, f"in [[accounts]] #{i + 1}", file, text, "accounts",
+                    i)
         acc = _account(table, where, file, text, env)
         if acc.name in seen:
             raise ConfigError(f"duplicate account name '{acc.name}'", file=file,
@@ -482,7 +553,7 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
         poll_interval=parse_duration(raw.get("poll_interval", 900), file=file,
                                      key="poll_interval"),
         timezone=timezone, accounts=tuple(accounts),
-        database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+        **_paths(raw, env, base, file),
         listen_link=listen_link, people=people, boilerplate_patterns=tuple(patterns),
         notify=_notify_list(raw.get("notify", []), file=file, key="notify",
                             line=_line_of(text, "notify")),
@@ -490,6 +561,17 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
                                         key="feed_alert_after", minimum=0),
         **_promos(raw.get("promos", {}), file, text),
         **_community(raw.get("community", {}), accounts, file, text), **ints)
+
+
+def _paths(raw: dict[str, Any], env: dict[str, str], base: Path, file: str) -> dict[str, str]:
+    """data_dir, the database URL and media_dir, absolute (see the module docstring)."""
+    value = raw.get("data_dir", DEFAULT_DATA_DIR)
+    if not value.strip():
+        raise ConfigError("expected a folder, got an empty text", file=file, key="data_dir")
+    data = resolve_path(value, base)
+    url = (env.get("DATABASE_URL") or "").strip() or f"sqlite:///{data / 'crier.db'}"
+    return {"data_dir": str(data), "media_dir": str(data / "media"),
+            "database_url": resolve_database_url(url, base)}
 
 
 def _people(table: dict[str, Any], file: str) -> dict[str, dict[str, str]]:
@@ -557,9 +639,16 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
             raise ConfigError("expected hashtags as words without spaces, e.g. "
                               "[\"BlockchainSocialist\"]", file=file, key=f"{where}.hashtags")
         kw["hashtags"] = tuple(t.lstrip("#") for t in tags)
-    for k in ("template", "max_characters", "timeout", "alt_template", "ellipsis"):
+    for k in ("template", "max_characters", "alt_template", "ellipsis"):
         if k in table:
             kw[k] = table[k]
+    if "timeout" in table:
+        t = table["timeout"]
+        kw["timeout"] = float(t) if not isinstance(t, str) else float(
+            parse_duration(t, file=file, key=f"{where}.timeout", minimum=1))
+        if kw["timeout"] <= 0:
+            raise ConfigError(f"must be more than 0 seconds, got {t}", file=file,
+                              key=f"{where}.timeout")
     for k, allowed in (("link", ("episode", "listen")), ("media", ("card", "artwork")),
                        ("link_policy", ("inline", "none", "reply") if platform == "x"
                         else ("inline", "none"))):
@@ -591,20 +680,18 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
     if kw.get("link_policy") in ("none", "reply") and "media" not in table:
         kw["media"] = "artwork"  # no link card without a link: show the artwork instead
 
+    # Only the host makes a dry run (dry_run = true, or --dry-run); no credentials at all is
+    # not one: `missing_secrets` names them and `crier run` refuses to start. Some but not all
+    # of them set is a mistake in any case.
     names = secret_names(name, platform)
     found = {n: env[n] for n in names if env.get(n, "").strip()}
-    wanted_dry = table.get("dry_run")
-    if wanted_dry is True:
-        dry, reason = True, "dry_run = true in config"
-    elif not found and wanted_dry is None:
-        dry, reason = True, f"no credentials set ({', '.join(names)})"
-    else:
-        missing = [n for n in names if n not in found]
-        if missing:
-            raise ConfigError(f"missing secret for account '{name}': set "
-                              f"{', '.join(missing)} in the environment or .env "
-                              f"(or dry_run = true)", file=file, key=f"{where}")
-        dry, reason = False, ""
+    missing = tuple(n for n in names if n not in found)
+    dry = table.get("dry_run") is True
+    if found and missing and not dry:
+        raise ConfigError(f"missing secret for account '{name}': set "
+                          f"{', '.join(missing)} in the environment or .env "
+                          f"(or dry_run = true)", file=file, key=f"{where}")
     secrets = {n[len(env_prefix(name)):].lower(): Secret(found[n]) for n in found}
-    return Account(name=name, platform=platform, dry_run=dry, dry_run_reason=reason,
-                   secrets=secrets, **kw)
+    return Account(name=name, platform=platform, dry_run=dry,
+                   dry_run_reason="dry_run = true in config" if dry else "",
+                   secrets=secrets, missing_secrets=() if dry else missing, **kw)

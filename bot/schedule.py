@@ -91,12 +91,21 @@ def parse_when(text: str, *, now: datetime, tz: ZoneInfo) -> datetime:
         raise ScheduleError(text, e.problem, e.hint) from None
 
 
-def parse_duration(text: str) -> timedelta:
-    """A positive length of time: '90m', '2h', '1h30m', '45 min', '3 days', '1w', '30s'."""
+def parse_duration(text: str | int, *, allow_zero: bool = False) -> timedelta:
+    """A positive length of time: '90m', '2h', '1h30m', '45 min', '3 days', '1w', '30s', or a
+    whole number of seconds (an int, as TOML gives it). The one duration grammar of crier:
+    the command line (`--in`) and every duration key of the config use it.
+    `allow_zero`: "0m" / 0 mean "none" (a key like min_gap)."""
     try:
-        return _duration(text)
+        if isinstance(text, bool) or not isinstance(text, (int, str)):
+            raise _Invalid("it is not a number of seconds or a text", DURATION_HINT)
+        if isinstance(text, int):
+            if text < 0 or (text == 0 and not allow_zero):
+                raise _Invalid("a duration must be longer than zero", DURATION_HINT)
+            return timedelta(seconds=text)
+        return _duration(text, allow_zero=allow_zero)
     except _Invalid as e:
-        raise ScheduleError(text, e.problem, e.hint) from None
+        raise ScheduleError(str(text), e.problem, e.hint) from None
 
 
 def parse_rule(text: str, *, tz: ZoneInfo, start: datetime) -> Rule:
@@ -254,7 +263,7 @@ def _split_time(words: list[str]) -> tuple[list[str], time]:
     return head, _time(tail)
 
 
-def _duration(text: str) -> timedelta:
+def _duration(text: str, *, allow_zero: bool = False) -> timedelta:
     s = " ".join(text.split()).lower()
     if not s:
         raise _Invalid("it is empty", DURATION_HINT)
@@ -276,7 +285,7 @@ def _duration(text: str) -> timedelta:
         delta = timedelta(**parts)
     except OverflowError:
         raise _Invalid("that is too long", DURATION_HINT) from None
-    if delta <= timedelta(0):
+    if delta < timedelta(0) or (delta == timedelta(0) and not allow_zero):
         raise _Invalid("a duration must be longer than zero", DURATION_HINT)
     return delta
 

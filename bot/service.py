@@ -1117,6 +1117,10 @@ def build_publishers(settings: Settings, *, dry_run: bool = False,
         if a.dry_run or dry_run:
             out[a.name] = DryRunPublisher(a.name, a.platform, max_characters=a.max_characters,
                                           reason=a.dry_run_reason or "--dry-run")
+        elif getattr(a, "missing_secrets", ()):  # cannot post: says so, never fakes a post
+            from bot.platforms.dryrun import UnconfiguredPublisher
+            out[a.name] = UnconfiguredPublisher(a.name, a.platform, a.missing_secrets,
+                                                max_characters=a.max_characters)
         elif a.platform == "mastodon":
             from bot.platforms.mastodon import MastodonPublisher
             out[a.name] = MastodonPublisher(a.name, a.instance,

@@ -1,16 +1,21 @@
 """The state database: SQLAlchemy Core tables and the queries crier needs.
 
 SQLite by default (a file under `data/`, owner-only permissions), PostgreSQL (psycopg 3) by
-`DATABASE_URL`. The schema is created and upgraded by Alembic migrations in `bot/migrations/`,
-applied by `Store.migrate()` on start. Every state change is its own short transaction; a
+`DATABASE_URL` (`postgres://` and `postgresql://`, as Heroku sets them, mean psycopg). The
+schema is created and upgraded by Alembic migrations in `bot/migrations/`, applied by
+`Store.migrate()` on start; concurrent starts on a fresh database take turns (an advisory
+lock on PostgreSQL, an exclusive transaction on SQLite), so the loser waits and finds the
+schema done. Every state change is its own short transaction; a
 delivery is claimed with a conditional UPDATE so two processes can never send the same row.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +32,8 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 HEAD = "0005"
 MAX_KEY = 300
+MIGRATE_WAIT = 60.0          # seconds a migration retries a locked SQLite file
+MIGRATION_LOCK = 0x63726965  # "crie": the PostgreSQL advisory lock taken while migrating
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -184,15 +191,18 @@ class Store:
             sa_url = sa.engine.make_url(url)
         except sa.exc.ArgumentError:
             raise StoreError(f"DATABASE_URL is not a valid SQLAlchemy URL: {url!r}") from None
+        if sa_url.drivername in ("postgres", "postgresql"):  # Heroku & co: psycopg 3
+            sa_url = sa_url.set(drivername="postgresql+psycopg")
         self.dialect = sa_url.get_backend_name()
         kw: dict[str, Any] = {"future": True}
+        self.sqlite_path: Path | None = None
         if self.dialect == "sqlite":
             db = sa_url.database
-            if db and db != ":memory:":
-                _prepare_sqlite_file(Path(db))
+            if db and db != ":memory:" and not db.startswith("file:"):
+                self.sqlite_path = Path(db)
+                _prepare_sqlite_file(self.sqlite_path)
             kw["connect_args"] = {"timeout": 30}
-        elif self.dialect == "postgresql" and sa_url.drivername == "postgresql":
-            sa_url = sa_url.set(drivername="postgresql+psycopg")
+        elif self.dialect == "postgresql":
             kw["pool_pre_ping"] = True
         try:
             self.engine: Engine = sa.create_engine(sa_url, **kw)
@@ -206,27 +216,67 @@ class Store:
 
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (cheap when it already is)."""
-        try:
-            with self.engine.connect() as conn:
-                insp = sa.inspect(conn)
-                if insp.has_table("alembic_version"):
-                    current = conn.execute(sa.text("SELECT version_num FROM alembic_version")
-                                           ).scalar()
-                    if current == HEAD:
-                        return
-            from alembic import command
-            from alembic.config import Config
+        """Bring the schema to the newest revision (cheap when it already is). Processes
+        starting together on a fresh database take turns: the first migrates, the others
+        wait for it and then find the schema at HEAD. SQLite can refuse a waiting process
+        at once ("database is locked": two connections switching a new file to WAL, where
+        its busy handler is not used); that is retried for up to MIGRATE_WAIT seconds."""
+        deadline = time.monotonic() + MIGRATE_WAIT
+        attempt = 0
+        while True:
+            try:
+                return self._migrate_once()
+            except sa.exc.OperationalError as e:
+                locked = "locked" in str(e.orig or e).lower()
+                if self.dialect != "sqlite" or not locked or time.monotonic() > deadline:
+                    raise self._unusable(e) from None
+                attempt += 1
+                log.info("database is locked (another process migrating?); retry %d", attempt)
+                self.engine.dispose()
+                time.sleep(min(0.05 * attempt, 0.5))
 
-            cfg = Config()
-            cfg.set_main_option("script_location", str(MIGRATIONS))
-            with self.engine.begin() as conn:
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
-            log.info("database schema upgraded to %s", HEAD)
-        except sa.exc.OperationalError as e:
-            raise StoreError(f"cannot reach database {_redact(self.url)}: "
-                             f"{str(e.orig).strip() if e.orig else e}") from None
+    def _migrate_once(self) -> None:
+        with self.engine.connect() as conn:
+            if self._revision(conn) == HEAD:
+                return
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            self._lock_for_migration(conn)
+            if self._revision(conn) == HEAD:  # another process did it while we waited
+                return
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        log.info("database schema upgraded to %s", HEAD)
+
+    @staticmethod
+    def _revision(conn) -> str | None:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+    def _lock_for_migration(self, conn) -> None:
+        """Serialize migrations: held until this transaction ends."""
+        if self.dialect == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+        elif self.dialect == "sqlite":
+            # pysqlite runs DDL outside any transaction unless one is begun explicitly; an
+            # exclusive one makes a second migrator wait (busy timeout) instead of racing.
+            conn.exec_driver_sql("BEGIN EXCLUSIVE")
+
+    def _unusable(self, e: sa.exc.OperationalError) -> StoreError:
+        detail = str(e.orig).strip() if e.orig else str(e)
+        if self.sqlite_path is not None and "locked" in detail.lower():
+            return StoreError(f"cannot use the database file {self.sqlite_path}: {detail} "
+                              "(another process holds it)")
+        if self.sqlite_path is not None:
+            return StoreError(f"cannot use the database file {self.sqlite_path}: {detail} "
+                              f"(its folder {self.sqlite_path.parent} must be writable; or set "
+                              "DATABASE_URL / data_dir)")
+        return StoreError(f"cannot reach database {_redact(self.url)}: {detail}")
 
     def tx(self):
         return self.engine.begin()
@@ -669,9 +719,20 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def _prepare_sqlite_file(path: Path) -> None:
-    """Create the database's folder and file with owner-only permissions."""
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-    if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
+    """Create the database's folder and file with owner-only permissions; a folder that
+    cannot be created or written is one clear StoreError."""
+    try:
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        if not path.exists():
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        # SQLite writes its journal (-wal, -shm) next to the file: the folder must be writable
+        # too, or the first write fails deep inside a poll
+        for p in (path, path.parent):
+            if not os.access(p, os.W_OK):
+                raise PermissionError(errno.EACCES, "read-only", str(p))
+    except OSError as e:
+        raise StoreError(f"cannot write the database {path}: {e.strerror or e} (in "
+                         f"{path.parent}; make that folder writable, or set DATABASE_URL / "
+                         "data_dir)") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -14,20 +15,32 @@ from click.testing import CliRunner
 from bot.cli import main
 from tests.conftest import ROOT
 
-CONFIG = str(ROOT / "config" / "crier.toml")
+BUNDLED = ROOT / "config"
 SEED_TITLE = "Collective action strategies in the age of AI w/ Nick Vincent from Data Leverage"
+
+
+def bundled_copy(tmp_path) -> str:
+    """The bundled config/ folder copied into tmp_path (its state goes to config/data/)."""
+    dest = tmp_path / "config"
+    dest.mkdir()
+    for name in ("crier.toml", "sample-feed.xml"):
+        shutil.copy(BUNDLED / name, dest / name)
+    return str(dest / "crier.toml")
 
 
 @pytest.fixture
 def run(tmp_path, monkeypatch):
-    """Invoke crier in an empty working directory with no credentials in the environment."""
-    monkeypatch.chdir(tmp_path)
+    """Invoke crier on a copy of the bundled config from an empty working directory, with no
+    credentials in the environment."""
+    config = bundled_copy(tmp_path)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     for k in list(os.environ):
         if k.startswith("CRIER_") or k == "DATABASE_URL":
             monkeypatch.delenv(k)
 
     def invoke(*args, ok=True):
-        result = CliRunner().invoke(main, ["--config", CONFIG, *args], catch_exceptions=False)
+        result = CliRunner().invoke(main, ["--config", config, *args], catch_exceptions=False)
         if ok:
             assert result.exit_code == 0, result.output
         return result
@@ -43,8 +56,9 @@ def test_run_once_on_bundled_default_prints_dry_run_of_seed_episode(run, tmp_pat
         assert int(length) <= int(limit)
         assert "Nick Vincent" in text
         assert "buzzsprout.com" in text
-    assert (tmp_path / "data" / "crier.db").exists()
-    assert oct((tmp_path / "data" / "crier.db").stat().st_mode & 0o777) == "0o600"
+    db = tmp_path / "config" / "data" / "crier.db"  # next to the config, not in the cwd
+    assert db.exists() and not (tmp_path / "cwd" / "data").exists()
+    assert oct(db.stat().st_mode & 0o777) == "0o600"
     # the second run finds nothing new and posts nothing again
     again = run("run", "--once").output
     assert "dry run" not in again and "unchanged" in again.lower()
@@ -162,3 +176,54 @@ def test_share_and_socialinteract_from_the_command_line(run):
     assert "https://mastodon.art/share?text=" in out
     result = run("socialinteract", ok=False)
     assert result.exit_code != 0 and "no sent announcement" in result.output
+
+
+# -- missing credentials are not a dry run (issue 13) ----------------------------------------
+NO_DRY_RUN = """show = "Test Show"
+feed = "sample-feed.xml"
+first_run_backfill = 1
+
+[[accounts]]
+platform = "mastodon"
+name = "social-coop"
+instance = "https://social.coop"
+
+[[accounts]]
+platform = "x"
+name = "x"
+dry_run = true
+"""
+
+
+def test_run_without_credentials_refuses_and_records_nothing(run, tmp_path):
+    """An account whose variables are unset is not a dry run: `run --once` names it and its
+    variables on one line, exits 1 and records nothing (no poll, no episode handled)."""
+    (tmp_path / "config" / "crier.toml").write_text(NO_DRY_RUN)
+    r = run("run", "--once", ok=False)
+    assert r.exit_code == 1, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.output
+    assert "social-coop" in lines[0] and "CRIER_SOCIAL_COOP_ACCESS_TOKEN" in lines[0]
+    assert "'x'" not in lines[0]  # the dry-run account is fine
+    assert not (tmp_path / "config" / "data" / "crier.db").exists()
+    assert "No feed polled yet" in run("status").output
+    checked = run("check", ok=False)  # says what is missing, exit 1; nothing is contacted
+    assert checked.exit_code == 1 and "CRIER_SOCIAL_COOP_ACCESS_TOKEN" in checked.output
+    # the same for the worker, and --dry-run is what makes it a dry run
+    assert run("run", ok=False).exit_code == 1
+    out = run("run", "--once", "--dry-run").output
+    assert out.count("dry run (not sent)") == 2
+
+
+def test_state_is_found_from_any_working_directory(run, tmp_path, monkeypatch):
+    """`crier -c /abs/crier.toml ...` from cron (another cwd) uses the same state as from the
+    config's own folder."""
+    cfg = tmp_path / "config"
+    run("run", "--once")
+    run("queue", "add", "hello", "--in", "2 days")
+    monkeypatch.chdir(cfg)
+    listed = json.loads(run("queue", "list", "--json").output)
+    assert [v["id"] for v in listed] == [1]
+    monkeypatch.chdir("/")
+    assert [v["id"] for v in json.loads(run("queue", "list", "--json").output)] == [1]
+    assert not (tmp_path / "cwd" / "data").exists()

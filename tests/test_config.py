@@ -31,8 +31,8 @@ def test_bundled_default_loads_as_dry_run():
     assert Path(s.feed) == ROOT / "config" / "sample-feed.xml"
     assert [a.platform for a in s.accounts] == ["mastodon", "x"]
     assert all(a.dry_run for a in s.accounts)
-    assert "CRIER_SOCIAL_COOP_ACCESS_TOKEN" in s.accounts[0].dry_run_reason
-    assert s.database_url == "sqlite:///data/crier.db"
+    assert s.accounts[0].dry_run_reason == "dry_run = true in config"
+    assert s.database_url == f"sqlite:///{ROOT}/config/data/crier.db"
     assert s.poll_interval == 900
 
 
@@ -85,8 +85,6 @@ def test_database_url_from_env(tmp_path):
      'visiblity = "public"\n', "visiblity", "did you mean 'visibility'"),
     (BASE + '[[accounts]]\nplatform = "x"\nname = "bad name"\n', "accounts[0].name",
      "short name"),
-    (BASE + '[[accounts]]\nplatform = "x"\nname = "x"\ndry_run = false\n', "accounts[0]",
-     "CRIER_X_CONSUMER_KEY"),
     (BASE + '[[accounts]]\nplatform = "x"\nname = "x"\n[[accounts]]\nplatform = "x"\n'
      'name = "x"\ndry_run = true\n', "accounts[1].name", "duplicate"),
     (BASE + '[[accounts]]\nplatform = "x"\nname = "x"\ndry_run = true\namplify = "nobody"\n',
@@ -216,3 +214,127 @@ def test_retired_upload_base_is_accepted_with_a_warning(tmp_path, caplog):
     assert account.api_base == "https://api.example"
     assert "accounts[0].upload_base" in caplog.text
     assert "no longer used" in caplog.text and str(p) in caplog.text
+
+
+# -- issue 13: missing credentials, durations, lines, paths ----------------------------------
+def test_missing_credentials_are_not_a_dry_run(tmp_path):
+    """No variables set and no `dry_run = true`: not a dry run; the missing names are kept."""
+    p = write(tmp_path, BASE + '[[accounts]]\nplatform = "x"\nname = "x"\n'
+              '[[accounts]]\nplatform = "mastodon"\nname = "m"\ninstance = "https://a.b"\n'
+              'dry_run = true\n')
+    x, m = load_settings(p, env={}).accounts
+    assert not x.dry_run
+    assert x.missing_secrets == secret_names("x", "x")
+    assert m.dry_run and m.missing_secrets == ()
+    # empty values count as unset
+    x2 = load_settings(p, env={n: " " for n in secret_names("x", "x")}).accounts[0]
+    assert not x2.dry_run and x2.missing_secrets == secret_names("x", "x")
+    x3 = load_settings(p, env=X_SECRETS).accounts[0]
+    assert not x3.dry_run and x3.missing_secrets == ()
+
+
+@pytest.mark.parametrize("value, seconds", [
+    ("900", 900), ('"15m"', 900), ('"5 minutes"', 300), ('"1h30m"', 5400),
+    ('"2 days"', 2 * 86400), ('"1 hour"', 3600), ('"90s"', 90), ('"1h 30m"', 5400),
+    ('"1.5h"', 5400),
+])
+def test_every_duration_key_takes_one_grammar(tmp_path, value, seconds):
+    p = write(tmp_path, BASE + f"poll_interval = {value}\n[promos]\nmin_gap = {value}\n"
+              f"grace = {value}\nevergreen_cooldown = {value}\n"
+              f'[[accounts]]\nplatform = "x"\nname = "x"\ndry_run = true\n'
+              f"min_gap = {value}\namplify_delay = 60\n"
+              f'[[accounts]]\nplatform = "x"\nname = "y"\ndry_run = true\namplify = "x"\n'
+              f"amplify_delay = {value}\n")
+    s = load_settings(p, env={})
+    assert (s.poll_interval, s.min_gap, s.promo_grace, s.evergreen_cooldown) == (seconds,) * 4
+    assert s.accounts[0].min_gap == seconds and s.accounts[1].amplify_delay == seconds
+
+
+def test_interval_and_timeout_take_durations_too(tmp_path):
+    p = write(tmp_path, BASE + 'dispatch_interval = "5s"\n[[accounts]]\nplatform = "x"\n'
+              'name = "x"\ndry_run = true\ntimeout = "1 minute"\n[[accounts]]\n'
+              'platform = "x"\nname = "y"\ndry_run = true\ntimeout = 2.5\n')
+    s = load_settings(p, env={})
+    assert s.dispatch_interval == 5
+    assert [a.timeout for a in s.accounts] == [60.0, 2.5]
+
+
+def test_config_and_command_line_share_the_duration_parser():
+    """`--in "3 days"` (bot.schedule) and `poll_interval = "3 days"` are one function."""
+    from datetime import timedelta
+
+    from bot import config, schedule
+    for text in ("3 days", "90m", "1h30m", "45 min", "2 weeks", "30s"):
+        assert config.parse_duration(text, file="f", key="k", minimum=0) == \
+            schedule.parse_duration(text) // timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("value, words", [
+    ('"soon"', "'soon' is not a number followed by a unit"),
+    ('"3 dayz"', "did you mean 'day'"),
+    ('"15"', "without quotes"),
+    ("-5", "at least 60"),
+])
+def test_duration_mistakes_say_what_and_where(tmp_path, value, words):
+    p = write(tmp_path, BASE + f"poll_interval = {value}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(p, env={})
+    assert "line 4, key 'poll_interval'" in str(exc.value)
+    assert words in str(exc.value)
+
+
+def test_a_mistake_in_the_second_account_is_reported_at_its_own_line(tmp_path):
+    text = ('show = "S"\nfeed = "f.xml"\n'
+            '[[accounts]]\nplatform = "x"\nname = "x"\ndry_run = true\n'     # lines 3-6
+            '[[accounts]]\nvisiblity = "public"\nplatform = "x"\nname = "y"\n')  # 7-10
+    with pytest.raises(ConfigError, match=r"line 8, key 'visiblity'"):
+        load_settings(write(tmp_path, text), env={})
+    text2 = text.replace('visiblity = "public"\n', '') + 'min_gap = "soon"\n'
+    with pytest.raises(ConfigError, match=r"line 10, key 'accounts\[1\]\.min_gap'"):
+        load_settings(write(tmp_path, text2), env={})
+    text3 = ('show = "S"\nfeed = "f.xml"\n[promos]\ngrace = "1h"\n'
+             '[[accounts]]\nplatform = "x"\nname = "x"\ndry_run = true\ngrace = 1\n')
+    with pytest.raises(ConfigError, match=r"line 9, key 'grace'"):
+        load_settings(write(tmp_path, text3), env={})
+    text4 = ('show = "S"\nfeed = "f.xml"\n[promos]\nmin_gap = "30m"\n'
+             '[[accounts]]\nplatform = "x"\nname = "x"\ndry_run = true\nmin_gap = "x"\n')
+    with pytest.raises(ConfigError, match=r"line 9, key 'accounts\[0\]\.min_gap'"):
+        load_settings(write(tmp_path, text4), env={})
+
+
+def test_paths_resolve_against_the_config_folder(tmp_path, monkeypatch, caplog):
+    """State, `.env` and relative paths follow the config file, not the working directory."""
+    etc = tmp_path / "etc" / "crier"
+    etc.mkdir(parents=True)
+    p = etc / "crier.toml"
+    p.write_text(BASE + '[[accounts]]\nplatform = "x"\nname = "x"\n')
+    (etc / ".env").write_text("".join(f"{k}={v}\n" for k, v in X_SECRETS.items()))
+    elsewhere = tmp_path / "cron"
+    elsewhere.mkdir()
+    (elsewhere / ".env").write_text("DATABASE_URL=sqlite:///wrong.db\n")
+    monkeypatch.chdir(elsewhere)
+    for k in list(__import__("os").environ):
+        if k.startswith("CRIER_") or k == "DATABASE_URL":
+            monkeypatch.delenv(k)
+    with caplog.at_level("WARNING", logger="bot.config"):
+        s = load_settings(p)
+    assert f"ignoring {elsewhere / '.env'}" in caplog.text and str(etc / ".env") in caplog.text
+    assert s.database_url == f"sqlite:///{etc}/data/crier.db"
+    assert s.data_dir == str(etc / "data") and s.media_dir == str(etc / "data" / "media")
+    assert s.feed == str(etc / "feed.xml")
+    (x,) = s.accounts
+    assert not x.dry_run and x.secrets["consumer_key"].reveal() == "value-0"
+    assert "CRIER_X_CONSUMER_KEY" not in __import__("os").environ  # not leaked into os.environ
+    # the environment wins over .env; a relative sqlite path and data_dir follow the config
+    s2 = load_settings(p, env={**X_SECRETS, "CRIER_X_CONSUMER_KEY": "from-env",
+                               "DATABASE_URL": "sqlite:///state/c.db"})
+    assert s2.accounts[0].secrets["consumer_key"].reveal() == "from-env"
+    assert s2.database_url == f"sqlite:///{etc}/state/c.db"
+    p.write_text(BASE + 'data_dir = "../../var/crier"\n')
+    s3 = load_settings(p, env={})
+    assert s3.database_url == f"sqlite:///{tmp_path}/var/crier/crier.db"
+    assert s3.media_dir == f"{tmp_path}/var/crier/media"
+    assert load_settings(p, env={"DATABASE_URL": "sqlite:////abs/c.db"}).database_url == \
+        "sqlite:////abs/c.db"
+    assert load_settings(p, env={"DATABASE_URL": "postgres://u@h/d"}).database_url == \
+        "postgres://u@h/d"

@@ -1,4 +1,5 @@
-"""A publisher that records instead of posting: dry runs (`dry_run = true`, `--dry-run`).
+"""A publisher that records instead of posting (dry runs), and one for an account without
+its credentials, which refuses every post with an AuthError naming the unset variables.
 
 Its rules are the real platform's, so a dry run refuses exactly what the real post would be
 refused for: X's rules are `bot.textlen.X_RULES`, the very ones `XPublisher.rules()` returns
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from bot.errors import AuthError
 from bot.models import Post, Published, Rules
 from bot.textlen import MASTODON_DEFAULT_RULES, X_RULES
 
@@ -51,3 +53,35 @@ class DryRunPublisher:
 
     def verify(self) -> str:
         return f"(dry run: {self.reason})" if self.reason else "(dry run)"
+
+
+class UnconfiguredPublisher:
+    """An account that is not a dry run but has no credentials: it composes with the same
+    rules as a dry run (so `preview` and `check` still work) and refuses to post or verify
+    with an AuthError (the delivery waits, stopped on credentials). Deliberately not a
+    DryRunPublisher: nothing sent to it is ever recorded as a dry run. `crier run` refuses to
+    start before it would be asked; this is the last line of defence."""
+
+    def __init__(self, account: str, platform: str, missing: tuple[str, ...], *,
+                 max_characters: int | None = None):
+        self.account, self.platform, self.missing = account, platform, missing
+        self._rules = DryRunPublisher(account, platform, max_characters=max_characters).rules()
+
+    def rules(self) -> Rules:
+        return self._rules
+
+    def _refuse(self) -> AuthError:
+        return AuthError(f"no credentials: set {', '.join(self.missing)} (or dry_run = true)",
+                         platform=self.platform, account=self.account)
+
+    def publish(self, post: Post, idempotency_key: str) -> Published:
+        raise self._refuse()
+
+    def find_existing(self, post: Post, since: datetime) -> Published | None:
+        raise self._refuse()
+
+    def boost(self, url: str, remote_id: str | None, *, same_instance: bool) -> Published:
+        raise self._refuse()
+
+    def verify(self) -> str:
+        raise self._refuse()
