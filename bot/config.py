@@ -398,12 +398,6 @@ def _notify_list(urls: list, *, file: str, key: str, line: int | None) -> tuple[
     return tuple(out)
 
 
-def _nth_table(text: str, name: str, n: int) -> int:
-    """Where the n-th (0-based) `[[name]]` table starts in the file's text (0 if unknown)."""
-    found = list(re.finditer(rf"^[ \t]*\[\[[ \t]*{re.escape(name)}[ \t]*\]\]", text, re.M))
-    return found[n].start() if n < len(found) else 0
-
-
 def _apprise_understands(url: str) -> bool:
     import apprise
     quiet = logging.getLogger("apprise")  # its messages could show the URL: kept out
@@ -674,9 +668,8 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
         kw["amplify_delay"] = parse_duration(table["amplify_delay"], file=file,
                                              key=f"{where}.amplify_delay", minimum=0)
     if "notify" in table:
-        start = _nth_table(text, "accounts", int(where[len("accounts["):-1]))
         kw["notify"] = _notify_list(table["notify"], file=file, key=f"{where}.notify",
-                                    line=_line_of(text, "notify", start))
+                                    line=_line_of_path(text, f"{where}.notify"))
     if kw.get("link_policy") in ("none", "reply") and "media" not in table:
         kw["media"] = "artwork"  # no link card without a link: show the artwork instead
 
