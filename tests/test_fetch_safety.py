@@ -8,7 +8,6 @@ proves no packet left.
 from __future__ import annotations
 
 import ipaddress
-import sys
 import time
 
 import pytest
@@ -16,26 +15,10 @@ import pytest
 from bot.errors import BlockedError, FetchError
 from bot.fetch import FEED_DEADLINE, IMAGE_DEADLINE, fetch_bytes, fetch_feed, new_session
 from bot.netguard import AddressPolicy, why_not_public
+from tests import netaudit
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.trickle_server import TrickleServer
 from tests.feedgen import item, rss
-
-_CONNECTS: list[tuple] = []
-
-
-def _audit(event: str, args: tuple) -> None:
-    if event == "socket.connect":
-        _CONNECTS.append(args[1])
-
-
-sys.addaudithook(_audit)
-
-
-@pytest.fixture
-def connects():
-    """The addresses every socket.connect of this test went to."""
-    _CONNECTS.clear()
-    return _CONNECTS
 
 
 @pytest.fixture
@@ -43,6 +26,12 @@ def srv():
     with FeedServer() as server:
         server.set_feed("/art.png", b"\x89PNG fake artwork", content_type="image/png")
         yield server
+
+@pytest.fixture
+def connects() -> list[tuple]:
+    """Where every socket.connect of this test went (tests/netaudit.py)."""
+    return netaudit.recording()
+
 
 
 def guarded(*allow: str):

@@ -1,0 +1,247 @@
+"""Hostile artwork in a feed, through the whole worker cycle: each is refused or bounded, and
+everything else is still delivered (the post goes out without the image, saying why).
+
+Also: the three configuration keys, and the memory a pixel bomb costs (measured in a fresh
+process, so the number is this preparation's alone).
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from PIL import Image
+
+from bot import artwork, fetch
+from bot.config import load_settings
+from bot.errors import ConfigError
+from bot.service import ARTWORK_PATIENCE
+from tests import netaudit
+from tests.conftest import ROOT
+from tests.fakes.trickle_server import TrickleServer
+from tests.world import new_episode
+
+MB = 1024 * 1024
+
+@pytest.fixture
+def connects() -> list[tuple]:
+    """Where every socket.connect of this test went (tests/netaudit.py)."""
+    return netaudit.recording()
+
+
+
+def png(size=(600, 600), color=(30, 120, 200)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+BOMB_SCRIPT = textwrap.dedent('''
+    import io, resource, struct, sys, tempfile, zlib
+    from pathlib import Path
+
+    def bomb(w, h, color_type=6):
+        bands = {0: 1, 2: 3, 6: 4}[color_type]
+        c = zlib.compressobj(9)
+        row = bytes(1 + w * bands)
+        data = b"".join(c.compress(row) for _ in range(h)) + c.flush()
+        def chunk(k, d):
+            crc = zlib.crc32(k + d) & 0xFFFFFFFF
+            return struct.pack(">I", len(d)) + k + d + struct.pack(">I", crc)
+        ihdr = struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0)
+        return (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data)
+                + chunk(b"IEND", b""))
+
+    w, h, kind = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    if kind == "jpeg":
+        from PIL import Image
+        buf = io.BytesIO()
+        Image.new("RGB", (w, h), (90, 20, 200)).save(buf, "JPEG", quality=90)
+        data = buf.getvalue()
+    else:
+        data = bomb(w, h, {"rgba": 6, "rgb": 2, "grey": 0}[kind])
+    path = Path(tempfile.mkdtemp()) / "art"
+    path.write_bytes(data)
+    from bot.fetch import new_session
+    from bot.images import prepare_artwork
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        img = prepare_artwork(str(path), cache_dir=path.parent / "cache", session=new_session(),
+                              max_bytes=16 * 1024 * 1024, trusted=True)
+        result = f"ok {img.width}x{img.height}"
+    except Exception as e:
+        result = f"refused {e}"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(len(data), (peak - before) * 1024, result)
+''')
+
+
+def prepare_in_a_fresh_process(width: int, height: int, kind: str) -> tuple[int, int, str]:
+    """(file bytes, peak memory added by the preparation in bytes, result)."""
+    out = subprocess.run([sys.executable, "-c", BOMB_SCRIPT, str(width), str(height), kind],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    size, grown, result = out.stdout.strip().split(" ", 2)
+    return int(size), int(grown), result
+
+
+# -- memory ---------------------------------------------------------------------------------
+
+def test_a_pixel_bomb_is_refused_before_it_is_decoded():
+    size, grown, result = prepare_in_a_fresh_process(8000, 8000, "rgba")
+    assert size < 300 * 1024                     # a 243 KB PNG...
+    assert result.startswith("refused") and "pixel bomb" in result and "8000x8000 RGBA" in result
+    assert grown < 20 * MB                       # ...that decoded to ~613 MB more before
+
+
+@pytest.mark.parametrize("width, height, kind", [(3000, 3000, "rgba"), (3500, 3500, "rgb"),
+                                                 (6000, 6000, "grey"), (3000, 3000, "grey"),
+                                                 (6000, 6000, "jpeg")])
+def test_the_largest_images_allowed_stay_under_100_mb(width, height, kind):
+    _, grown, result = prepare_in_a_fresh_process(width, height, kind)
+    if kind == "grey" and width == 6000:   # 36 Mpx of grey: 36 MB + its RGB copy, refused
+        assert result.startswith("refused") and grown < 20 * MB
+        return
+    assert result.startswith("ok"), result  # (a 6000 px JPEG is decoded at half scale)
+    assert grown < 100 * MB, f"{grown / MB:.0f} MB"
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+def config(tmp_path, extra: str):
+    p = tmp_path / "crier.toml"
+    p.write_text(f'show = "S"\nfeed = "feed.xml"\n{extra}\n', encoding="utf-8")
+    return load_settings(p, env={})
+
+
+def test_the_safety_keys(tmp_path):
+    s = config(tmp_path, "")
+    assert (s.allow_private_networks, s.feed_deadline, s.image_deadline) == ((), 60, 30)
+    assert (fetch.FEED_DEADLINE, fetch.IMAGE_DEADLINE, artwork.IMAGE_DEADLINE) == (60, 30, 30)
+    s = config(tmp_path, 'allow_private_networks = ["10.0.0.0/8", "fd00::/8", "192.168.1.5"]\n'
+                         'feed_deadline = "2m"\nimage_deadline = 5')
+    assert s.allow_private_networks == ("10.0.0.0/8", "fd00::/8", "192.168.1.5/32")
+    assert (s.feed_deadline, s.image_deadline) == (120, 5)
+
+
+@pytest.mark.parametrize("extra, says", [
+    ('allow_private_networks = ["10.0.0.1/8"]', "allow_private_networks[0]"),
+    ('allow_private_networks = ["intranet"]', "10.0.0.0/8"),
+    ('allow_private_networks = "10.0.0.0/8"', "a list of networks"),
+    ('image_deadline = "soon"', "image_deadline"),
+    ("feed_deadline = 0", "at least 1"),
+])
+def test_bad_safety_keys_are_one_clear_line(tmp_path, extra, says):
+    with pytest.raises(ConfigError) as info:
+        config(tmp_path, extra)
+    assert says in str(info.value) and "\n" not in str(info.value)
+
+
+# -- through the worker cycle -----------------------------------------------------------------
+
+def announce_with_artwork(world, n: int, url: str) -> None:
+    it = new_episode(world, n)
+    world.items[-1] = it.with_(image=url)
+    world.publish_feed()
+
+
+def masto_row(world, n: int) -> dict:
+    return next(d for d in world.rows() if d["account"] == "masto" and d["episode_id"] and
+                world.store.get_episode(d["episode_id"])["data"]["title"].startswith(
+                    f"Episode {n}:"))
+
+
+def test_hostile_artwork_is_refused_and_every_post_still_goes_out(world, tmp_path, connects):
+    world.feed_srv.set_feed("/art/good.png", png(), content_type="image/png")
+    world.feed_srv.set_feed("/art/bomb.png", subprocess_free_bomb(), content_type="image/png")
+    world.feed_srv.redirect("/art/moved.png", "http://169.254.169.254/latest/meta-data/",
+                            status=302)
+    secret = tmp_path / "private-photo.png"
+    secret.write_bytes(png(color=(250, 0, 0)))   # a real image: uploaded today if read
+    port = world.feed_srv.port
+    world.configure(masto={"media": "artwork"}, media_dir=str(tmp_path / "media"),
+                    allow_private_networks=("127.0.0.1/32",))   # the feed server only
+    world.cycle()
+    cases = {
+        6: (secret.as_uri(), "only http(s)"),
+        7: (f"file://localhost{secret}", "only http(s)"),
+        8: (f"http://127.0.0.2:{port}/art/good.png", "127.0.0.2: a loopback address"),
+        9: ("http://169.254.169.254/latest/meta-data/iam/", "cloud metadata"),
+        10: (f"http://[::ffff:169.254.169.254]:{port}/x.png", "IPv4-mapped 169.254.169.254"),
+        11: (world.feed_srv.url + "/art/moved.png", "cloud metadata"),
+        12: (world.feed_srv.url + "/art/bomb.png", "pixel bomb"),
+        13: (world.feed_srv.url + "/art/good.png", None),
+    }
+    for n, (url, _) in cases.items():
+        announce_with_artwork(world, n, url)
+        world.cycle()
+    assert len(world.masto.statuses) == len(world.x.tweets) == len(cases)
+    for n, (_, says) in cases.items():
+        row = masto_row(world, n)
+        assert row["status"] == "sent", (n, row["last_error"])
+        if says is None:
+            assert len(row["payload"]["media"]) == 1
+            continue
+        assert row["payload"]["media"] == [], n
+        (note,) = row["payload"]["notes"]
+        assert note.startswith("posted without artwork") and says in note, (n, note)
+    with_media = [s for s in world.masto.statuses if s["media_ids"]]
+    assert len(with_media) == 1 and "Episode 13:" in with_media[0]["text"]
+    assert not [a for a in connects if a[0] in ("169.254.169.254", "127.0.0.2")]
+
+
+def subprocess_free_bomb() -> bytes:
+    """An 8000x8000 RGBA PNG of zeros (~243 KB), built in-process."""
+    import struct
+    import zlib
+    c = zlib.compressobj(9)
+    row = bytes(1 + 8000 * 4)
+    data = b"".join(c.compress(row) for _ in range(8000)) + c.flush()
+
+    def chunk(k: bytes, d: bytes) -> bytes:
+        return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+    ihdr = struct.pack(">IIBBBBB", 8000, 8000, 8, 6, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data)
+            + chunk(b"IEND", b""))
+
+
+def test_a_hanging_artwork_server_does_not_hold_up_other_deliveries(world, tmp_path):
+    with TrickleServer(png(), phase="silent") as hang, \
+            TrickleServer(png(), phase="body", interval=1.0) as trickle:
+        world.configure(masto={"media": "artwork"}, media_dir=str(tmp_path / "media"),
+                        allow_private_networks=("127.0.0.0/8",), image_deadline=2)
+        world.cycle()
+        announce_with_artwork(world, 6, hang.url + "/cover.png")
+        world.svc.poll(force=True)
+        started = time.monotonic()
+        outcomes = world.svc.dispatch(artwork_wait=0.3)
+        took = time.monotonic() - started
+        assert took < 1.5, took               # not the artwork's 2 s deadline, let alone 30 s
+        by = {o.account: o for o in outcomes}
+        assert by["x"].status == "sent" and len(world.x.tweets) == 1  # went out meanwhile
+        assert by["masto"].status == "pending" and "waiting for its artwork" in by["masto"].error
+        assert world.masto.statuses == [] and hang.connections == 1
+
+        # the download gives up at its deadline; a passing failure: the post waits a while,
+        # then goes out without the image, saying why
+        assert world.svc.artwork.wait(timeout=5)
+        world.clock.advance(seconds=10)
+        outcomes = world.svc.dispatch(artwork_wait=0.3)
+        assert [o.status for o in outcomes] == ["pending"]
+        assert "image_deadline" in masto_row(world, 6)["last_error"]
+        world.clock.advance(seconds=ARTWORK_PATIENCE.total_seconds() + 60)
+        world.svc.dispatch(artwork_wait=3)   # one more try (still hanging), then without
+        row = masto_row(world, 6)
+        assert row["status"] == "sent" and row["payload"]["media"] == []
+        assert "image_deadline" in row["payload"]["notes"][0]
+        assert len(world.masto.statuses) == 1 and not world.masto.statuses[0]["media_ids"]
+
+        # a byte a second: cut off at the deadline just the same
+        announce_with_artwork(world, 7, trickle.url + "/cover.png")
+        world.svc.poll(force=True)
+        world.svc.dispatch(artwork_wait=3)
+        assert "stopped after 2 s" in masto_row(world, 7)["last_error"]
+        assert len(world.x.tweets) == 2
