@@ -27,11 +27,11 @@ from tests.world import new_episode
 
 MB = 1024 * 1024
 
+
 @pytest.fixture
 def connects() -> list[tuple]:
     """Where every socket.connect of this test went (tests/netaudit.py)."""
     return netaudit.recording()
-
 
 
 def png(size=(600, 600), color=(30, 120, 200)) -> bytes:

@@ -27,11 +27,11 @@ def srv():
         server.set_feed("/art.png", b"\x89PNG fake artwork", content_type="image/png")
         yield server
 
+
 @pytest.fixture
 def connects() -> list[tuple]:
     """Where every socket.connect of this test went (tests/netaudit.py)."""
     return netaudit.recording()
-
 
 
 def guarded(*allow: str):
