@@ -14,7 +14,8 @@ unspecified, multicast, reserved, and the same inside IPv6: IPv4-mapped ::ffff:a
 64:ff9b::/96, 6to4, unique-local fc00::/7, link-local fe80::/10) unless the policy allows its
 network, and then connect to exactly the address that was checked. So a redirect (each hop
 opens its own connection) and a name that resolves differently the second time (DNS
-rebinding) are covered. A refusal raises `AddressRefused` before any packet is sent. With
+rebinding) are covered; a name with both kinds of address is connected to its allowed ones
+only. A refusal raises `AddressRefused` before any packet is sent. With
 `policy=None` the adapter checks nothing (the host's own endpoints) but still honours deadlines.
 Through an HTTP(S) proxy the proxy connects, not us: the target's name is then resolved and
 checked here first (best effort: the proxy may resolve it differently).
@@ -283,9 +284,10 @@ class _Checked:
             addresses = _resolve(conn._dns_host, conn.port)
         except socket.gaierror as e:
             raise NameResolutionError(conn.host, conn, e) from e
-        if self.policy is not None:
+        if self.policy is not None:  # only checked addresses are tried, so none refused is
             refused = [(ip, r) for ip in addresses if (r := self.policy.refusal(ip))]
-            if refused:  # one bad address is enough: a name must not straddle the fence
+            addresses = [ip for ip in addresses if not any(ip == r[0] for r in refused)]
+            if not addresses:        # ever connected to, whatever the name resolves to
                 raise AddressRefused(conn.host, *refused[0])
         error: OSError | None = None
         for ip in addresses:

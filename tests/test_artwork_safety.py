@@ -245,3 +245,18 @@ def test_a_hanging_artwork_server_does_not_hold_up_other_deliveries(world, tmp_p
         world.svc.dispatch(artwork_wait=3)
         assert "stopped after 2 s" in masto_row(world, 7)["last_error"]
         assert len(world.x.tweets) == 2
+
+
+def test_a_feed_that_never_answers_is_cut_off_and_deliveries_still_go_out(world):
+    world.cycle()
+    new_episode(world)
+    world.svc.poll(force=True)                 # episode 6 queued for both accounts
+    world.feed_srv.delay("/feed.xml", 30)      # then the feed host hangs
+    world.configure(feed_deadline=1)
+    started = time.monotonic()
+    report, outcomes = world.cycle()
+    assert time.monotonic() - started < 4      # not 30 s, nor the 30 s per-read timeout
+    assert report.result == "error" and "feed_deadline" in report.error
+    assert "stopped after 1 s" in report.error
+    assert sorted(o.status for o in outcomes) == ["sent", "sent"]
+    world.feed_srv.delay("/feed.xml", 0)

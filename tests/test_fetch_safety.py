@@ -106,6 +106,9 @@ def test_a_name_is_checked_by_what_it_resolves_to(srv, connects):
     with pytest.raises(BlockedError, match=r"localhost \((127\.0\.0\.1|::1)\): a loopback"):
         fetch_bytes(url, session=guarded(), max_bytes=10_000)
     assert srv.requests == [] and connects == []
+    # allowed: only the allowed of its addresses (127.0.0.1, never ::1) is connected to
+    assert fetch_bytes(url, session=guarded("127.0.0.0/8"), max_bytes=10_000)
+    assert [a[0] for a in connects] == ["127.0.0.1"]
 
 
 def test_every_redirect_is_checked(srv, connects):
