@@ -8,10 +8,13 @@ process, so the number is this preparation's alone).
 from __future__ import annotations
 
 import io
+import struct
 import subprocess
 import sys
 import textwrap
 import time
+import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -40,69 +43,82 @@ def png(size=(600, 600), color=(30, 120, 200)) -> bytes:
     return buf.getvalue()
 
 
-BOMB_SCRIPT = textwrap.dedent('''
-    import io, resource, struct, sys, tempfile, zlib
+MEASURE = textwrap.dedent('''
+    import sys
     from pathlib import Path
-
-    def bomb(w, h, color_type=6):
-        bands = {0: 1, 2: 3, 6: 4}[color_type]
-        c = zlib.compressobj(9)
-        row = bytes(1 + w * bands)
-        data = b"".join(c.compress(row) for _ in range(h)) + c.flush()
-        def chunk(k, d):
-            crc = zlib.crc32(k + d) & 0xFFFFFFFF
-            return struct.pack(">I", len(d)) + k + d + struct.pack(">I", crc)
-        ihdr = struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0)
-        return (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data)
-                + chunk(b"IEND", b""))
-
-    w, h, kind = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    if kind == "jpeg":
-        from PIL import Image
-        buf = io.BytesIO()
-        Image.new("RGB", (w, h), (90, 20, 200)).save(buf, "JPEG", quality=90)
-        data = buf.getvalue()
-    else:
-        data = bomb(w, h, {"rgba": 6, "rgb": 2, "grey": 0}[kind])
-    path = Path(tempfile.mkdtemp()) / "art"
-    path.write_bytes(data)
     from bot.fetch import new_session
     from bot.images import prepare_artwork
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    def high_water():  # this process's peak resident memory, in bytes (VmHWM: not the
+        # parent's, unlike ru_maxrss, which a child inherits across fork and exec)
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+
+    path = Path(sys.argv[1])
+    session = new_session()
+    before = high_water()
     try:
-        img = prepare_artwork(str(path), cache_dir=path.parent / "cache", session=new_session(),
+        img = prepare_artwork(str(path), cache_dir=path.parent / "cache", session=session,
                               max_bytes=16 * 1024 * 1024, trusted=True)
         result = f"ok {img.width}x{img.height}"
     except Exception as e:
         result = f"refused {e}"
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(len(data), (peak - before) * 1024, result)
+    print(high_water() - before, result)
 ''')
+MAKE_JPEG = ("import sys; from PIL import Image; Image.new('RGB', (int(sys.argv[2]), "
+             "int(sys.argv[3])), (90, 20, 200)).save(sys.argv[1], 'JPEG', quality=90)")
 
 
-def prepare_in_a_fresh_process(width: int, height: int, kind: str) -> tuple[int, int, str]:
-    """(file bytes, peak memory added by the preparation in bytes, result)."""
-    out = subprocess.run([sys.executable, "-c", BOMB_SCRIPT, str(width), str(height), kind],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
-    size, grown, result = out.stdout.strip().split(" ", 2)
-    return int(size), int(grown), result
+def bomb(width: int, height: int, kind: str = "rgba") -> bytes:
+    """A PNG of zeros: a few hundred KB that decode to width x height pixels."""
+    color_type, bands = {"rgba": (6, 4), "rgb": (2, 3), "grey": (0, 1)}[kind]
+    c = zlib.compressobj(9)
+    row = bytes(1 + width * bands)
+    data = b"".join(c.compress(row) for _ in range(height)) + c.flush()
+
+    def chunk(k: bytes, d: bytes) -> bytes:
+        return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data)
+            + chunk(b"IEND", b""))
+
+
+def prepare_in_a_fresh_process(path: Path) -> tuple[int, str]:
+    """(peak memory the preparation added, in bytes; its result), in a process that did
+    nothing big before (so the high-water mark is this preparation's)."""
+    out = subprocess.run([sys.executable, "-c", MEASURE, str(path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=True)
+    grown, result = out.stdout.strip().split(" ", 1)
+    return int(grown), result
+
+
+def source(tmp_path: Path, width: int, height: int, kind: str) -> Path:
+    path = tmp_path / f"{kind}-{width}.img"
+    if kind == "jpeg":
+        subprocess.run([sys.executable, "-c", MAKE_JPEG, str(path), str(width), str(height)],
+                       check=True, timeout=60)
+    else:
+        path.write_bytes(bomb(width, height, kind))
+    return path
 
 
 # -- memory ---------------------------------------------------------------------------------
 
-def test_a_pixel_bomb_is_refused_before_it_is_decoded():
-    size, grown, result = prepare_in_a_fresh_process(8000, 8000, "rgba")
-    assert size < 300 * 1024                     # a 243 KB PNG...
+def test_a_pixel_bomb_is_refused_before_it_is_decoded(tmp_path):
+    path = source(tmp_path, 8000, 8000, "rgba")
+    assert path.stat().st_size < 300 * 1024       # a 243 KB PNG...
+    grown, result = prepare_in_a_fresh_process(path)
     assert result.startswith("refused") and "pixel bomb" in result and "8000x8000 RGBA" in result
-    assert grown < 20 * MB                       # ...that decoded to ~613 MB more before
+    assert grown < 20 * MB                        # ...that took ~613 MB more to prepare before
 
 
 @pytest.mark.parametrize("width, height, kind", [(3000, 3000, "rgba"), (3500, 3500, "rgb"),
-                                                 (6000, 6000, "grey"), (3000, 3000, "grey"),
-                                                 (6000, 6000, "jpeg")])
-def test_the_largest_images_allowed_stay_under_100_mb(width, height, kind):
-    _, grown, result = prepare_in_a_fresh_process(width, height, kind)
-    if kind == "grey" and width == 6000:   # 36 Mpx of grey: 36 MB + its RGB copy, refused
+                                                 (3000, 3000, "grey"), (6000, 6000, "jpeg"),
+                                                 (6000, 6000, "grey")])
+def test_the_largest_images_allowed_stay_under_100_mb(tmp_path, width, height, kind):
+    grown, result = prepare_in_a_fresh_process(source(tmp_path, width, height, kind))
+    if kind == "grey" and width == 6000:   # 36 Mpx of grey (+ its RGB copy): refused
         assert result.startswith("refused") and grown < 20 * MB
         return
     assert result.startswith("ok"), result  # (a 6000 px JPEG is decoded at half scale)
@@ -156,7 +172,7 @@ def masto_row(world, n: int) -> dict:
 
 def test_hostile_artwork_is_refused_and_every_post_still_goes_out(world, tmp_path, connects):
     world.feed_srv.set_feed("/art/good.png", png(), content_type="image/png")
-    world.feed_srv.set_feed("/art/bomb.png", subprocess_free_bomb(), content_type="image/png")
+    world.feed_srv.set_feed("/art/bomb.png", bomb(8000, 8000), content_type="image/png")
     world.feed_srv.redirect("/art/moved.png", "http://169.254.169.254/latest/meta-data/",
                             status=302)
     secret = tmp_path / "private-photo.png"
@@ -191,21 +207,6 @@ def test_hostile_artwork_is_refused_and_every_post_still_goes_out(world, tmp_pat
     with_media = [s for s in world.masto.statuses if s["media_ids"]]
     assert len(with_media) == 1 and "Episode 13:" in with_media[0]["text"]
     assert not [a for a in connects if a[0] in ("169.254.169.254", "127.0.0.2")]
-
-
-def subprocess_free_bomb() -> bytes:
-    """An 8000x8000 RGBA PNG of zeros (~243 KB), built in-process."""
-    import struct
-    import zlib
-    c = zlib.compressobj(9)
-    row = bytes(1 + 8000 * 4)
-    data = b"".join(c.compress(row) for _ in range(8000)) + c.flush()
-
-    def chunk(k: bytes, d: bytes) -> bytes:
-        return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
-    ihdr = struct.pack(">IIBBBBB", 8000, 8000, 8, 6, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data)
-            + chunk(b"IEND", b""))
 
 
 def test_a_hanging_artwork_server_does_not_hold_up_other_deliveries(world, tmp_path):
