@@ -346,5 +346,6 @@ class GuardedAdapter(HTTPAdapter):
         if self.policy is not None and select_proxy(request.url, kwargs.get("proxies") or {}):
             parts = urlsplit(request.url)
             if parts.hostname:
-                check_host(parts.hostname, parts.port or 443, self.policy)
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+                check_host(parts.hostname, port, self.policy)
         return super().send(request, *args, **kwargs)

@@ -196,3 +196,16 @@ def test_a_kept_alive_connection_that_turns_slow_is_cut_off_too():
         e, took = timed(lambda: fetch_feed(slow.url + "/f", session=session, deadline=1.0))
         assert slow.connections == 1   # the same connection, watched under the new deadline
     assert 0.9 < took < 2.5 and "feed_deadline" in str(e)
+
+
+def test_through_a_proxy_the_target_is_checked_and_the_proxy_may_be_private(srv, connects):
+    session = guarded()
+    session.proxies = {"http": srv.url}   # the host's proxy, on a private address
+    with pytest.raises(BlockedError, match="metadata"):
+        fetch_bytes("http://169.254.169.254/latest/meta-data/", session=session,
+                    max_bytes=10_000)
+    assert connects == [] and srv.requests == []
+    srv.set_feed("http://8.8.8.8/art.png", b"via the proxy", content_type="image/png")
+    assert fetch_bytes("http://8.8.8.8/art.png", session=session, max_bytes=10_000) \
+        == b"via the proxy"                # (the loopback "proxy" answered for 8.8.8.8)
+    assert [a[0] for a in connects] == ["127.0.0.1"]
