@@ -144,7 +144,9 @@ def _templates(svc, a: Account, rules: Rules, feed: ParsedFeed, newest: Episode,
                      + (" (shortened to fit)" if c.truncated else "")))
     if a.media == "artwork" and artwork and c.image_url and c.image_url != _PLACEHOLDER_IMAGE:
         try:
-            img = svc._prepare_image(c.image_url, rules)
+            # the feed named it: fetched as the worker would (http(s), public addresses)
+            img = svc.artwork.get(c.image_url, max_bytes=rules.image_max_bytes,
+                                  wait=svc.settings.image_deadline + 1)
             out.append(Check(f"artwork {a.name}", True, f"{c.image_url} → {img.mime_type}"))
         except CrierError as e:
             out.append(Check(f"artwork {a.name}", False, f"{c.image_url}: {e}"))

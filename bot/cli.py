@@ -120,7 +120,8 @@ def run(obj: Context, once: bool, dry_run: bool, backfill: int | None) -> None:
             svc.wake_auth_stopped()
             report = svc.poll(force=True, backfill=backfill)
             _print_poll(report)
-            outcomes = svc.dispatch()
+            # one pass: wait for feed artwork as long as it may take, not the worker's slice
+            outcomes = svc.dispatch(artwork_wait=svc.settings.image_deadline + 1)
             _print_outcomes(outcomes)
         finally:
             svc.release_worker_lock(owner)

@@ -101,6 +101,10 @@ class Settings:
     boilerplate_patterns: tuple[str, ...] = ()
     media_dir: str = "data/media"         # prepared artwork (owner-only)
     data_dir: str = DEFAULT_DATA_DIR      # absolute once loaded: the database and media_dir
+    # what URLs from the feed may reach (see bot.netguard), and download deadlines (seconds)
+    allow_private_networks: tuple[str, ...] = ()  # CIDR, e.g. ("10.0.0.0/8",)
+    feed_deadline: int = 60
+    image_deadline: int = 30
     # the promo queue ([promos] table)
     min_gap: int = 1800                   # seconds between two posts of one account
     quiet_hours: str | None = None        # "22:00-07:00": no promo goes out then
@@ -178,6 +182,9 @@ TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
                            "interval)"),
     "notify": ((list,), "a list of Apprise URLs, e.g. [\"ntfy://ntfy.sh/my-topic\"]"),
     "feed_alert_after": ((int, str), "a duration like \"1h\""),
+    "allow_private_networks": ((list,), "a list of networks like [\"10.0.0.0/8\"]"),
+    "feed_deadline": ((int, str), "a duration like \"60s\" for a whole feed download"),
+    "image_deadline": ((int, str), "a duration like \"30s\" for a whole artwork download"),
 }
 COMMUNITY_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "enabled": ((bool,), "true or false"),
@@ -554,7 +561,28 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
         feed_alert_after=parse_duration(raw.get("feed_alert_after", 3600), file=file,
                                         key="feed_alert_after", minimum=0),
         **_promos(raw.get("promos", {}), file, text),
-        **_community(raw.get("community", {}), accounts, file, text), **ints)
+        **_community(raw.get("community", {}), accounts, file, text), **ints,
+        **_safety(raw, file, text))
+
+
+def _safety(raw: dict[str, Any], file: str, text: str) -> dict[str, Any]:
+    """allow_private_networks (validated CIDR) and the download deadlines."""
+    import ipaddress
+    out: dict[str, Any] = {}
+    networks = []
+    for i, value in enumerate(raw.get("allow_private_networks", [])):
+        try:
+            networks.append(str(ipaddress.ip_network(str(value).strip(), strict=True)))
+        except ValueError as e:
+            raise ConfigError(f"expected a network like \"10.0.0.0/8\" or an address, got "
+                              f"{value!r} ({e})", file=file, key=f"allow_private_networks[{i}]",
+                              line=_line_of(text, "allow_private_networks")) from None
+    if networks:
+        out["allow_private_networks"] = tuple(networks)
+    for key in ("feed_deadline", "image_deadline"):
+        if key in raw:
+            out[key] = parse_duration(raw[key], file=file, key=key, minimum=1)
+    return out
 
 
 def _paths(raw: dict[str, Any], env: dict[str, str], base: Path, file: str) -> dict[str, str]:

@@ -4,6 +4,7 @@
     ├── ConfigError                 bad file, key, type or missing secret (names file and key)
     ├── FeedError                   a feed could not be used (that feed only; worker goes on)
     │   ├── FetchError              HTTP status, timeout, size cap, bad scheme (has retry_after)
+    │   │   └── BlockedError        a URL from a feed crier will not fetch (file:, private address)
     │   └── ParseError              bytes that feedparser cannot read as a feed at all
     ├── TemplateError               a post template failed (names the template and line)
     ├── ImageError (bot.images)     artwork that cannot be used: not an image, too big, a bomb
@@ -53,6 +54,10 @@ class FetchError(FeedError):
                  retry_after: float | None = None):
         self.status, self.retry_after = status, retry_after
         super().__init__(url, message)
+
+
+class BlockedError(FetchError):
+    """A URL refused by policy before anything was fetched: retrying cannot help."""
 
 
 class ParseError(FeedError):

@@ -14,7 +14,20 @@ poll.
 
 Every failure is a `FetchError(url, message, status=..., retry_after=...)` with a sentence a host
 can act on: HTTP status (404, 410 "gone", 429 / 503 with Retry-After in seconds), timeouts, refused
-connections, too many redirects, a body over the size cap, a scheme other than http(s) or a file.
+connections, too many redirects, a body over the size cap, a scheme other than http(s) or a file,
+a download over its total deadline. A URL refused by policy (see below) is a `BlockedError`, a
+FetchError that no retry can cure.
+
+Two kinds of URL (sessions from `new_session`; the checks live in `bot.netguard`):
+
+- the host's own (the `feed` key, a path given on the command line): `fetch_feed`, and
+  `fetch_bytes(..., trusted=True)`; a local path or file:// URL is read, any address is reached;
+- named by a feed (artwork): `fetch_bytes(url, session=new_session(guard=True, ...))`. Only
+  http(s); each connection, redirects included, goes only to a public address or a network the
+  host allowed (`allow_private`, from `allow_private_networks`).
+
+Every download has a total deadline (`FEED_DEADLINE`, `IMAGE_DEADLINE`, configurable), on top of
+the per-read timeout: a server that trickles its headers or body is cut off at the deadline.
 URLs in messages and logs never carry the `user:password@` part (see `redact_url`).
 `status` is the HTTP status when the server answered with an error, else None.
 
@@ -45,7 +58,8 @@ import urllib3
 import xxhash
 
 from bot import __version__
-from bot.errors import FetchError
+from bot.errors import BlockedError, FetchError
+from bot.netguard import AddressPolicy, AddressRefused, Deadline, GuardedAdapter
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +73,8 @@ HASH_PREFIX = "xxh3:"        # body hashes are "xxh3:<128-bit hex>" (older rows:
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/xml;q=0.9, "
                "text/xml;q=0.9, */*;q=0.8")
 PERMANENT_REDIRECTS = frozenset({301, 308})  # RFC 9110 sections 15.4.2 and 15.4.9
+FEED_DEADLINE = 60.0         # seconds for a whole feed download (`feed_deadline`)
+IMAGE_DEADLINE = 30.0        # seconds for a whole artwork download (`image_deadline`)
 
 Timeout = float | tuple[float, float] | None
 
@@ -183,8 +199,11 @@ class FetchResult:
     elapsed: float                  # seconds
 
 
-def new_session(*, max_redirects: int = MAX_REDIRECTS) -> requests.Session:
-    """A session that says who we are and follows at most `max_redirects` redirects.
+def new_session(*, max_redirects: int = MAX_REDIRECTS, guard: bool = False,
+                allow_private: Iterable[str] = ()) -> requests.Session:
+    """A session that says who we are, follows at most `max_redirects` redirects and honours
+    deadlines. With `guard`, for URLs a feed named: every connection (each redirect's too)
+    goes only to a public address or one in `allow_private` (CIDR strings; ValueError if bad).
 
     The environment is read once, here: with no proxy variables set, requests is told not to
     look at the environment on every request (a measurable share of an unchanged poll); a CA
@@ -194,6 +213,9 @@ def new_session(*, max_redirects: int = MAX_REDIRECTS) -> requests.Session:
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
     session.max_redirects = max_redirects
+    policy = AddressPolicy.allowing(allow_private) if guard else None
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, GuardedAdapter(policy))
     if not any(k.lower().endswith("_proxy") for k in os.environ):
         session.trust_env = False
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
@@ -202,14 +224,21 @@ def new_session(*, max_redirects: int = MAX_REDIRECTS) -> requests.Session:
     return session
 
 
+def is_guarded(session: requests.Session) -> bool:
+    """Whether `session` checks the addresses it connects to (new_session(guard=True))."""
+    return all(isinstance(a := session.get_adapter(u), GuardedAdapter) and a.policy is not None
+               for u in ("http://example.com/", "https://example.com/"))
+
+
 def fetch_feed(url: str, *, session: requests.Session, etag: str | None = None,
                last_modified: str | None = None, previous_hash: str | None = None,
-               timeout: Timeout = DEFAULT_TIMEOUT,
-               max_bytes: int = MAX_FEED_BYTES) -> FetchResult:
+               timeout: Timeout = DEFAULT_TIMEOUT, max_bytes: int = MAX_FEED_BYTES,
+               deadline: float | None = FEED_DEADLINE) -> FetchResult:
     """Fetch a feed by URL or file path, conditionally when validators are given.
 
     `etag` and `last_modified` are the values the server sent last time; `previous_hash` is the
-    `body_hash` of the last body read. Raises FetchError.
+    `body_hash` of the last body read. `deadline`: seconds for the whole download (headers and
+    body; None: no limit). Raises FetchError.
     """
     started = time.monotonic()
     shown = redact_url(url)
@@ -230,12 +259,26 @@ def fetch_feed(url: str, *, session: requests.Session, etag: str | None = None,
         headers["If-None-Match"] = value
     if (value := _header_value(last_modified)) is not None:
         headers["If-Modified-Since"] = value
-    resp = _get(session, url, shown, headers, timeout)
+    with Deadline(deadline) as limit:
+        return _fetch_feed_http(url, shown, session, headers, timeout, max_bytes, limit,
+                                started, etag, last_modified, previous_hash)
+
+
+def _fetch_feed_http(url: str, shown: str, session: requests.Session, headers: dict[str, str],
+                     timeout: Timeout, max_bytes: int, limit: Deadline, started: float,
+                     etag: str | None, last_modified: str | None,
+                     previous_hash: str | None) -> FetchResult:
+    resp = _get(session, url, shown, headers, timeout, limit, "feed_deadline")
     try:
         moved = _permanent_redirect(url, resp)
         max_age = parse_max_age(resp.headers.get("Cache-Control"))
         if resp.status_code == 304:
-            _drain_empty(resp)
+            try:
+                _drain_empty(resp)
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
+                _check_deadline(limit, resp.url, shown, "feed_deadline")
+                raise _translate(e, resp.url, shown, None, timeout) from None
+            _check_deadline(limit, resp.url, shown, "feed_deadline")
             elapsed = time.monotonic() - started
             log.debug("GET %s: 304 not modified in %.3f s", shown, elapsed)
             return FetchResult(url=url, final_url=resp.url, status=304, body=None,
@@ -245,7 +288,7 @@ def fetch_feed(url: str, *, session: requests.Session, etag: str | None = None,
                                unchanged=True, permanent_redirect=moved, max_age=max_age,
                                elapsed=elapsed)
         _raise_for_status(resp, shown, session)
-        body, digest = _read_body(resp, shown, max_bytes, timeout)
+        body, digest = _read_body(resp, shown, max_bytes, timeout, limit, "feed_deadline")
     finally:
         resp.close()
     same = digest == previous_hash
@@ -262,20 +305,34 @@ def fetch_feed(url: str, *, session: requests.Session, etag: str | None = None,
 
 
 def fetch_bytes(url: str, *, session: requests.Session, timeout: Timeout = DEFAULT_TIMEOUT,
-                max_bytes: int) -> bytes:
-    """The body at a URL or file path (artwork), under the same scheme rules and caps as feeds."""
+                max_bytes: int, deadline: float | None = IMAGE_DEADLINE,
+                trusted: bool = False) -> bytes:
+    """The body at a URL (artwork), under the same caps as feeds and a total `deadline`.
+
+    A URL a feed named (`trusted=False`, the default) is fetched only over http(s), through a
+    guarded session (`new_session(guard=True)`): a file:// URL or a path is a BlockedError, and
+    so is a connection to an address the session's policy refuses. `trusted=True` is for what
+    the host typed (a local path or file:// URL is then read, any address reached).
+    """
     shown = redact_url(url)
     path = _local_path(url, shown)
     if path is not None:
+        if not trusted:
+            raise BlockedError(shown, "only http(s) addresses are fetched for a feed; a "
+                                      "file: URL or local path there could publish this "
+                                      "machine's files")
         with _read_file(path, shown, max_bytes)[0] as body:
             return bytes(body)
-    resp = _get(session, url, shown, {}, timeout)
-    try:
-        _raise_for_status(resp, shown, session)
-        with _read_body(resp, shown, max_bytes, timeout)[0] as body:
-            return bytes(body)
-    finally:
-        resp.close()
+    if not trusted and not is_guarded(session):
+        raise ValueError("fetch_bytes: a URL from a feed needs new_session(guard=True)")
+    with Deadline(deadline) as limit:
+        resp = _get(session, url, shown, {}, timeout, limit, "image_deadline")
+        try:
+            _raise_for_status(resp, shown, session)
+            with _read_body(resp, shown, max_bytes, timeout, limit, "image_deadline")[0] as body:
+                return bytes(body)
+        finally:
+            resp.close()
 
 
 # -- pure helpers (public: the service and tests use them) -----------------------------------
@@ -383,29 +440,65 @@ def _header_value(value: str | None) -> str | None:
 
 
 def _get(session: requests.Session, url: str, shown: str, headers: dict[str, str],
-         timeout: Timeout) -> requests.Response:
+         timeout: Timeout, limit: Deadline, key: str) -> requests.Response:
     ua = session.headers.get("User-Agent")
     if not ua or str(ua).startswith("python-requests/"):
         headers = {**headers, "User-Agent": USER_AGENT}
     try:
-        return session.get(url, headers=headers, timeout=timeout, stream=True,
+        resp = session.get(url, headers=headers, timeout=timeout, stream=True,
                            allow_redirects=True)
+    except AddressRefused as e:
+        raise BlockedError(shown, str(e)) from None
     except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
+        if limit.expired:
+            raise _deadline_error(limit, _failed_url(e, url), shown, key,
+                                  in_body=False) from None
         # `from None`: the library's text may repeat the URL with its credentials.
         raise _translate(e, url, shown, session, timeout) from None
+    if limit.expired:  # the headers were complete just as the time ran out
+        resp.close()
+        raise _deadline_error(limit, resp.url, shown, key, in_body=False)
+    return resp
 
 
-def _read_body(resp: requests.Response, shown: str, max_bytes: int,
-               timeout: Timeout) -> tuple[Body, str]:
+def _read_body(resp: requests.Response, shown: str, max_bytes: int, timeout: Timeout,
+               limit: Deadline, key: str) -> tuple[Body, str]:
     declared = resp.headers.get("Content-Length", "").strip()
     if declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(shown, f"the server announced {_size(int(declared))}, over the "
                                 f"{_size(max_bytes)} cap; not downloaded")
     try:
-        return _collect(resp.iter_content(CHUNK_SIZE), shown, max_bytes,
-                        int(declared) if declared.isdigit() else None)
+        body, digest = _collect(resp.iter_content(CHUNK_SIZE), shown, max_bytes,
+                                int(declared) if declared.isdigit() else None)
     except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
+        if limit.expired:
+            raise _deadline_error(limit, resp.url, shown, key, in_body=True) from None
         raise _translate(e, resp.url, shown, None, timeout) from None
+    if limit.expired:  # a body without a length ends at EOF: the cut must not pass as whole
+        body.close()
+        raise _deadline_error(limit, resp.url, shown, key, in_body=True)
+    return body, digest
+
+
+def _check_deadline(limit: Deadline, url: str, shown: str, key: str) -> None:
+    if limit.expired:
+        raise _deadline_error(limit, url, shown, key, in_body=True)
+
+
+def _deadline_error(limit: Deadline, url: str, shown: str, key: str, *,
+                    in_body: bool) -> FetchError:
+    where = _host_port(url)
+    if in_body:
+        progress = f"{where} was still sending the body"
+    else:
+        progress = f"{where} had not finished sending its response headers"
+    return FetchError(shown, f"stopped after {_secs(limit.seconds)}, the limit for the whole "
+                             f"download ({key}): {progress}")
+
+
+def _failed_url(e: Exception, url: str) -> str:
+    request = getattr(e, "request", None)  # after a redirect, the host that failed
+    return getattr(request, "url", None) or url
 
 
 def _collect(chunks: Iterable[bytes], shown: str, max_bytes: int,

@@ -16,10 +16,16 @@ What it guarantees about `img.path`:
   PNG when that fits, else flattened onto white as JPEG, quality 90 then lower, then smaller
   dimensions until it fits (`resized=True`). The same input always gives the same bytes.
 
-Untrusted input is handled as such: the download is size-capped (`bot.fetch`), only a few
-raster formats are opened (never EPS, which Pillow hands to Ghostscript), the pixel count in
-the header is checked before anything is decoded (decompression bombs), and the whole image is
-decoded once so a truncated file is refused here, not by the platform.
+Untrusted input is handled as such: artwork a feed names (`trusted=False`, the default) is
+fetched only over http(s), from public addresses or networks the host allowed, within a total
+deadline (`bot.fetch` with a guarded session); the download is size-capped; only a few raster
+formats are opened (never EPS, which Pillow hands to Ghostscript); before anything is decoded,
+the header's size is checked against a memory budget (`DECODE_BUDGET`: width x height x the
+bytes Pillow keeps per pixel in that mode, plus the RGB copy a conversion makes), so a small
+file that would decode to hundreds of MB (a pixel bomb) is refused, and a big JPEG is decoded
+at 1/2, 1/4 or 1/8 scale instead when that fits; and the whole image is decoded once so a
+truncated file is refused here, not by the platform. A local path or file:// URL is read only
+with `trusted=True` (what the host typed, e.g. `crier queue add --image`).
 
 Cache (`cache_dir`, created 0o700; files 0o600, written to a temporary name and renamed):
 
@@ -54,8 +60,8 @@ from urllib.parse import urlsplit
 
 from PIL import ExifTags, Image, ImageOps
 
-from bot.errors import CrierError, FetchError
-from bot.fetch import DEFAULT_TIMEOUT, Timeout, fetch_bytes, redact_url
+from bot.errors import BlockedError, CrierError, FetchError
+from bot.fetch import DEFAULT_TIMEOUT, IMAGE_DEADLINE, Timeout, fetch_bytes, redact_url
 
 if TYPE_CHECKING:
     import requests
@@ -81,12 +87,16 @@ DEFAULT_MAX_PIXELS = MASTODON_IMAGE_MAX_PIXELS
 # -- our own limits ---------------------------------------------------------------------------
 DOWNLOAD_CAP = 30 * 1024 * 1024      # podcast covers are 0.1-5 MB; Apple asks for <= 3000 px
 MAX_SOURCE_PIXELS = 64_000_000       # 8000x8000; a header claiming more is refused undecoded
+# Bytes a decoded source may take (with its conversion to RGB/RGBA): 3000x3000 RGBA (Apple's
+# largest cover) is 36 MB, 3500x3500 RGB 49 MB. Measured peak of a whole preparation with this
+# budget: under ~110 MB RSS above the process's own (see tests/test_images.py: pixel bombs).
+DECODE_BUDGET = 48 * 1024 * 1024
 URL_CACHE_TTL = 24 * 3600.0          # seconds an http(s) URL's prepared image is reused
 JPEG_QUALITIES = (90, 85, 80, 70)    # tried in order at each size
 MIN_SIDE = 64                        # never shrink the longer side below this to hit a size
 SHRINK_RANGE = (0.3, 0.9)            # each shrink step scales the sides by a factor in here
 # Bump when the output for a given input changes, so old cache entries are not reused.
-ALGORITHM_VERSION = 1
+ALGORITHM_VERSION = 2
 
 # Formats opened at all. Not EPS (Ghostscript), PSD, TIFF and the rest of Pillow's long tail:
 # artwork comes as one of these, and each extra decoder is attack surface.
@@ -124,9 +134,14 @@ def prepare_artwork(url: str, *, cache_dir: str | Path, session: requests.Sessio
                     timeout: Timeout = DEFAULT_TIMEOUT,
                     max_source_pixels: int = MAX_SOURCE_PIXELS,
                     url_ttl: float = URL_CACHE_TTL,
-                    clock: Callable[[], float] = time.time) -> PreparedImage:
-    """The artwork at `url` (http(s) or a local path) as a file that fits the limits.
+                    clock: Callable[[], float] = time.time, trusted: bool = False,
+                    deadline: float | None = IMAGE_DEADLINE,
+                    decode_budget: int = DECODE_BUDGET) -> PreparedImage:
+    """The artwork at `url` as a file that fits the limits.
 
+    `url` comes from a feed unless `trusted`: then only http(s), and `session` must be a
+    guarded one (`bot.fetch.new_session(guard=True, ...)`). With `trusted` (the host typed it)
+    a local path or file:// URL is read too. `deadline`: seconds for the whole download.
     `max_bytes` is the platform's image size limit (`Rules.image_max_bytes`). `clock` gives
     epoch seconds, for the age of URL cache entries. Raises ImageError.
     """
@@ -150,18 +165,19 @@ def prepare_artwork(url: str, *, cache_dir: str | Path, session: requests.Sessio
             return hit
 
     try:
-        data = fetch_bytes(url, session=session, timeout=timeout, max_bytes=download_cap)
+        data = fetch_bytes(url, session=session, timeout=timeout, max_bytes=download_cap,
+                           deadline=deadline, trusted=trusted)
     except FetchError as e:
+        passing = e.status is None or e.status >= 500 or e.status == 429
         raise ImageError(shown, e.detail, status=e.status, retry_after=e.retry_after,
-                         transient=e.status is None or e.status >= 500 or e.status == 429
-                         ) from e
+                         transient=passing and not isinstance(e, BlockedError)) from e
     key = hashlib.sha256(params.encode() + data).hexdigest()
 
     prepared = _cached(directory, key, url)
     if prepared is None:
         body, mime, width, height, resized = _prepare(
             data, shown, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side,
-            max_source_pixels=max_source_pixels)
+            max_source_pixels=max_source_pixels, decode_budget=decode_budget)
         name = key + _EXTENSIONS[mime]
         _write(directory / name, body, shown)
         meta = {"file": name, "mime_type": mime, "width": width, "height": height,
@@ -183,13 +199,23 @@ def prepare_artwork(url: str, *, cache_dir: str | Path, session: requests.Sessio
 # -- deciding and encoding (no I/O but Pillow's) ----------------------------------------------
 
 def _prepare(data: bytes, shown: str, *, max_bytes: int, max_pixels: int, max_side: int,
-             max_source_pixels: int) -> tuple[bytes, str, int, int, bool]:
+             max_source_pixels: int, decode_budget: int = DECODE_BUDGET
+             ) -> tuple[bytes, str, int, int, bool]:
     """Source bytes -> (output bytes, mime type, width, height, resized)."""
     img = _open(data, shown, max_source_pixels)
     size, fmt = img.size, img.format
     target = _fit(size, max_side, max_pixels)
-    if fmt in ("JPEG", "MPO") and target != size:
-        img.draft(None, target)  # let libjpeg decode at 1/2, 1/4 or 1/8 scale: never below
+    if fmt in ("JPEG", "MPO"):
+        # let libjpeg decode at 1/2, 1/4 or 1/8 scale: never below the target, unless only a
+        # coarser scale fits the decode budget (draft works once, so the scale is chosen first)
+        scale = next(s for s in (8, 4, 2, 1) if s <= min(size[0] // target[0],
+                                                         size[1] // target[1]))
+        while scale < 8 and _decode_cost((-(-size[0] // scale), -(-size[1] // scale)),
+                                         img.mode) > decode_budget:
+            scale *= 2
+        if scale > 1:
+            img.draft(None, (max(1, size[0] // scale), max(1, size[1] // scale)))
+    _check_budget(img.size, img.mode, shown, decode_budget)
     _decode(img, shown)  # all of it, once: a truncated file fails here, whatever comes next
 
     if fmt in ("JPEG", "MPO", "PNG") and target == size and _orientation(img) == 1:
@@ -202,15 +228,28 @@ def _prepare(data: bytes, shown: str, *, max_bytes: int, max_pixels: int, max_si
     icc = img.info.get("icc_profile")
     icc = icc if isinstance(icc, bytes) and icc[16:20] == b"RGB " else None
     try:
-        img = ImageOps.exif_transpose(img) or img
+        img = ImageOps.exif_transpose(img, in_place=True) or img  # (a copy costs memory)
     except Exception as e:  # a broken EXIF block: post it as stored rather than not at all
         log.warning("artwork %s: cannot apply its EXIF orientation (%s)", shown, _reason(e))
     img = _normalize(img)
     width, height = _fit(img.size, max_side, max_pixels)
+    if img.size != (width, height):
+        # Scaled as Pillow does inside one resize (premultiplied alpha, then a horizontal and
+        # a vertical pass: the same pixels), but each step replaces `img`, so the full-size
+        # source is freed before the next copy is made: about half the peak memory.
+        alpha = img.mode == "RGBA"
+        if alpha:
+            img = img.convert("RGBa")
+        if img.size[0] != width:
+            img = img.resize((width, img.size[1]), Image.Resampling.LANCZOS)
+        if img.size[1] != height:
+            img = img.resize((width, height), Image.Resampling.LANCZOS)
+        if alpha:
+            img = img.convert("RGBA")
+        img.info = {}
 
     if img.mode == "RGBA":
-        scaled = _scaled(img, (width, height))
-        body = _encode(scaled, "PNG", icc=icc)
+        body = _encode(img, "PNG", icc=icc)
         if len(body) <= max_bytes:
             return body, PNG, width, height, True
         log.debug("artwork %s: as PNG with transparency %d bytes, over %d; flattening to JPEG",
@@ -263,6 +302,26 @@ def _decode(img: Image.Image, shown: str) -> None:
         raise ImageError(shown, f"refused: too many pixels to decode safely ({e})") from None
     except Exception as e:  # any decoder failure on untrusted input
         raise ImageError(shown, f"damaged or truncated image ({_reason(e)})") from None
+
+
+# Bytes Pillow keeps per pixel, by mode (it stores RGB in 4 bytes, LA in 4, 16-bit grey in 2).
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+
+
+def _decode_cost(size: tuple[int, int], mode: str) -> int:
+    """Bytes to decode an image of this size and mode, and convert it to RGB(A) (what
+    `_normalize` does to every mode but RGB and RGBA)."""
+    per_pixel = _PIXEL_BYTES.get(mode, 4) + (0 if mode in ("RGB", "RGBA") else 4)
+    return size[0] * size[1] * per_pixel
+
+
+def _check_budget(size: tuple[int, int], mode: str, shown: str, budget: int) -> None:
+    cost = _decode_cost(size, mode)
+    if cost > budget:
+        raise ImageError(shown, f"refused: a {size[0]}x{size[1]} {mode} image takes "
+                                f"{cost / 2**20:.0f} MB to decode, over the {budget / 2**20:.0f} "
+                                f"MB crier allows (a pixel bomb?); a 3000x3000 RGB or RGBA "
+                                f"cover fits")
 
 
 def _check_pixels(size: tuple[int, int], shown: str, limit: int) -> None:
@@ -333,7 +392,8 @@ def _normalize(img: Image.Image) -> Image.Image:
     """RGBA when some pixel is see-through, else RGB; with no metadata left in `info`."""
     transparent = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
     if transparent:
-        img = img.convert("RGBA")
+        if img.mode != "RGBA":
+            img = img.convert("RGBA")
         low, _ = img.getchannel("A").getextrema()
         if low == 255:  # an alpha channel that hides nothing
             img = img.convert("RGB")

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot import errors
+from bot.artwork import ArtworkPending, ArtworkPreparer
 from bot.config import Account, Settings
 from bot.models import (
     DeliveryStatus,
@@ -59,6 +60,10 @@ FIND_EXISTING_SKEW = timedelta(seconds=2)
 # Artwork that fails to download for a passing reason (timeout, 5xx, 429) is tried again for
 # this long after the post was queued; then the post goes out without it, saying so.
 ARTWORK_PATIENCE = timedelta(minutes=15)
+# Feed artwork is prepared by a small thread pool (bot.artwork); one dispatch waits for it at
+# most this long in all (real seconds), then sends what is ready and looks again this much later.
+ARTWORK_WAIT = 2.0
+ARTWORK_RECHECK = timedelta(seconds=5)
 FEED_RETRY_BASE = timedelta(minutes=1)
 FEED_RETRY_MAX = timedelta(hours=6)
 WORKER_LOCK = "worker"
@@ -252,7 +257,8 @@ class Service:
         try:
             res = fetch_feed(url, session=self.session, etag=feed["etag"],
                              last_modified=feed["last_modified"],
-                             previous_hash=feed["body_hash"])
+                             previous_hash=feed["body_hash"],
+                             deadline=self.settings.feed_deadline)
         except errors.FetchError as e:
             return self._feed_failed(feed, now, e, report, retry_after=e.retry_after)
 
@@ -565,8 +571,12 @@ class Service:
 
     # -- dispatching ----------------------------------------------------------------------
     def dispatch(self, *, stop: Callable[[], bool] | None = None,
-                 limit: int = 50) -> list[Outcome]:
-        """Send every due delivery once (each claimed first); record each outcome."""
+                 limit: int = 50, artwork_wait: float | None = None) -> list[Outcome]:
+        """Send every due delivery once (each claimed first); record each outcome.
+        `artwork_wait`: real seconds this pass may wait for feed artwork (ARTWORK_WAIT)."""
+        import time
+        self._artwork_until = time.monotonic() + (ARTWORK_WAIT if artwork_wait is None
+                                                  else artwork_wait)
         now = self.clock()
         stale = self.store.recover_stale(now, SENDING_LEASE)
         for d in stale:
@@ -610,6 +620,13 @@ class Service:
         if d["text"] is None:
             try:
                 self._compose_delivery(d, account)
+            except ArtworkPending as e:  # downloading off the dispatch path: look again soon
+                at = now + ARTWORK_RECHECK
+                self.store.update_delivery(did, now, next_attempt_at=at, last_error=str(e),
+                                           error_kind="artwork")
+                log.info("delivery %d to %s: %s", did, name, e)
+                return Outcome(did, name, d["platform"], DeliveryStatus.PENDING.value,
+                               error=str(e), next_attempt_at=at)
             except errors.RateLimitedError as e:  # the instance lookup was rate limited
                 blocked[name] = "rate limited"
                 return self._retry_later(d, e, now, claimed=False, at=e.retry_at,
@@ -736,9 +753,11 @@ class Service:
                    "media": [], "notes": []}
         if account.media == "artwork" and composed.image_url:
             try:
-                img = self._prepare_image(composed.image_url, rules)
+                img = self._feed_artwork(composed.image_url, rules)
                 payload["media"] = [{"source": img.path, "alt": composed.alt_text or "",
                                      "mime_type": img.mime_type}]
+            except ArtworkPending:
+                raise
             except errors.CrierError as e:
                 if getattr(e, "transient", False) and \
                         self.clock() - d["created_at"] < ARTWORK_PATIENCE:
@@ -813,9 +832,25 @@ class Service:
                                      limit=p.limit, now=self.clock())
 
     def _prepare_image(self, url: str, rules: Rules):
+        """An image the host named (`crier queue add --image`): a local file is fine."""
         from bot.images import prepare_artwork
         return prepare_artwork(url, cache_dir=self.settings.media_dir, session=self.session,
-                               max_bytes=rules.image_max_bytes)
+                               max_bytes=rules.image_max_bytes, trusted=True,
+                               deadline=self.settings.image_deadline)
+
+    @property
+    def artwork(self) -> ArtworkPreparer:
+        """Prepares the artwork a feed names, off the dispatch path (bot.artwork)."""
+        if getattr(self, "_artwork", None) is None:
+            self._artwork = ArtworkPreparer(
+                cache_dir=self.settings.media_dir, deadline=self.settings.image_deadline,
+                allow_private=self.settings.allow_private_networks)
+        return self._artwork
+
+    def _feed_artwork(self, url: str, rules: Rules):
+        import time
+        wait = getattr(self, "_artwork_until", 0.0) - time.monotonic()
+        return self.artwork.get(url, max_bytes=rules.image_max_bytes, wait=wait)
 
     def _retry_later(self, d: dict, e: errors.PublishError, now: datetime, *,
                      token: str | None = None, outcome: Outcome | None = None,

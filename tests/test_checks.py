@@ -107,3 +107,24 @@ def test_config_errors_are_a_failed_check(world, cli):
     data = json.loads(cli("check", "--json", code=1).output)
     assert len(data) == 1 and data[0]["name"] == "config" and not data[0]["ok"]
     assert "pol_interval" in data[0]["detail"]
+
+
+def test_feed_artwork_is_checked_as_the_worker_fetches_it(world, cli):
+    """check fetches the feed's artwork with the worker's rules: a loopback image is refused
+    unless allow_private_networks names loopback, and then it is read."""
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("RGB", (400, 400), (30, 120, 200)).save(buf, "PNG")
+    world.feed_srv.set_feed("/art.png", buf.getvalue(), content_type="image/png")
+    world.items = [it.with_(image=world.feed_srv.url + "/art.png") for it in world.items]
+    world.publish_feed()
+    write_config(world, cli.config, masto='media = "artwork"\n')
+    got = lines(cli("check", code=1).output)
+    assert got["artwork masto"].startswith("FAILED")
+    assert "allow_private_networks" in got["artwork masto"]
+    write_config(world, cli.config, masto='media = "artwork"\n',
+                 top='allow_private_networks = ["127.0.0.0/8"]\n')
+    got = lines(cli("check").output)
+    assert got["artwork masto"].startswith("ok") and "image/png" in got["artwork masto"]

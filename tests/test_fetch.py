@@ -385,13 +385,14 @@ def test_file_errors(tmp_path, session):
 
 # -- fetch_bytes (artwork) -------------------------------------------------------------------
 
-def test_fetch_bytes(srv, session, tmp_path):
+def test_fetch_bytes(srv, tmp_path):
+    session = new_session(guard=True, allow_private=["127.0.0.0/8"])
     image = bytes(range(256)) * 100
     srv.set_feed("/cover.jpg", image, content_type="image/jpeg")
     assert fetch_bytes(feed_url(srv, "/cover.jpg"), session=session, max_bytes=50_000) == image
     path = tmp_path / "cover.jpg"
     path.write_bytes(image)
-    assert fetch_bytes(str(path), session=session, max_bytes=50_000) == image
+    assert fetch_bytes(str(path), session=session, max_bytes=50_000, trusted=True) == image
     with pytest.raises(FetchError, match="cap"):
         fetch_bytes(feed_url(srv, "/cover.jpg"), session=session, max_bytes=1000)
     with pytest.raises(FetchError) as info:

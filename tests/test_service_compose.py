@@ -54,7 +54,8 @@ def test_hashtags_and_utm_per_account(world):
 
 def test_artwork_attached_with_alt_text_on_mastodon(world):
     world.feed_srv.set_feed("/art/6.png", png(), etag=True)
-    world.configure(masto={"media": "artwork"}, media_dir=str(world.tmp / "media"))
+    world.configure(masto={"media": "artwork"}, media_dir=str(world.tmp / "media"),
+                    allow_private_networks=("127.0.0.0/8",))  # the artwork is on loopback
     world.cycle()
     it = new_episode(world)
     world.items[-1] = it.with_(image=world.feed_srv.url + "/art/6.png")
@@ -70,7 +71,8 @@ def test_artwork_attached_with_alt_text_on_mastodon(world):
 
 def test_artwork_that_is_not_an_image_posts_without_it_and_says_so(world):
     world.feed_srv.set_feed("/art/6.png", b"<html>nope</html>")
-    world.configure(masto={"media": "artwork"}, media_dir=str(world.tmp / "media"))
+    world.configure(masto={"media": "artwork"}, media_dir=str(world.tmp / "media"),
+                    allow_private_networks=("127.0.0.0/8",))  # the artwork is on loopback
     world.cycle()
     it = new_episode(world)
     world.items[-1] = it.with_(image=world.feed_srv.url + "/art/6.png")
@@ -115,7 +117,8 @@ def test_artwork_that_fails_for_a_passing_reason_is_waited_for(world):
     ARTWORK_PATIENCE of failures it goes out without, saying so."""
     from bot.service import ARTWORK_PATIENCE
     world.feed_srv.set_feed("/art/6.png", png(), etag=True)
-    world.configure(masto={"media": "artwork"}, media_dir=str(world.tmp / "media"))
+    world.configure(masto={"media": "artwork"}, media_dir=str(world.tmp / "media"),
+                    allow_private_networks=("127.0.0.0/8",))  # the artwork is on loopback
     world.cycle()
     it = new_episode(world)
     world.items[-1] = it.with_(image=world.feed_srv.url + "/art/6.png")
