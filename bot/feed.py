@@ -27,7 +27,8 @@ in one expat pass (no feedparser), with keys exactly equal to `feed_identity_key
 data))`, or returns None when it cannot be sure; `parse_selected` then runs feedparser on the
 channel plus only the chosen items, giving the very Episodes a full parse gives for them.
 
-Public: `parse_feed`, `parse_duration`, `normalize_url`, `identity_keys`, `fingerprint`,
+Public: `parse_feed`, `parse_duration`, `normalize_url`, `untracked_url`, `identity_keys`,
+`fingerprint`,
 `feed_identity_keys`, `html_to_text`, `scan_feed`, `parse_selected`, `FeedScan`,
 `ScannedItem`.
 """
@@ -37,6 +38,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import html
+import html.entities
 import io
 import logging
 import math
@@ -63,6 +65,7 @@ from xml.sax import SAXParseException
 import feedparser
 import xxhash
 
+from bot import plaintext
 from bot.errors import ParseError
 from bot.models import Episode, ParsedFeed, Person
 
@@ -74,6 +77,7 @@ PODCAST_NAMESPACES = frozenset({
     "https://podcastindex.org/namespace/1.0",
     "https://github.com/podcastindex-org/podcast-namespace/blob/main/docs/1.0.md",
 })
+CONTENT_NAMESPACE = "http://purl.org/rss/1.0/modules/content/"
 ITUNES_NAMESPACES = frozenset({
     "http://www.itunes.com/dtds/podcast-1.0.dtd",
     "https://www.itunes.com/dtds/podcast-1.0.dtd",
@@ -142,8 +146,15 @@ def parse_feed(data: bytes, *, url: str | None = None) -> ParsedFeed:
     # open one that names a file. No Content-Location either: it would make feedparser resolve
     # relative GUIDs against the feed's address, and an item's GUID must not change when the
     # feed moves. Relative links are resolved below instead.
+    # No sanitizing or relative-URI resolution of embedded HTML: both re-parse every piece of
+    # show notes with feedparser's slow SGML parser (seconds per MB: a hostile 10 MB
+    # description took minutes), and crier only ever reads the text of the notes
+    # (`bot.compose`). `summary_html` is therefore unsanitized: never render it as HTML.
+    # Titles are still sanitized (`_text`), exactly as feedparser would, since their text
+    # is part of an episode's identity.
     try:
-        result = feedparser.parse(io.BytesIO(data))
+        result = feedparser.parse(io.BytesIO(data), sanitize_html=False,
+                                  resolve_relative_uris=False)
     except (UnicodeError, ValueError, LookupError) as e:
         # feedparser chokes on some broken encoding declarations (bytes it cannot decode,
         # a NUL inside): a broken feed, said so, never a crash
@@ -171,13 +182,15 @@ def parse_feed(data: bytes, *, url: str | None = None) -> ParsedFeed:
                     "and podcast:guid of items are ignored", where, len(items), len(entries))
         items = [None] * len(entries)
 
-    episodes = tuple(_episode(entry, item, scan.persons, url)
+    show_link = _absolute(_clean(channel.get("link")), url)
+    language = _clean(channel.get("language"))
+    episodes = tuple(_episode(entry, item, scan.persons, url, show_link, language)
                      for entry, item in zip(entries, items, strict=True))
     image = scan.image or _get(channel, "image", "href")
     return ParsedFeed(
         title=_text(channel.get("title"), channel.get("title_detail")),
-        link=_absolute(_clean(channel.get("link")), url),
-        language=_clean(channel.get("language")),
+        link=show_link,
+        language=language,
         image=_absolute(_clean(image), url),
         episodes=episodes,
         bozo=bozo,
@@ -214,7 +227,8 @@ _UNITS = re.compile(r"(?:(\d+)\s*h(?:ours?|rs?)?\s*)?(?:(\d+)\s*m(?:in(?:ute)?s?
 
 
 def _episode(entry: Mapping[str, Any], item: _ScannedItem | None,
-             channel_persons: tuple[Person, ...], base: str | None) -> Episode:
+             channel_persons: tuple[Person, ...], base: str | None,
+             show_link: str | None = None, language: str | None = None) -> Episode:
     enclosure_url, enclosure_type = _enclosure(entry, base)
     persons = item.persons if item and item.persons else channel_persons
     return Episode(
@@ -223,7 +237,7 @@ def _episode(entry: Mapping[str, Any], item: _ScannedItem | None,
         podcast_guid=item.podcast_guid if item else None,
         link=_episode_link(entry, enclosure_url, base),
         published=_published(entry),
-        summary_html=_summary_html(entry),
+        summary_html=item.notes if item and item.notes else _summary_html(entry),
         enclosure_url=enclosure_url,
         enclosure_type=enclosure_type,
         image=_episode_image(entry, base),
@@ -232,6 +246,8 @@ def _episode(entry: Mapping[str, Any], item: _ScannedItem | None,
         number=_positive_int(entry.get("itunes_episode")),
         episode_type=_episode_type(entry.get("itunes_episodetype")),
         persons=persons,
+        show_link=show_link,
+        language=language,
     )
 
 
@@ -307,20 +323,22 @@ def _published(entry: Mapping[str, Any]) -> datetime | None:
 
 
 def _summary_html(entry: Mapping[str, Any]) -> str:
-    """content:encoded (or Atom HTML content) first, else description/summary. Plain text is
-    escaped, so the result is always HTML."""
-    contents = list(entry.get("content") or [])
-    for c in contents:
-        if (c.get("type") or "").lower() in HTML_TYPES and (c.get("value") or "").strip():
-            return c["value"].strip()
+    """The richest show notes feedparser read (content:encoded is found by `_scan` first):
+    the longest HTML one of the item's content and summary (Atom content, description,
+    itunes:summary: feedparser files a second summary-like element under content), else the
+    longest plain one, escaped, so the result is always HTML."""
+    found: list[tuple[bool, str]] = []
+    for c in entry.get("content") or []:
+        found.append(((c.get("type") or "").lower() in HTML_TYPES, c.get("value") or ""))
     summary = entry.get("summary")
-    if summary and summary.strip():
+    if isinstance(summary, str):
         kind = (_get(entry, "summary_detail", "type") or "text/html").lower()
-        return summary.strip() if kind in HTML_TYPES else html.escape(summary.strip())
-    for c in contents:
-        if (c.get("value") or "").strip():
-            return html.escape(c["value"].strip())
-    return ""
+        found.append((kind in HTML_TYPES, summary))
+    found = [(is_html, value.strip()) for is_html, value in found if value.strip()]
+    if not found:
+        return ""
+    is_html, value = max(found, key=lambda f: (f[0], len(f[1])))  # (the first of equals)
+    return value if is_html else html.escape(value)
 
 
 def _positive_int(value: object) -> int | None:
@@ -359,6 +377,7 @@ def _sniff(data: bytes) -> str:
 class _ScannedItem:
     persons: tuple[Person, ...] = ()
     podcast_guid: str | None = None
+    notes: str | None = None          # the item's content:encoded, when it has any text
 
 
 @dataclass(frozen=True)
@@ -376,7 +395,9 @@ _ATTR = re.compile(r"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
 def _scan(data: bytes, encoding: str | None) -> _Scan:
-    """Find podcast:person, item podcast:guid and the channel itunes:image in the raw text.
+    """Find podcast:person, item podcast:guid, item content:encoded (feedparser mixes it up
+    with a description or itunes:summary that comes before it) and the channel itunes:image
+    in the raw text.
 
     A tolerant scan (malformed feeds are read too): CDATA sections are escaped and comments
     dropped first, so markup inside show notes is never mistaken for elements. Items are
@@ -388,12 +409,15 @@ def _scan(data: bytes, encoding: str | None) -> _Scan:
         text = data.decode("utf-8", errors="replace")
     podcast = {"podcast"}
     itunes = {"itunes"}
+    content = {"content"}
     for prefix, _, uri in _XMLNS.findall(text[:20000]):
         uri = uri.strip().lower()
         if uri in PODCAST_NAMESPACES:
             podcast.add(prefix)
         elif uri in ITUNES_NAMESPACES:
             itunes.add(prefix)
+        elif uri == CONTENT_NAMESPACE:
+            content.add(prefix)
     text = _HIDDEN.sub(lambda m: html.escape(m.group(1)) if m.group(1) is not None else "", text)
     pp = "|".join(re.escape(p) for p in sorted(podcast))
     ip = "|".join(re.escape(p) for p in sorted(itunes))
@@ -403,6 +427,10 @@ def _scan(data: bytes, encoding: str | None) -> _Scan:
                          re.DOTALL | re.IGNORECASE)
     live_re = re.compile(rf"<({pp}):liveItem\b.*?</\1:liveItem\s*>", re.DOTALL | re.IGNORECASE)
     image_re = re.compile(rf"<(?:{ip}):image\b([^>]*)>", re.IGNORECASE)
+    cp = "|".join(re.escape(p) for p in sorted(content))
+    encoded_re = (re.compile(rf"<(?:{cp}):encoded\b[^>]*?(/?)>", re.IGNORECASE),
+                  re.compile(rf"</(?:{cp}):encoded\s*>", re.IGNORECASE))
+    fix = _fixer(encoding)
 
     items: list[_ScannedItem] = []
     outside: list[str] = []
@@ -415,6 +443,7 @@ def _scan(data: bytes, encoding: str | None) -> _Scan:
         items.append(_ScannedItem(
             persons=_persons(person_re.finditer(body)),
             podcast_guid=_clean(html.unescape(guid.group(2))) if guid else None,
+            notes=_encoded(body, encoded_re, fix),
         ))
     outside.append(text[pos:])
     channel = live_re.sub("", "".join(outside))
@@ -427,11 +456,64 @@ def _scan(data: bytes, encoding: str | None) -> _Scan:
     return _Scan(items=tuple(items), persons=_persons(person_re.finditer(channel)), image=image)
 
 
+def _encoded(body: str, tags: tuple[re.Pattern[str], re.Pattern[str]],
+             fix: Callable[[str], str]) -> str | None:
+    """The text of the item's first content:encoded that has any (None when none has), as
+    feedparser reads it: CDATA (escaped by `_scan`) and character references decoded, the
+    same repair of mis-decoded text, whitespace stripped. Linear: one search per element."""
+    start_re, end_re = tags
+    pos = 0
+    while m := start_re.search(body, pos):
+        if m.group(1):  # <content:encoded/>
+            pos = m.end()
+            continue
+        end = end_re.search(body, m.end())
+        if end is None:
+            return None
+        value = fix(_xml_unescape(body[m.end():end.start()]).replace("\r\n", "\n")
+                    .replace("\r", "\n")).strip()
+        if value:
+            return value
+        pos = end.end()
+    return None
+
+
+_XML_REFERENCE = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]{1,8})|#[xX]([0-9a-fA-F]{1,7}));")
+_XML_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
+def _xml_unescape(text: str) -> str:
+    """XML's predefined entities and character references decoded; anything else kept."""
+    def one(m: re.Match[str]) -> str:
+        if m.group(1):
+            return _XML_NAMED[m.group(1)]
+        code = int(m.group(2)) if m.group(2) else int(m.group(3), 16)
+        return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else ""
+    return _XML_REFERENCE.sub(one, text) if "&" in text else text
+
+
+def _fixer(encoding: str | None) -> Callable[[str], str]:
+    """What feedparser's pop() does to every text it keeps: UTF-8 that was decoded as
+    ISO-8859-1 repaired (for a UTF-8 document), then cp1252's extensions mapped."""
+    from feedparser.html import _cp1252
+    utf8 = (encoding or "utf-8").lower() in ("utf-8", "utf-8_invalid_python_3")
+
+    def fix(s: str) -> str:
+        if utf8:
+            try:
+                s = s.encode("iso-8859-1").decode("utf-8")
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                pass
+        return s.translate(_cp1252)
+    return fix
+
+
 def _persons(matches: Iterable[re.Match[str]]) -> tuple[Person, ...]:
     out: list[Person] = []
     for m in matches:
         attrs = _attrs(m.group(2))
-        name = " ".join(html.unescape(re.sub(r"<[^>]*>", "", m.group(3))).split())
+        name = " ".join(plaintext.clean(plaintext.unescape(
+            re.sub(r"<[^>]*>", "", m.group(3)))).split())
         if not name:
             continue
         role = " ".join((attrs.get("role") or "").split()).lower() or DEFAULT_PERSON_ROLE
@@ -1504,6 +1586,30 @@ def _normalize_url(url: str, enclosure: bool) -> str:
     return urlunsplit(("https", host, path, urlencode(params) if params else "", ""))
 
 
+def untracked_url(url: str) -> str:
+    """url without the download trackers' redirect prefixes chained in front of it
+    ("https://dts.podtrac.com/redirect.mp3/chrt.fm/track/X/traffic.host/a.mp3" is
+    "https://traffic.host/a.mp3"), otherwise as it is: the URL to show a reader."""
+    raw = url.strip()
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") \
+            or not _ANY_TRACKING_PREFIX.match(rest):
+        return url
+    for _ in range(10):  # chains: podtrac → chartable → the file
+        for prefix in TRACKING_PREFIXES:
+            m = prefix.match(rest)
+            if m and _looks_like_host_path(rest[m.end():]):
+                inner = rest[m.end():]
+                if re.match(r"https?://", inner, re.IGNORECASE):
+                    scheme, _, rest = inner.partition("://")
+                else:
+                    rest = inner
+                break
+        else:
+            break
+    return f"{scheme}://{rest}"
+
+
 def identity_keys(ep: Episode, *, show_link: str | None = None) -> frozenset[str]:
     """Every key that identifies this episode; two items are the same episode if any matches.
 
@@ -1638,12 +1744,30 @@ def _clean(value: object) -> str | None:
 
 
 def _text(value: object, detail: Mapping[str, Any] | None) -> str:
-    """A title as plain text: feedparser keeps markup when it thinks the title is HTML."""
+    """A title as plain text: feedparser keeps markup when it thinks the title is HTML (it is
+    sanitized here as feedparser would have: parse_feed turns that off for show notes).
+    Invisible and deceptive characters and undefined entities ("&lol9;") are removed."""
     if not isinstance(value, str):
         return ""
-    if (_get(detail, "type") or "").lower() in HTML_TYPES:
-        value = html_to_text(value)
-    return " ".join(value.split())
+    kind = (_get(detail, "type") or "").lower()
+    if kind in HTML_TYPES:
+        value = html_to_text(_sanitized(value, kind))
+    value = _UNDEFINED_ENTITY.sub(lambda m: "" if m.group(1) not in html.entities.html5
+                                  else m.group(), value) if "&" in value else value
+    return " ".join(plaintext.clean(value).split())
+
+
+# a named reference left as text (XML would have refused it; feedparser's loose parser keeps
+# it): "&lol9;", from entity declarations that are never expanded
+_UNDEFINED_ENTITY = re.compile(r"&([A-Za-z][A-Za-z0-9]{0,40};)")
+
+
+def _sanitized(value: str, kind: str) -> str:
+    """What feedparser's pop() makes of an HTML title (relative URIs resolved, then
+    sanitized), for the same text as before parse_feed turned that off."""
+    from feedparser.sanitizer import _sanitize_html
+    from feedparser.urls import resolve_relative_uris
+    return _sanitize_html(resolve_relative_uris(value, "", "utf-8", kind), "utf-8", kind)
 
 
 def html_to_text(fragment: str) -> str:
