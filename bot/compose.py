@@ -313,8 +313,9 @@ def _opens(text: str, at: int) -> bool:
 
 
 def _is_promo(text: str) -> bool:
-    """A paragraph that is a promo: short with a promo pattern, or opening with one."""
-    at = _promo_at(text)
+    """A paragraph that is a promo: short with a promo pattern, or opening with one (so a
+    long one is searched only near its start: no pattern match is 400 characters long)."""
+    at = _promo_at(text if len(text) <= _PROMO_SHORT else text[:_PROMO_OPENING + 400])
     return at is not None and (len(text) <= _PROMO_SHORT or _opens(text, at))
 
 
