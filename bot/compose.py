@@ -158,6 +158,9 @@ _BLANK_LINE = re.compile(r"\n[ \t\r\f\v\xa0]*\n")
 class _Para(NamedTuple):
     text: str   # one line of plain text
     kind: str   # "p" (prose), "li" (list item), "h" (heading)
+    # a <p> with blank lines inside: its blank-line-separated parts (each one line), so a
+    # part that repeats across the feed (a show's blurb) is still found as boilerplate
+    parts: tuple[str, ...] = ()
 
 
 def _inline(text: str) -> str:
@@ -184,11 +187,12 @@ def _paragraphs(source: str) -> tuple[_Para, ...]:
     def flush() -> None:
         nonlocal breaks
         if chunks:
-            text = "".join(chunks)
-            for part in (text,) if prose else _BLANK_LINE.split(text):
-                line = _inline(part)
-                if line:
-                    out.append(_Para(line, kind))
+            lines = [line for part in _BLANK_LINE.split("".join(chunks))
+                     if (line := _inline(part))]
+            if prose and len(lines) > 1:
+                out.append(_Para(" ".join(lines), kind, tuple(lines)))
+            else:
+                out.extend(_Para(line, kind) for line in lines)
             chunks.clear()
         breaks = 0
 
@@ -211,7 +215,7 @@ def _paragraphs(source: str) -> tuple[_Para, ...]:
             if breaks >= 2:
                 flush()
             else:
-                chunks.append("\n")
+                chunks.append(" ")  # (one <br> and a newline are no blank line)
         elif tag in _BLOCK_TAGS:
             flush()
             prose = tag in _PROSE and not m.group("close")
@@ -251,7 +255,8 @@ def find_boilerplate(episodes: Sequence[Episode], *, min_share: float = BOILERPL
     `summary_from_html` (or ComposeOptions.boilerplate)."""
     counts: Counter[str] = Counter()
     for ep in episodes:
-        counts.update({k for p in _paragraphs(ep.summary_html) if (k := _key(p.text))})
+        counts.update({k for p in _paragraphs(ep.summary_html) for t in (p.text, *p.parts)
+                       if (k := _key(t))})
     need = min_share * len(episodes) - 1e-9  # 0.3 * 10 is 3.0000000000000004
     return frozenset(k for k, n in counts.items() if n >= min_count and n >= need)
 
@@ -320,11 +325,10 @@ def _is_promo(text: str) -> bool:
 
 
 def _sentences(text: str, language: str | None) -> list[str]:
-    """text's sentences (`plaintext.sentence_ends`), each stripped."""
+    """text cut into its sentences (`plaintext.sentence_ends`), each with the white space
+    that follows it: "".join() of them is text."""
     ends = plaintext.sentence_ends(text, language)
-    starts = (0, *ends)
-    return [s for a, b in zip(starts, (*ends, len(text)), strict=True)
-            if (s := text[a:b].strip())]
+    return [text[a:b] for a, b in zip((0, *ends), (*ends, len(text)), strict=True)]
 
 
 def _without_promo_sentences(text: str, *, trailing_only: bool,
@@ -336,7 +340,7 @@ def _without_promo_sentences(text: str, *, trailing_only: bool,
             sentences.pop()
     else:
         sentences = [s for s in sentences if _promo_at(s) is None]
-    return " ".join(sentences)
+    return " ".join("".join(sentences).split())
 
 
 @lru_cache(maxsize=64)
@@ -399,6 +403,11 @@ def _summary(html: str, boilerplate: frozenset[str], patterns: tuple[str, ...],
     kept: list[_Para] = []
     promos: list[_Para] = []
     for p in _paragraphs(html):
+        if p.parts and boilerplate:  # a blurb inside the paragraph: left out of it
+            parts = tuple(t for t in p.parts if _key(t) not in boilerplate)
+            if not parts:
+                continue
+            p = p._replace(text=" ".join(parts), parts=parts)
         if (boilerplate and _key(p.text) in boilerplate) or any(u.search(p.text) for u in user):
             continue
         (promos if _is_promo(p.text) else kept).append(p)

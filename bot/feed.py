@@ -325,20 +325,25 @@ def _published(entry: Mapping[str, Any]) -> datetime | None:
 def _summary_html(entry: Mapping[str, Any]) -> str:
     """The richest show notes feedparser read (content:encoded is found by `_scan` first):
     the longest HTML one of the item's content and summary (Atom content, description,
-    itunes:summary: feedparser files a second summary-like element under content), else the
-    longest plain one, escaped, so the result is always HTML."""
-    found: list[tuple[bool, str]] = []
-    for c in entry.get("content") or []:
-        found.append(((c.get("type") or "").lower() in HTML_TYPES, c.get("value") or ""))
+    itunes:summary: feedparser files a second summary-like element under content); else the
+    summary, else the first content, as plain text escaped, so the result is always HTML."""
+    contents = list(entry.get("content") or [])
+    marked: list[str] = []
+    for c in contents:
+        if (c.get("type") or "").lower() in HTML_TYPES and (c.get("value") or "").strip():
+            marked.append(c["value"].strip())
     summary = entry.get("summary")
-    if isinstance(summary, str):
-        kind = (_get(entry, "summary_detail", "type") or "text/html").lower()
-        found.append((kind in HTML_TYPES, summary))
-    found = [(is_html, value.strip()) for is_html, value in found if value.strip()]
-    if not found:
-        return ""
-    is_html, value = max(found, key=lambda f: (f[0], len(f[1])))  # (the first of equals)
-    return value if is_html else html.escape(value)
+    plain = None
+    if isinstance(summary, str) and summary.strip():
+        if (_get(entry, "summary_detail", "type") or "text/html").lower() in HTML_TYPES:
+            marked.append(summary.strip())
+        else:
+            plain = summary.strip()
+    if marked:
+        return max(marked, key=len)  # (the first of equals)
+    if plain is None:
+        plain = next((v.strip() for c in contents if (v := c.get("value") or "").strip()), "")
+    return html.escape(plain)
 
 
 def _positive_int(value: object) -> int | None:

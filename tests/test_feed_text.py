@@ -154,6 +154,36 @@ def test_blank_lines_inside_one_p_are_not_paragraph_breaks() -> None:
     assert "—" not in text
 
 
+def test_a_blurb_repeated_inside_each_p_is_still_boilerplate() -> None:
+    blurb = "Based on the hit podcast, our host leads a game of survival for a group of players."
+    eps = [Episode(title=f"Ep {n}", link=f"https://show.example/{n}",
+                   summary_html=f"<p>The survivors of part {n} find a road north, and more of "
+                                f"what happens to them.\n\n{blurb}</p>") for n in range(5)]
+    boilerplate = find_boilerplate(eps)
+    text = post(eps[0], MASTODON_DEFAULT_RULES, boilerplate=boilerplate)
+    assert "The survivors of part 0 find a road north" in text and blurb not in text
+
+
+def test_one_br_and_a_newline_are_no_paragraph_break() -> None:
+    notes = ("<p>A few months before the end, everyone said goodbye.<br />\nThe world that "
+             "ended was a game.<br />\nIt did not do well.</p><p>Credits here.</p>")
+    text = post(Episode(title="Ep", link="https://show.example/1", summary_html=notes),
+                MASTODON_DEFAULT_RULES)
+    assert ("A few months before the end, everyone said goodbye. The world that ended was a "
+            "game. It did not do well.") in text and "Credits" not in text
+
+
+@pytest.mark.parametrize(("notes", "summary"), [
+    ("<p>Stanton struggled to press on and continue the fight..</p>",
+     "Stanton struggled to press on and continue the fight.."),
+    ("<p>建国35周年纪念，和平鸽一起出7枚680元。品相如图，喜欢联系！江浙沪皖朋友优先！</p>",
+     "建国35周年纪念，和平鸽一起出7枚680元。品相如图，喜欢联系！江浙沪皖朋友优先！"),
+])
+def test_sentences_are_kept_as_written(notes: str, summary: str) -> None:
+    from bot.compose import summary_from_html
+    assert summary_from_html(notes) == summary
+
+
 def test_blank_lines_in_plain_text_notes_still_separate_paragraphs() -> None:
     notes = ("First paragraph of plain text notes, which is long enough to stand alone as "
              "a summary.\n\nNext")
