@@ -96,8 +96,9 @@ def pysbd_language(language: str | None) -> str:
     return code if code in _PYSBD else "en"
 
 
-@lru_cache(maxsize=32)
 def _segmenter(code: str):  # -> pysbd.Segmenter
+    """A new segmenter for each text: one keeps the text it is segmenting as its own state,
+    so sharing one between threads would mix texts (and a new one costs under 1 µs)."""
     import pysbd  # (imported when first needed: it takes a moment)
     return pysbd.Segmenter(language=code, clean=False, char_span=False)
 
@@ -114,11 +115,12 @@ def sentence_ends(text: str, language: str | None = None, reach: int = 20000
         window = text[:space] if space >= 0 else text
     ends: set[int] = set()
     pos = 0
+    code = pysbd_language(language)
     for line_start, line in _lines(window):
         if not line.strip():
             continue
         pos = line_start
-        for sentence in _segmenter(pysbd_language(language)).segment(line):
+        for sentence in _segmenter(code).segment(line):
             body = sentence.strip()
             if not body:
                 continue
