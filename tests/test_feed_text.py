@@ -119,6 +119,29 @@ def test_content_encoded_read_with_character_references_and_empty_ones_skipped()
     assert ep.summary_html == "<p>Café &amp; more</p>"
 
 
+def test_content_encoded_is_read_as_feedparser_reads_it_in_every_real_feed(shared) -> None:
+    import io
+
+    import feedparser
+
+    from bot.feed import _scan
+    checked = 0
+    for path in sorted((shared / "feeds").rglob("*")):
+        if path.suffix not in (".xml", ".rss"):
+            continue
+        data = path.read_bytes()
+        read = feedparser.parse(io.BytesIO(data), sanitize_html=False,
+                                resolve_relative_uris=False)
+        scan = _scan(data, read.get("encoding"))
+        if len(scan.items) != len(read.entries):
+            continue  # (parse_feed then uses feedparser's fields alone)
+        for entry, item in zip(read.entries, scan.items, strict=True):
+            if item.notes is not None:
+                assert item.notes in [c["value"].strip() for c in entry.get("content", [])]
+                checked += 1
+    assert checked > 1000
+
+
 def test_the_longest_html_notes_win_without_content_encoded() -> None:
     data = feed("<title>Ep</title><guid>g1</guid>"
                 "<itunes:summary>&lt;p&gt;Short.&lt;/p&gt;</itunes:summary>"
