@@ -10,6 +10,7 @@ Run it with another checkout first on PYTHONPATH to compare. Nothing here is a t
 
 from __future__ import annotations
 
+import html
 import resource
 import subprocess
 import sys
@@ -24,14 +25,17 @@ SHAPES = {
     "links": "https://example.com/a ",                       # a URL every 22 bytes
     "less-than": "a < b ",
     "entities": "&amp;x &lol9; ",
+    # not CDATA but escaped in the XML ("&lt;p&gt;"), as many hosts write show notes
+    "escaped markup": "<p>Jane <b>Doe</b> &amp; <a href='https://x.example/a'>link</a></p>\n",
 }
 
 
-def feed(desc: str) -> bytes:
+def feed(desc: str, escaped: bool = False) -> bytes:
+    desc = html.escape(desc) if escaped else f"<![CDATA[{desc}]]>"
     return (f"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>Show</title><link>https://show.example/</link>
 <item><title>Ep 1</title><guid>g1</guid><link>https://show.example/1</link>
-<description><![CDATA[{desc}]]></description></item>
+<description>{desc}</description></item>
 <item><title>Ep 0</title><guid>g0</guid><description>short</description></item>
 </channel></rss>""").encode()
 
@@ -42,7 +46,7 @@ def one(shape: str, size: int) -> None:
     from bot.textlen import MASTODON_DEFAULT_RULES, X_RULES
 
     unit = SHAPES[shape]
-    data = feed((unit * (size // len(unit) + 1))[:size])
+    data = feed((unit * (size // len(unit) + 1))[:size], shape.startswith("escaped"))
     t0 = time.perf_counter()
     parsed = parse_feed(data)
     t1 = time.perf_counter()

@@ -334,6 +334,8 @@ def _sentences(text: str, language: str | None) -> list[str]:
 def _without_promo_sentences(text: str, *, trailing_only: bool,
                              language: str | None = None) -> str:
     """text less its promo sentences (or only the closing ones: "… Support the show at …")."""
+    if _promo_at(text) is None:  # (most summaries: no need to find their sentences)
+        return " ".join(text.split())
     sentences = _sentences(text, language)
     if trailing_only:
         while len(sentences) > 1 and _promo_at(sentences[-1]) is not None:
