@@ -5,20 +5,24 @@ Pure: no I/O and no clock. The same input always gives the same output.
 * Summary (`summary_from_html`): the show notes as paragraphs of plain text; paragraphs that
   repeat across the feed (`find_boilerplate`), that match the host's patterns, or that are
   plainly promos (a short list of built-in patterns) are dropped; the first paragraph left is
-  the summary (a very short one is joined with the next), less closing promo sentences.
+  the summary (a very short one is joined with the next), less closing promo sentences, at
+  most MAX_SUMMARY characters. Feed text is cleaned of invisible and bidi override characters
+  and undefined entities (`bot.plaintext`); the work is linear in the size of the notes.
 * Guests (`guests_for`): `podcast:person` guests and names after "w/", "with", "ft.", "feat.",
   "featuring" in the title; each written as its handle on the platform when the host's people
   map has a valid one (`render_mention`), else by name: never a broken mention.
-* Link (`choose_link`): the episode page (or the show's listen page; the audio file only when
-  there is nothing else), UTM parameters merged in (`with_params`), non-ASCII parts
-  percent-encoded (`ascii_url`; on X the host IDNA-encoded too) so X and Mastodon link, and
-  X counts, all of it. Link policy "none" leaves it out, "reply" moves it to a reply.
+* Link (`choose_link`): the episode page (or the show's page: `listen_link`, else the feed's
+  <link>; the audio file only when there is nothing else; never behind a tracker's prefix),
+  UTM parameters merged in (`with_params`), non-ASCII parts percent-encoded (`ascii_url`; on
+  X the host IDNA-encoded too) so X and Mastodon link, and X counts, all of it. Link policy
+  "none" leaves it out, "reply" moves it to a reply.
 * Fitting keeps the template's layout: every step shortens one part and renders the template
   again. In order, until the post fits (`textlen.fits`): drop the summary's last whole
-  sentences, cut the summary at a word (else grapheme) boundary with an ellipsis, drop the
-  summary, cut the title the same way; only when even that is not enough, drop hashtags from
-  the end (and fit again with fewer). The link is always kept whole, and no cut falls inside a
-  URL, an @mention or a #hashtag, or inside a grapheme cluster.
+  sentences (found by pysbd in the feed's language: "Dr." or "U.S." ends none), cut the
+  summary at a word (else grapheme) boundary with an ellipsis, drop the summary, cut the
+  title the same way; only when even that is not enough, drop hashtags from the end (and fit
+  again with fewer). The link is always kept whole, and no cut falls inside a URL, an
+  @mention or a #hashtag, or inside a grapheme cluster.
 * Artwork: the episode's image, else the show's, with alt text from a template, cut at a word
   to the platform's alt-text limit.
 """
