@@ -399,7 +399,10 @@ def _capped(text: str, language: str | None) -> str:
     if ends:
         return head[:ends[-1]].rstrip()
     space = head.rfind(" ")
-    return (head[:space] if space > 0 else head[:MAX_SUMMARY - 1]).rstrip() + "…"
+    if space > 0:
+        return head[:space].rstrip() + "…"
+    clusters = textlen.graphemes(head)  # (no space: a script without any, or junk)
+    return "".join(clusters[:-2]) + "…"   # (the last may be a cluster cut in two)
 
 
 @lru_cache(maxsize=256)

@@ -343,6 +343,18 @@ def test_a_10_mb_title_is_read_in_bounded_time() -> None:
     assert fits(c.text, X_RULES)
 
 
+@pytest.mark.parametrize(("unit", "end"), [
+    ("Hello Dr. Who, this is long. ", "this is long."),   # at a sentence's end
+    ("👩\u200d👩\u200d👧", "👧…"),                          # at a grapheme, no space
+    ("word ", "word…"),                                  # at a word
+])
+def test_a_summary_is_capped_at_a_sentence_word_or_grapheme(unit: str, end: str) -> None:
+    from bot.compose import MAX_SUMMARY, summary_from_html
+    summary = summary_from_html("<p>" + unit * (3 * MAX_SUMMARY // len(unit)) + "</p>")
+    assert MAX_SUMMARY - 40 < len(summary) <= MAX_SUMMARY and summary.endswith(end)
+    assert summary.removesuffix("…").endswith(unit.strip())  # (whole: no emoji cut in two)
+
+
 # --- through the worker ------------------------------------------------------------------------
 
 
