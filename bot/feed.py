@@ -45,7 +45,7 @@ import math
 import re
 import struct
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -397,7 +397,8 @@ class _Scan:
     image: str | None                 # channel-level itunes:image href
 
 
-_HIDDEN = re.compile(r"<!\[CDATA\[(.*?)\]\]>|<!--.*?-->", re.DOTALL)
+# (an unclosed section runs to the end: searched once, not again from every "<!--")
+_HIDDEN = re.compile(r"<!\[CDATA\[(.*?)(?:\]\]>|\Z)|<!--.*?(?:-->|\Z)", re.DOTALL)
 _ITEM = re.compile(r"<(item|entry)\b[^>]*?(?:/>|>(.*?)(?:</\1\s*>|\Z))",
                    re.DOTALL | re.IGNORECASE)
 _XMLNS = re.compile(r"""\bxmlns:([A-Za-z_][\w.-]*)\s*=\s*(["'])(.*?)\2""", re.DOTALL)
@@ -431,12 +432,17 @@ def _scan(data: bytes, encoding: str | None) -> _Scan:
     text = _HIDDEN.sub(lambda m: html.escape(m.group(1)) if m.group(1) is not None else "", text)
     pp = "|".join(re.escape(p) for p in sorted(podcast))
     ip = "|".join(re.escape(p) for p in sorted(itunes))
-    person_re = re.compile(rf"<({pp}):person\b([^>]*?)(?<!/)>(.*?)</\1:person\s*>",
-                           re.DOTALL | re.IGNORECASE)
-    guid_re = re.compile(rf"<({pp}):guid\b[^>]*?(?<!/)>(.*?)</\1:guid\s*>",
-                         re.DOTALL | re.IGNORECASE)
-    live_re = re.compile(rf"<({pp}):liveItem\b.*?</\1:liveItem\s*>", re.DOTALL | re.IGNORECASE)
-    image_re = re.compile(rf"<(?:{ip}):image\b([^>]*)>", re.IGNORECASE)
+    # Elements are found by their start tag, then the first end tag after it: linear, where
+    # one regular expression with both would search to the end again from every unclosed
+    # start tag (minutes for a malformed feed full of them). No "<" inside a tag (XML has
+    # none in attribute values).
+    person_re = (re.compile(rf"<(?:{pp}):person\b([^<>]*?)(?<!/)>", re.IGNORECASE),
+                 re.compile(rf"</(?:{pp}):person\s*>", re.IGNORECASE))
+    guid_re = (re.compile(rf"<(?:{pp}):guid\b[^<>]*?(?<!/)>", re.IGNORECASE),
+               re.compile(rf"</(?:{pp}):guid\s*>", re.IGNORECASE))
+    live_re = (re.compile(rf"<(?:{pp}):liveItem\b", re.IGNORECASE),
+               re.compile(rf"</(?:{pp}):liveItem\s*>", re.IGNORECASE))
+    image_re = re.compile(rf"<(?:{ip}):image\b([^<>]*)>", re.IGNORECASE)
     cp = "|".join(re.escape(p) for p in sorted(content))
     encoded_re = (re.compile(rf"<(?:{cp}):encoded\b[^>]*?(/?)>", re.IGNORECASE),
                   re.compile(rf"</(?:{cp}):encoded\s*>", re.IGNORECASE))
@@ -449,21 +455,44 @@ def _scan(data: bytes, encoding: str | None) -> _Scan:
         outside.append(text[pos:m.start()])
         pos = m.end()
         body = m.group(2) or ""
-        guid = guid_re.search(body)
+        guid = next(_elements(body, guid_re), None)
         items.append(_ScannedItem(
-            persons=_persons(person_re.finditer(body)),
-            podcast_guid=_clean(html.unescape(guid.group(2))) if guid else None,
+            persons=_persons(_elements(body, person_re)),
+            podcast_guid=_clean(html.unescape(body[guid[1]:guid[2]])) if guid else None,
             notes=_encoded(body, encoded_re, fix),
         ))
     outside.append(text[pos:])
-    channel = live_re.sub("", "".join(outside))
+    channel = "".join(outside)
+    live = list(_elements(channel, live_re))
+    if live:  # podcast:liveItem elements are not the channel's own
+        kept, at = [], 0
+        for start, _, _, end, _ in live:
+            kept.append(channel[at:start])
+            at = end
+        channel = "".join(kept) + channel[at:]
     image = None
     for m in image_re.finditer(channel):
         attrs = _attrs(m.group(1))
         image = _clean(attrs.get("href") or attrs.get("url"))
         if image:
             break
-    return _Scan(items=tuple(items), persons=_persons(person_re.finditer(channel)), image=image)
+    return _Scan(items=tuple(items), persons=_persons(_elements(channel, person_re)),
+                 image=image)
+
+
+def _elements(text: str, tags: tuple[re.Pattern[str], re.Pattern[str]]
+              ) -> Iterator[tuple[int, int, int, int, re.Match[str]]]:
+    """(start, content start, content end, end, start tag match) of each element of text
+    whose start and end tags these are, in order; an element's content ends at the first end
+    tag after its start. Linear: once an end tag is missing, none follows."""
+    start_re, end_re = tags
+    pos = 0
+    while m := start_re.search(text, pos):
+        close = end_re.search(text, m.end())
+        if close is None:
+            return
+        yield m.start(), m.end(), close.start(), close.end(), m
+        pos = close.end()
 
 
 def _encoded(body: str, tags: tuple[re.Pattern[str], re.Pattern[str]],
@@ -518,12 +547,13 @@ def _fixer(encoding: str | None) -> Callable[[str], str]:
     return fix
 
 
-def _persons(matches: Iterable[re.Match[str]]) -> tuple[Person, ...]:
+def _persons(found: Iterable[tuple[int, int, int, int, re.Match[str]]]
+             ) -> tuple[Person, ...]:
     out: list[Person] = []
-    for m in matches:
-        attrs = _attrs(m.group(2))
+    for _start, begin, end, _end, m in found:
+        attrs = _attrs(m.group(1))
         name = " ".join(plaintext.clean(plaintext.unescape(
-            re.sub(r"<[^>]*>", "", m.group(3)))).split())
+            re.sub(r"<[^<>]*>", "", m.string[begin:end]))).split())
         if not name:
             continue
         role = " ".join((attrs.get("role") or "").split()).lower() or DEFAULT_PERSON_ROLE

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from bot.compose import ComposeOptions, compose_episode, find_boilerplate, fit_text
+from bot.errors import ParseError
 from bot.feed import parse_feed, parse_selected, scan_feed
 from bot.models import Episode, Rules
 from bot.textlen import MASTODON_DEFAULT_RULES, X_RULES, fits
@@ -330,6 +331,22 @@ def test_a_10_mb_description_is_processed_in_bounded_time(shape: str) -> None:
     assert elapsed < 30, f"{shape}: {elapsed:.1f} s"   # about 1-3 s here; minutes before
     for c, rules in zip(posts, (X_RULES, MASTODON_DEFAULT_RULES), strict=True):
         assert fits(c.text, rules) and "https://show.example/1" in c.text
+
+
+@pytest.mark.parametrize("unit", ["<!-- ", "<![CDATA[ ", "<podcast:person>", "<podcast:person ",
+                                  "<podcast:guid>", "<podcast:liveItem>", "<itunes:image ",
+                                  "<content:encoded>"])
+def test_a_malformed_feed_full_of_unclosed_tags_is_read_in_bounded_time(unit: str) -> None:
+    junk = unit * (1024 * 1024 // len(unit))  # 1 MB (before: 100 KB took 3-8 s, 400 KB 1-2 min)
+    item = "<title>Ep</title><guid>g1</guid><link>https://show.example/1</link>"
+    for data in (feed(item + f"<description>{junk}</description>"),   # inside an item
+                 feed(item, head=HEAD + junk)):                        # in the channel
+        started = time.perf_counter()
+        try:
+            parse_feed(data)
+        except ParseError:
+            pass  # (unreadable is a fine answer; taking minutes is not)
+        assert time.perf_counter() - started < 20
 
 
 def test_a_10_mb_title_is_read_in_bounded_time() -> None:
