@@ -5,27 +5,30 @@ Pure: no I/O and no clock. The same input always gives the same output.
 * Summary (`summary_from_html`): the show notes as paragraphs of plain text; paragraphs that
   repeat across the feed (`find_boilerplate`), that match the host's patterns, or that are
   plainly promos (a short list of built-in patterns) are dropped; the first paragraph left is
-  the summary (a very short one is joined with the next), less closing promo sentences.
+  the summary (a very short one is joined with the next), less closing promo sentences, at
+  most MAX_SUMMARY characters. Feed text is cleaned of invisible and bidi override characters
+  and undefined entities (`bot.plaintext`); the work is linear in the size of the notes.
 * Guests (`guests_for`): `podcast:person` guests and names after "w/", "with", "ft.", "feat.",
   "featuring" in the title; each written as its handle on the platform when the host's people
   map has a valid one (`render_mention`), else by name: never a broken mention.
-* Link (`choose_link`): the episode page (or the show's listen page; the audio file only when
-  there is nothing else), UTM parameters merged in (`with_params`), non-ASCII parts
-  percent-encoded (`ascii_url`; on X the host IDNA-encoded too) so X and Mastodon link, and
-  X counts, all of it. Link policy "none" leaves it out, "reply" moves it to a reply.
+* Link (`choose_link`): the episode page (or the show's page: `listen_link`, else the feed's
+  <link>; the audio file only when there is nothing else; never behind a tracker's prefix),
+  UTM parameters merged in (`with_params`), non-ASCII parts percent-encoded (`ascii_url`; on
+  X the host IDNA-encoded too) so X and Mastodon link, and X counts, all of it. Link policy
+  "none" leaves it out, "reply" moves it to a reply.
 * Fitting keeps the template's layout: every step shortens one part and renders the template
   again. In order, until the post fits (`textlen.fits`): drop the summary's last whole
-  sentences, cut the summary at a word (else grapheme) boundary with an ellipsis, drop the
-  summary, cut the title the same way; only when even that is not enough, drop hashtags from
-  the end (and fit again with fewer). The link is always kept whole, and no cut falls inside a
-  URL, an @mention or a #hashtag, or inside a grapheme cluster.
+  sentences (found by pysbd in the feed's language: "Dr." or "U.S." ends none), cut the
+  summary at a word (else grapheme) boundary with an ellipsis, drop the summary, cut the
+  title the same way; only when even that is not enough, drop hashtags from the end (and fit
+  again with fewer). The link is always kept whole, and no cut falls inside a URL, an
+  @mention or a #hashtag, or inside a grapheme cluster.
 * Artwork: the episode's image, else the show's, with alt text from a template, cut at a word
   to the platform's alt-text limit.
 """
 
 from __future__ import annotations
 
-import html as htmllib
 import logging
 import re
 import traceback
@@ -40,8 +43,9 @@ import regex
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
-from bot import textlen
+from bot import plaintext, textlen
 from bot.errors import CrierError, TemplateError
+from bot.feed import untracked_url
 from bot.models import Episode, Rules
 
 log = logging.getLogger(__name__)
@@ -147,51 +151,59 @@ _TOKEN = re.compile(
     r"|<!\[CDATA\[(?P<cdata>.*?)(?:\]\]>|\Z)"
     rf"|<(?P<skip>script|style|template|head|title)\b{_ATTRS}>.*?(?:</(?P=skip)\s*>|\Z)"
     rf"|<(?P<close>/)?(?P<tag>[a-zA-Z][a-zA-Z0-9:-]*+){_ATTRS}>"
-    r"|<[!?][^>]*+>",
+    r"|<[!?][^>]*+(?:>|\Z)",
     re.DOTALL | re.IGNORECASE,
 )
-_BAD_CHARS = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\ufeff\\ufffe\\uffff]")
+# Elements holding one paragraph of prose: a blank line inside one is only white space.
+_PROSE = frozenset("p li dt dd td th figcaption h1 h2 h3 h4 h5 h6".split())
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v\xa0]*\n")
 
 
 class _Para(NamedTuple):
     text: str   # one line of plain text
     kind: str   # "p" (prose), "li" (list item), "h" (heading)
+    # a <p> with blank lines inside: its blank-line-separated parts (each one line), so a
+    # part that repeats across the feed (a show's blurb) is still found as boilerplate
+    parts: tuple[str, ...] = ()
 
 
 def _inline(text: str) -> str:
-    """One line of clean text: control characters dropped, whitespace runs made one space."""
-    return " ".join(_BAD_CHARS.sub("", text).split())
+    """One line of clean text: control, invisible and bidi override characters dropped
+    (`plaintext.clean`), whitespace runs made one space."""
+    return " ".join(plaintext.clean(text).split())
 
 
 @lru_cache(maxsize=1024)
 def _paragraphs(source: str) -> tuple[_Para, ...]:
     """Show notes (HTML, or plain text) as paragraphs of plain text: a new one at every block
-    tag, at two <br> in a row and at a blank line; entities decoded; links become their text;
-    script and style dropped. A regular-expression tokenizer: a 3000-item feed's notes take a
-    fraction of a second, about twice as fast as html.parser."""
+    tag, at two <br> in a row and at a blank line outside a <p> (or another element holding
+    one paragraph: inside it a blank line is white space); entities decoded (undefined ones
+    dropped); links become their text; script and style dropped. A regular-expression
+    tokenizer, linear in the size of the notes: a 3000-item feed's notes take a fraction of a
+    second, about twice as fast as html.parser."""
     out: list[_Para] = []
     chunks: list[str] = []
     kind = "p"
     breaks = 0
     depth = {"li": 0, "h": 0}
+    prose = False  # inside a <p> (or the like): blank lines are not breaks
 
     def flush() -> None:
         nonlocal breaks
         if chunks:
-            for part in _BLANK_LINE.split("".join(chunks)):
-                text = _inline(part)
-                if text:
-                    out.append(_Para(text, kind))
+            lines = [line for part in _BLANK_LINE.split("".join(chunks))
+                     if (line := _inline(part))]
+            if prose and len(lines) > 1:
+                out.append(_Para(" ".join(lines), kind, tuple(lines)))
+            else:
+                out.extend(_Para(line, kind) for line in lines)
             chunks.clear()
         breaks = 0
 
     pos = 0
     for m in _TOKEN.finditer(source):
         if m.start() > pos:
-            data = source[pos:m.start()]
-            if "&" in data:
-                data = htmllib.unescape(data)
+            data = plaintext.unescape(source[pos:m.start()])
             if data.strip():
                 breaks = 0
             chunks.append(data)
@@ -207,16 +219,16 @@ def _paragraphs(source: str) -> tuple[_Para, ...]:
             if breaks >= 2:
                 flush()
             else:
-                chunks.append("\n")
+                chunks.append(" ")  # (one <br> and a newline are no blank line)
         elif tag in _BLOCK_TAGS:
             flush()
+            prose = tag in _PROSE and not m.group("close")
             part = "li" if tag == "li" else "h" if tag in _HEADINGS else None
             if part:
                 depth[part] = max(0, depth[part] + (-1 if m.group("close") else 1))
             kind = "h" if depth["h"] else "li" if depth["li"] else "p"
     if pos < len(source):
-        data = source[pos:]
-        chunks.append(htmllib.unescape(data) if "&" in data else data)
+        chunks.append(plaintext.unescape(source[pos:]))
     flush()
     return tuple(out)
 
@@ -247,7 +259,8 @@ def find_boilerplate(episodes: Sequence[Episode], *, min_share: float = BOILERPL
     `summary_from_html` (or ComposeOptions.boilerplate)."""
     counts: Counter[str] = Counter()
     for ep in episodes:
-        counts.update({k for p in _paragraphs(ep.summary_html) if (k := _key(p.text))})
+        counts.update({k for p in _paragraphs(ep.summary_html) for t in (p.text, *p.parts)
+                       if (k := _key(t))})
     need = min_share * len(episodes) - 1e-9  # 0.3 * 10 is 3.0000000000000004
     return frozenset(k for k, n in counts.items() if n >= min_count and n >= need)
 
@@ -309,20 +322,31 @@ def _opens(text: str, at: int) -> bool:
 
 
 def _is_promo(text: str) -> bool:
-    """A paragraph that is a promo: short with a promo pattern, or opening with one."""
-    at = _promo_at(text)
+    """A paragraph that is a promo: short with a promo pattern, or opening with one (so a
+    long one is searched only near its start: no pattern match is 400 characters long)."""
+    at = _promo_at(text if len(text) <= _PROMO_SHORT else text[:_PROMO_OPENING + 400])
     return at is not None and (len(text) <= _PROMO_SHORT or _opens(text, at))
 
 
-def _without_promo_sentences(text: str, *, trailing_only: bool) -> str:
+def _sentences(text: str, language: str | None) -> list[str]:
+    """text cut into its sentences (`plaintext.sentence_ends`), each with the white space
+    that follows it: "".join() of them is text."""
+    ends = plaintext.sentence_ends(text, language)
+    return [text[a:b] for a, b in zip((0, *ends), (*ends, len(text)), strict=True)]
+
+
+def _without_promo_sentences(text: str, *, trailing_only: bool,
+                             language: str | None = None) -> str:
     """text less its promo sentences (or only the closing ones: "… Support the show at …")."""
-    sentences = _SENTENCE_GAP.split(text)
+    if _promo_at(text) is None:  # (most summaries: no need to find their sentences)
+        return " ".join(text.split())
+    sentences = _sentences(text, language)
     if trailing_only:
         while len(sentences) > 1 and _promo_at(sentences[-1]) is not None:
             sentences.pop()
     else:
         sentences = [s for s in sentences if _promo_at(s) is None]
-    return " ".join(sentences)
+    return " ".join("".join(sentences).split())
 
 
 @lru_cache(maxsize=64)
@@ -344,26 +368,55 @@ SHORT_SUMMARY = 80  # characters: a first paragraph shorter than this is joined 
 _ENDS_CLAUSE = regex.compile(r"[.!?…:;。！？][\"'”’»)\]]*$")
 
 
+# characters: a longer summary is cut at its last sentence end before this (else at a word,
+# with an ellipsis). No post needs more, and it bounds the work of fitting a hostile one.
+MAX_SUMMARY = 5000
+
+
 def summary_from_html(html: str, *, boilerplate: frozenset[str] = frozenset(),
-                      patterns: Sequence[str] = ()) -> str:
+                      patterns: Sequence[str] = (), language: str | None = None) -> str:
     """Show notes (HTML or plain text) -> the summary, as plain text.
 
     Paragraphs whose key is in `boilerplate` (see `find_boilerplate`), that match one of
     `patterns` (regular expressions, case-insensitive) or that are plainly promos (built-in
     patterns) are dropped; headings are passed over. The summary is the first paragraph left;
-    when it is shorter than SHORT_SUMMARY characters the next one is joined to it. Empty when
-    no text is left."""
+    when it is shorter than SHORT_SUMMARY characters the next one is joined to it; closing
+    promo sentences are cut (sentences as `plaintext.sentence_ends` finds them in the feed's
+    `language`), and it is at most MAX_SUMMARY characters. Empty when no text is left."""
     if not html or not html.strip():
         return ""
-    return _summary(html, frozenset(boilerplate), tuple(patterns))
+    return _summary(html, frozenset(boilerplate), tuple(patterns), language)
+
+
+def _capped(text: str, language: str | None) -> str:
+    """text, or its sentences that end within MAX_SUMMARY characters (else its words, and an
+    ellipsis)."""
+    if len(text) <= MAX_SUMMARY:
+        return text
+    head = text[:MAX_SUMMARY + 1]
+    ends = [e for e in plaintext.sentence_ends(head, language, MAX_SUMMARY)
+            if e <= MAX_SUMMARY]
+    if ends:
+        return head[:ends[-1]].rstrip()
+    space = head.rfind(" ")
+    if space > 0:
+        return head[:space].rstrip() + "…"
+    clusters = textlen.graphemes(head)  # (no space: a script without any, or junk)
+    return "".join(clusters[:-2]) + "…"   # (the last may be a cluster cut in two)
 
 
 @lru_cache(maxsize=256)
-def _summary(html: str, boilerplate: frozenset[str], patterns: tuple[str, ...]) -> str:
+def _summary(html: str, boilerplate: frozenset[str], patterns: tuple[str, ...],
+             language: str | None = None) -> str:
     user = _user_patterns(patterns)
     kept: list[_Para] = []
     promos: list[_Para] = []
     for p in _paragraphs(html):
+        if p.parts and boilerplate:  # a blurb inside the paragraph: left out of it
+            parts = tuple(t for t in p.parts if _key(t) not in boilerplate)
+            if not parts:
+                continue
+            p = p._replace(text=" ".join(parts), parts=parts)
         if (boilerplate and _key(p.text) in boilerplate) or any(u.search(p.text) for u in user):
             continue
         (promos if _is_promo(p.text) else kept).append(p)
@@ -376,7 +429,8 @@ def _summary(html: str, boilerplate: frozenset[str], patterns: tuple[str, ...]) 
         for p in promos:
             at = _promo_at(p.text)
             if at is not None and not _opens(p.text, at):
-                rest = _without_promo_sentences(p.text, trailing_only=False)
+                rest = _without_promo_sentences(_capped(p.text, language),
+                                                trailing_only=False, language=language)
                 if rest:
                     return rest
         return ""
@@ -384,7 +438,8 @@ def _summary(html: str, boilerplate: frozenset[str], patterns: tuple[str, ...]) 
     if len(summary) < SHORT_SUMMARY and len(body) > 1:
         sep = " " if _ENDS_CLAUSE.search(summary) else " — "
         summary = summary + sep + body[1].text
-    return _without_promo_sentences(summary, trailing_only=True)
+    return _without_promo_sentences(_capped(summary, language), trailing_only=True,
+                                    language=language)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -658,14 +713,17 @@ def _url(value: str | None) -> str | None:
 
 def choose_link(episode: Episode, choice: str = "episode",
                 listen_link: str | None = None) -> str | None:
-    """Which link to post: "episode" = the episode page, else the show's listen page;
-    "listen" = the listen page, else the episode page. The raw audio file only when there is
-    nothing else."""
+    """Which link to post: "episode" = the episode page, else the show's page (`listen_link`,
+    else the feed's channel <link>); "listen" = the show's page, else the episode page. The
+    audio file only when there is nothing else. A link is never shown behind a download
+    tracker's prefix (Podtrac, Chartable, Podsights...: `feed.untracked_url`)."""
     if choice not in LINK_CHOICES:
         raise CrierError(f"unknown link {choice!r}; expected one of {', '.join(LINK_CHOICES)}")
-    page, listen = _url(episode.link), _url(listen_link)
+    page = _url(episode.link)
+    listen = _url(listen_link) or _url(episode.show_link)
     first, second = (listen, page) if choice == "listen" else (page, listen)
-    return first or second or _url(episode.enclosure_url)
+    chosen = first or second or _url(episode.enclosure_url)
+    return untracked_url(chosen) if chosen else None
 
 
 def with_params(url: str, params: Mapping[str, str]) -> str:
@@ -736,7 +794,7 @@ def _hashtags(tags: Sequence[str]) -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
     for tag in tags:
-        word = _HASHTAG_JUNK.sub("", _BAD_CHARS.sub("", tag))
+        word = _HASHTAG_JUNK.sub("", plaintext.clean(tag))
         if not word or word.casefold() in seen:
             continue
         if not _LETTER.search(word):
@@ -786,7 +844,6 @@ def _new_tags(tags: Sequence[str], texts: Sequence[str], counter: str) -> list[s
 _MENTION_OR_TAG = regex.compile(
     r"(?<![\w@＠#＃])(?:[@＠][\w.\-]+(?:@[\w\-]+(?:\.[\w\-]+)+)?|[#＃][\w\u00b7\u200c]+)"
 )
-_SENTENCE_END = regex.compile(r"[.!?…‼⁇⁈⁉][\"'”’»)\]]*(?=\s)|[。！？](?!$)|\n")
 _WEAK_END = frozenset(",;:-–—([{/\\&\"'“‘«")
 
 
@@ -801,10 +858,6 @@ def _protected(text: str, counter: str) -> Spans:
     return tuple(sorted(spans))
 
 
-def _inside(pos: int, spans: Spans) -> bool:
-    return any(s < pos < e for s, e in spans)
-
-
 @lru_cache(maxsize=64)
 def _boundaries(text: str) -> tuple[int, ...]:
     """Grapheme cluster boundaries strictly inside text."""
@@ -815,28 +868,38 @@ def _boundaries(text: str) -> tuple[int, ...]:
     return tuple(out[:-1])
 
 
-def _sentence_cuts(text: str, spans: Spans) -> list[int]:
-    """Ends of whole sentences (and of lines), ascending, not counting the end of text."""
+def _outside(positions: Sequence[int], spans: Spans) -> list[int]:
+    """The ascending positions that fall inside no span (s < pos < e): one pass over both."""
+    out, i, reach = [], 0, -1  # reach: the furthest end of the spans starting before pos
+    for pos in positions:
+        while i < len(spans) and spans[i][0] < pos:
+            reach = max(reach, spans[i][1])
+            i += 1
+        if pos >= reach:
+            out.append(pos)
+    return out
+
+
+def _sentence_cuts(text: str, spans: Spans, language: str | None = None,
+                   reach: int = 20000) -> list[int]:
+    """Ends of whole sentences (`plaintext.sentence_ends`: "Dr.", "U.S." and initials are no
+    ends) and of lines, ascending, not counting the end of text; only those within about
+    `reach` characters (no cut further on could fit)."""
     bounds = set(_boundaries(text))
-    cuts = []
-    for m in _SENTENCE_END.finditer(text):
-        end = m.end() if m.group() != "\n" else m.start()
-        if end in bounds and text[:end].strip() and not _inside(end, spans):
-            cuts.append(end)
-    return sorted(set(cuts))
+    first = len(text) - len(text.lstrip())
+    ends = [e for e in plaintext.sentence_ends(text, language, reach)
+            if e > first and e in bounds]
+    return _outside(ends, spans)
 
 
 def _word_cuts(text: str, spans: Spans) -> list[int]:
     """Ends of words: boundaries where whitespace starts after non-whitespace."""
-    cuts = []
-    for pos in _boundaries(text):
-        if text[pos].isspace() and not text[pos - 1].isspace() and not _inside(pos, spans):
-            cuts.append(pos)
-    return cuts
+    return _outside([pos for pos in _boundaries(text)
+                     if text[pos].isspace() and not text[pos - 1].isspace()], spans)
 
 
 def _grapheme_cuts(text: str, spans: Spans) -> list[int]:
-    return [pos for pos in _boundaries(text) if not _inside(pos, spans)]
+    return _outside(_boundaries(text), spans)
 
 
 def _with_ellipsis(text: str, end: int, spans: Spans, ellipsis: str) -> str:
@@ -884,6 +947,12 @@ def _cut(text: str, counter: str, ellipsis: str, ok: Callable[[str], bool],
         cuts = _grapheme_cuts(text, spans)[max(0, min_graphemes - 1):]
         found = _largest(cuts, make, ok)
     return found[1] if found else None
+
+
+def _reach(rules: Rules) -> int:
+    """How far into a text a cut that fits can lie (characters, with a margin for links,
+    which count 23 whatever their length): sentences beyond are not looked for."""
+    return 4 * rules.limit + 400
 
 
 def _words(text: str) -> int:
@@ -973,7 +1042,8 @@ def compose_episode(
     }
     full_title = _inline(episode.title)
     full_summary = summary_from_html(episode.summary_html, boilerplate=options.boilerplate,
-                                     patterns=options.boilerplate_patterns)
+                                     patterns=options.boilerplate_patterns,
+                                     language=episode.language)
     tags = _hashtags(options.hashtags)
 
     # what the post says besides title and summary, for "is this hashtag already there?"
@@ -1015,7 +1085,7 @@ def compose_episode(
         text = render(title, summary, tags)
         if not ok(text) and summary:
             spans = _protected(summary, rules.counter)
-            cuts = _sentence_cuts(summary, spans)
+            cuts = _sentence_cuts(summary, spans, episode.language, _reach(rules))
             total = len(cuts) + 1
             best = _largest(cuts, lambda end: _rstrip(summary[:end]),
                             lambda s: ok(render(title, s, tags)))
@@ -1188,7 +1258,8 @@ def _split_tail(text: str, counter: str) -> tuple[str, str, str]:
     return body, text[len(body):start], text[start:]
 
 
-def fit_text(text: str, rules: Rules, *, fit: bool = True, ellipsis: str | None = None) -> Composed:
+def fit_text(text: str, rules: Rules, *, fit: bool = True, ellipsis: str | None = None,
+             language: str | None = None) -> Composed:
     """Measure a host's own text against `rules`. Too long and fit=False: returned unchanged
     (length > limit) for the caller to refuse with the numbers. Too long and fit=True: shortened
     by whole sentences, then by words (else graphemes) with the ellipsis, keeping the trailing
@@ -1207,7 +1278,7 @@ def fit_text(text: str, rules: Rules, *, fit: bool = True, ellipsis: str | None 
         return textlen.fits(join(b), rules)
 
     spans = _protected(body, rules.counter)
-    cuts = _sentence_cuts(body, spans)
+    cuts = _sentence_cuts(body, spans, language, _reach(rules))
     best = _largest(cuts, lambda end: _rstrip(body[:end]), ok)
     if best is not None:
         shorter: str | None = best[1]
@@ -1296,7 +1367,8 @@ def compose_promo(text: str, *, show: str, rules: Rules, episode: Episode | None
         variables.update(
             title=_inline(episode.title), link=link or "",
             summary=summary_from_html(episode.summary_html, boilerplate=options.boilerplate,
-                                      patterns=options.boilerplate_patterns),
+                                      patterns=options.boilerplate_patterns,
+                                      language=episode.language),
             season=episode.season, number=episode.number,
             duration=_duration(episode.duration),
             published=episode.published.date() if episode.published else None,
@@ -1308,8 +1380,8 @@ def compose_promo(text: str, *, show: str, rules: Rules, episode: Episode | None
     rendered = _render(_compile(text, name), name, variables)
     if not rendered.strip():
         raise TemplateError(name, "the text renders an empty post")
-    composed = fit_text(rendered, rules, fit=fit,
-                        ellipsis=options.ellipsis)
+    composed = fit_text(rendered, rules, fit=fit, ellipsis=options.ellipsis,
+                        language=episode.language if episode is not None else None)
     if image_url:
         alt = _render(_compile(options.alt_template or DEFAULT_ALT_TEMPLATE, "alt_template"),
                       "alt_template", {"show": _inline(show), "title": variables["title"],

@@ -27,7 +27,8 @@ in one expat pass (no feedparser), with keys exactly equal to `feed_identity_key
 data))`, or returns None when it cannot be sure; `parse_selected` then runs feedparser on the
 channel plus only the chosen items, giving the very Episodes a full parse gives for them.
 
-Public: `parse_feed`, `parse_duration`, `normalize_url`, `identity_keys`, `fingerprint`,
+Public: `parse_feed`, `parse_duration`, `normalize_url`, `untracked_url`, `identity_keys`,
+`fingerprint`,
 `feed_identity_keys`, `html_to_text`, `scan_feed`, `parse_selected`, `FeedScan`,
 `ScannedItem`.
 """
@@ -37,13 +38,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import html
+import html.entities
 import io
 import logging
 import math
 import re
 import struct
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -61,12 +63,18 @@ from xml.parsers import expat as pyexpat
 from xml.sax import SAXParseException
 
 import feedparser
+import feedparser.api
 import xxhash
 
+from bot import plaintext
 from bot.errors import ParseError
 from bot.models import Episode, ParsedFeed, Person
 
 log = logging.getLogger(__name__)
+
+# feedparser's strict parser gets expat with its text buffered (see bot.expatsax): the same
+# reading, without one Python call per character reference of a description.
+feedparser.api.PREFERRED_XML_PARSERS = ["bot.expatsax"]
 
 # Podcasting 2.0 namespace URIs (the current one and the spec's original GitHub address).
 # https://github.com/Podcastindex-org/podcast-namespace/blob/main/docs/1.0.md
@@ -74,6 +82,7 @@ PODCAST_NAMESPACES = frozenset({
     "https://podcastindex.org/namespace/1.0",
     "https://github.com/podcastindex-org/podcast-namespace/blob/main/docs/1.0.md",
 })
+CONTENT_NAMESPACE = "http://purl.org/rss/1.0/modules/content/"
 ITUNES_NAMESPACES = frozenset({
     "http://www.itunes.com/dtds/podcast-1.0.dtd",
     "https://www.itunes.com/dtds/podcast-1.0.dtd",
@@ -142,8 +151,15 @@ def parse_feed(data: bytes, *, url: str | None = None) -> ParsedFeed:
     # open one that names a file. No Content-Location either: it would make feedparser resolve
     # relative GUIDs against the feed's address, and an item's GUID must not change when the
     # feed moves. Relative links are resolved below instead.
+    # No sanitizing or relative-URI resolution of embedded HTML: both re-parse every piece of
+    # show notes with feedparser's slow SGML parser (seconds per MB: a hostile 10 MB
+    # description took minutes), and crier only ever reads the text of the notes
+    # (`bot.compose`). `summary_html` is therefore unsanitized: never render it as HTML.
+    # Titles are still sanitized (`_text`), exactly as feedparser would, since their text
+    # is part of an episode's identity.
     try:
-        result = feedparser.parse(io.BytesIO(data))
+        result = feedparser.parse(io.BytesIO(data), sanitize_html=False,
+                                  resolve_relative_uris=False)
     except (UnicodeError, ValueError, LookupError) as e:
         # feedparser chokes on some broken encoding declarations (bytes it cannot decode,
         # a NUL inside): a broken feed, said so, never a crash
@@ -171,13 +187,15 @@ def parse_feed(data: bytes, *, url: str | None = None) -> ParsedFeed:
                     "and podcast:guid of items are ignored", where, len(items), len(entries))
         items = [None] * len(entries)
 
-    episodes = tuple(_episode(entry, item, scan.persons, url)
+    show_link = _absolute(_clean(channel.get("link")), url)
+    language = _clean(channel.get("language"))
+    episodes = tuple(_episode(entry, item, scan.persons, url, show_link, language)
                      for entry, item in zip(entries, items, strict=True))
     image = scan.image or _get(channel, "image", "href")
     return ParsedFeed(
         title=_text(channel.get("title"), channel.get("title_detail")),
-        link=_absolute(_clean(channel.get("link")), url),
-        language=_clean(channel.get("language")),
+        link=show_link,
+        language=language,
         image=_absolute(_clean(image), url),
         episodes=episodes,
         bozo=bozo,
@@ -214,7 +232,8 @@ _UNITS = re.compile(r"(?:(\d+)\s*h(?:ours?|rs?)?\s*)?(?:(\d+)\s*m(?:in(?:ute)?s?
 
 
 def _episode(entry: Mapping[str, Any], item: _ScannedItem | None,
-             channel_persons: tuple[Person, ...], base: str | None) -> Episode:
+             channel_persons: tuple[Person, ...], base: str | None,
+             show_link: str | None = None, language: str | None = None) -> Episode:
     enclosure_url, enclosure_type = _enclosure(entry, base)
     persons = item.persons if item and item.persons else channel_persons
     return Episode(
@@ -223,7 +242,7 @@ def _episode(entry: Mapping[str, Any], item: _ScannedItem | None,
         podcast_guid=item.podcast_guid if item else None,
         link=_episode_link(entry, enclosure_url, base),
         published=_published(entry),
-        summary_html=_summary_html(entry),
+        summary_html=item.notes if item and item.notes else _summary_html(entry),
         enclosure_url=enclosure_url,
         enclosure_type=enclosure_type,
         image=_episode_image(entry, base),
@@ -232,6 +251,8 @@ def _episode(entry: Mapping[str, Any], item: _ScannedItem | None,
         number=_positive_int(entry.get("itunes_episode")),
         episode_type=_episode_type(entry.get("itunes_episodetype")),
         persons=persons,
+        show_link=show_link,
+        language=language,
     )
 
 
@@ -307,20 +328,27 @@ def _published(entry: Mapping[str, Any]) -> datetime | None:
 
 
 def _summary_html(entry: Mapping[str, Any]) -> str:
-    """content:encoded (or Atom HTML content) first, else description/summary. Plain text is
-    escaped, so the result is always HTML."""
+    """The richest show notes feedparser read (content:encoded is found by `_scan` first):
+    the longest HTML one of the item's content and summary (Atom content, description,
+    itunes:summary: feedparser files a second summary-like element under content); else the
+    summary, else the first content, as plain text escaped, so the result is always HTML."""
     contents = list(entry.get("content") or [])
+    marked: list[str] = []
     for c in contents:
         if (c.get("type") or "").lower() in HTML_TYPES and (c.get("value") or "").strip():
-            return c["value"].strip()
+            marked.append(c["value"].strip())
     summary = entry.get("summary")
-    if summary and summary.strip():
-        kind = (_get(entry, "summary_detail", "type") or "text/html").lower()
-        return summary.strip() if kind in HTML_TYPES else html.escape(summary.strip())
-    for c in contents:
-        if (c.get("value") or "").strip():
-            return html.escape(c["value"].strip())
-    return ""
+    plain = None
+    if isinstance(summary, str) and summary.strip():
+        if (_get(entry, "summary_detail", "type") or "text/html").lower() in HTML_TYPES:
+            marked.append(summary.strip())
+        else:
+            plain = summary.strip()
+    if marked:
+        return max(marked, key=len)  # (the first of equals)
+    if plain is None:
+        plain = next((v.strip() for c in contents if (v := c.get("value") or "").strip()), "")
+    return html.escape(plain)
 
 
 def _positive_int(value: object) -> int | None:
@@ -359,6 +387,7 @@ def _sniff(data: bytes) -> str:
 class _ScannedItem:
     persons: tuple[Person, ...] = ()
     podcast_guid: str | None = None
+    notes: str | None = None          # the item's content:encoded, when it has any text
 
 
 @dataclass(frozen=True)
@@ -368,7 +397,8 @@ class _Scan:
     image: str | None                 # channel-level itunes:image href
 
 
-_HIDDEN = re.compile(r"<!\[CDATA\[(.*?)\]\]>|<!--.*?-->", re.DOTALL)
+# (an unclosed section runs to the end: searched once, not again from every "<!--")
+_HIDDEN = re.compile(r"<!\[CDATA\[(.*?)(?:\]\]>|\Z)|<!--.*?(?:-->|\Z)", re.DOTALL)
 _ITEM = re.compile(r"<(item|entry)\b[^>]*?(?:/>|>(.*?)(?:</\1\s*>|\Z))",
                    re.DOTALL | re.IGNORECASE)
 _XMLNS = re.compile(r"""\bxmlns:([A-Za-z_][\w.-]*)\s*=\s*(["'])(.*?)\2""", re.DOTALL)
@@ -376,7 +406,9 @@ _ATTR = re.compile(r"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
 def _scan(data: bytes, encoding: str | None) -> _Scan:
-    """Find podcast:person, item podcast:guid and the channel itunes:image in the raw text.
+    """Find podcast:person, item podcast:guid, item content:encoded (feedparser mixes it up
+    with a description or itunes:summary that comes before it) and the channel itunes:image
+    in the raw text.
 
     A tolerant scan (malformed feeds are read too): CDATA sections are escaped and comments
     dropped first, so markup inside show notes is never mistaken for elements. Items are
@@ -388,21 +420,33 @@ def _scan(data: bytes, encoding: str | None) -> _Scan:
         text = data.decode("utf-8", errors="replace")
     podcast = {"podcast"}
     itunes = {"itunes"}
+    content = {"content"}
     for prefix, _, uri in _XMLNS.findall(text[:20000]):
         uri = uri.strip().lower()
         if uri in PODCAST_NAMESPACES:
             podcast.add(prefix)
         elif uri in ITUNES_NAMESPACES:
             itunes.add(prefix)
+        elif uri == CONTENT_NAMESPACE:
+            content.add(prefix)
     text = _HIDDEN.sub(lambda m: html.escape(m.group(1)) if m.group(1) is not None else "", text)
     pp = "|".join(re.escape(p) for p in sorted(podcast))
     ip = "|".join(re.escape(p) for p in sorted(itunes))
-    person_re = re.compile(rf"<({pp}):person\b([^>]*?)(?<!/)>(.*?)</\1:person\s*>",
-                           re.DOTALL | re.IGNORECASE)
-    guid_re = re.compile(rf"<({pp}):guid\b[^>]*?(?<!/)>(.*?)</\1:guid\s*>",
-                         re.DOTALL | re.IGNORECASE)
-    live_re = re.compile(rf"<({pp}):liveItem\b.*?</\1:liveItem\s*>", re.DOTALL | re.IGNORECASE)
-    image_re = re.compile(rf"<(?:{ip}):image\b([^>]*)>", re.IGNORECASE)
+    # Elements are found by their start tag, then the first end tag after it: linear, where
+    # one regular expression with both would search to the end again from every unclosed
+    # start tag (minutes for a malformed feed full of them). No "<" inside a tag (XML has
+    # none in attribute values).
+    person_re = (re.compile(rf"<(?:{pp}):person\b([^<>]*?)(?<!/)>", re.IGNORECASE),
+                 re.compile(rf"</(?:{pp}):person\s*>", re.IGNORECASE))
+    guid_re = (re.compile(rf"<(?:{pp}):guid\b[^<>]*?(?<!/)>", re.IGNORECASE),
+               re.compile(rf"</(?:{pp}):guid\s*>", re.IGNORECASE))
+    live_re = (re.compile(rf"<(?:{pp}):liveItem\b", re.IGNORECASE),
+               re.compile(rf"</(?:{pp}):liveItem\s*>", re.IGNORECASE))
+    image_re = re.compile(rf"<(?:{ip}):image\b([^<>]*)>", re.IGNORECASE)
+    cp = "|".join(re.escape(p) for p in sorted(content))
+    encoded_re = (re.compile(rf"<(?:{cp}):encoded\b[^>]*?(/?)>", re.IGNORECASE),
+                  re.compile(rf"</(?:{cp}):encoded\s*>", re.IGNORECASE))
+    fix = _fixer(encoding)
 
     items: list[_ScannedItem] = []
     outside: list[str] = []
@@ -411,27 +455,105 @@ def _scan(data: bytes, encoding: str | None) -> _Scan:
         outside.append(text[pos:m.start()])
         pos = m.end()
         body = m.group(2) or ""
-        guid = guid_re.search(body)
+        guid = next(_elements(body, guid_re), None)
         items.append(_ScannedItem(
-            persons=_persons(person_re.finditer(body)),
-            podcast_guid=_clean(html.unescape(guid.group(2))) if guid else None,
+            persons=_persons(_elements(body, person_re)),
+            podcast_guid=_clean(html.unescape(body[guid[1]:guid[2]])) if guid else None,
+            notes=_encoded(body, encoded_re, fix),
         ))
     outside.append(text[pos:])
-    channel = live_re.sub("", "".join(outside))
+    channel = "".join(outside)
+    live = list(_elements(channel, live_re))
+    if live:  # podcast:liveItem elements are not the channel's own
+        kept, at = [], 0
+        for start, _, _, end, _ in live:
+            kept.append(channel[at:start])
+            at = end
+        channel = "".join(kept) + channel[at:]
     image = None
     for m in image_re.finditer(channel):
         attrs = _attrs(m.group(1))
         image = _clean(attrs.get("href") or attrs.get("url"))
         if image:
             break
-    return _Scan(items=tuple(items), persons=_persons(person_re.finditer(channel)), image=image)
+    return _Scan(items=tuple(items), persons=_persons(_elements(channel, person_re)),
+                 image=image)
 
 
-def _persons(matches: Iterable[re.Match[str]]) -> tuple[Person, ...]:
+def _elements(text: str, tags: tuple[re.Pattern[str], re.Pattern[str]]
+              ) -> Iterator[tuple[int, int, int, int, re.Match[str]]]:
+    """(start, content start, content end, end, start tag match) of each element of text
+    whose start and end tags these are, in order; an element's content ends at the first end
+    tag after its start. Linear: once an end tag is missing, none follows."""
+    start_re, end_re = tags
+    pos = 0
+    while m := start_re.search(text, pos):
+        close = end_re.search(text, m.end())
+        if close is None:
+            return
+        yield m.start(), m.end(), close.start(), close.end(), m
+        pos = close.end()
+
+
+def _encoded(body: str, tags: tuple[re.Pattern[str], re.Pattern[str]],
+             fix: Callable[[str], str]) -> str | None:
+    """The text of the item's first content:encoded that has any (None when none has), as
+    feedparser reads it: CDATA (escaped by `_scan`) and character references decoded, the
+    same repair of mis-decoded text, whitespace stripped. Linear: one search per element."""
+    start_re, end_re = tags
+    pos = 0
+    while m := start_re.search(body, pos):
+        if m.group(1):  # <content:encoded/>
+            pos = m.end()
+            continue
+        end = end_re.search(body, m.end())
+        if end is None:
+            return None
+        value = fix(_xml_unescape(body[m.end():end.start()]).replace("\r\n", "\n")
+                    .replace("\r", "\n")).strip()
+        if value:
+            return value
+        pos = end.end()
+    return None
+
+
+_XML_REFERENCE = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]{1,8})|#[xX]([0-9a-fA-F]{1,7}));")
+_XML_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
+def _xml_unescape(text: str) -> str:
+    """XML's predefined entities and character references decoded; anything else kept."""
+    def one(m: re.Match[str]) -> str:
+        if m.group(1):
+            return _XML_NAMED[m.group(1)]
+        code = int(m.group(2)) if m.group(2) else int(m.group(3), 16)
+        return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else ""
+    return _XML_REFERENCE.sub(one, text) if "&" in text else text
+
+
+def _fixer(encoding: str | None) -> Callable[[str], str]:
+    """What feedparser's pop() does to every text it keeps: UTF-8 that was decoded as
+    ISO-8859-1 repaired (for a UTF-8 document), then cp1252's extensions mapped."""
+    from feedparser.html import _cp1252
+    utf8 = (encoding or "utf-8").lower() in ("utf-8", "utf-8_invalid_python_3")
+
+    def fix(s: str) -> str:
+        if utf8:
+            try:
+                s = s.encode("iso-8859-1").decode("utf-8")
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                pass
+        return s.translate(_cp1252)
+    return fix
+
+
+def _persons(found: Iterable[tuple[int, int, int, int, re.Match[str]]]
+             ) -> tuple[Person, ...]:
     out: list[Person] = []
-    for m in matches:
-        attrs = _attrs(m.group(2))
-        name = " ".join(html.unescape(re.sub(r"<[^>]*>", "", m.group(3))).split())
+    for _start, begin, end, _end, m in found:
+        attrs = _attrs(m.group(1))
+        name = " ".join(plaintext.clean(plaintext.unescape(
+            re.sub(r"<[^<>]*>", "", m.string[begin:end]))).split())
         if not name:
             continue
         role = " ".join((attrs.get("role") or "").split()).lower() or DEFAULT_PERSON_ROLE
@@ -1504,6 +1626,30 @@ def _normalize_url(url: str, enclosure: bool) -> str:
     return urlunsplit(("https", host, path, urlencode(params) if params else "", ""))
 
 
+def untracked_url(url: str) -> str:
+    """url without the download trackers' redirect prefixes chained in front of it
+    ("https://dts.podtrac.com/redirect.mp3/chrt.fm/track/X/traffic.host/a.mp3" is
+    "https://traffic.host/a.mp3"), otherwise as it is: the URL to show a reader."""
+    raw = url.strip()
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") \
+            or not _ANY_TRACKING_PREFIX.match(rest):
+        return url
+    for _ in range(10):  # chains: podtrac → chartable → the file
+        for prefix in TRACKING_PREFIXES:
+            m = prefix.match(rest)
+            if m and _looks_like_host_path(rest[m.end():]):
+                inner = rest[m.end():]
+                if re.match(r"https?://", inner, re.IGNORECASE):
+                    scheme, _, rest = inner.partition("://")
+                else:
+                    rest = inner
+                break
+        else:
+            break
+    return f"{scheme}://{rest}"
+
+
 def identity_keys(ep: Episode, *, show_link: str | None = None) -> frozenset[str]:
     """Every key that identifies this episode; two items are the same episode if any matches.
 
@@ -1638,12 +1784,36 @@ def _clean(value: object) -> str | None:
 
 
 def _text(value: object, detail: Mapping[str, Any] | None) -> str:
-    """A title as plain text: feedparser keeps markup when it thinks the title is HTML."""
+    """A title as plain text: feedparser keeps markup when it thinks the title is HTML (it is
+    sanitized here as feedparser would have: parse_feed turns that off for show notes).
+    Invisible and deceptive characters and undefined entities ("&lol9;") are removed."""
     if not isinstance(value, str):
         return ""
-    if (_get(detail, "type") or "").lower() in HTML_TYPES:
-        value = html_to_text(value)
-    return " ".join(value.split())
+    kind = (_get(detail, "type") or "").lower()
+    if len(value) > MAX_TITLE:  # (a hostile 10 MB title would take a minute to sanitize)
+        value = value[:MAX_TITLE]
+        if kind in HTML_TYPES and value.rfind("<") > value.rfind(">"):
+            value = value[:value.rfind("<")]  # not half a tag
+    if kind in HTML_TYPES:
+        value = html_to_text(_sanitized(value, kind))
+    value = _UNDEFINED_ENTITY.sub(lambda m: "" if m.group(1) not in html.entities.html5
+                                  else m.group(), value) if "&" in value else value
+    return " ".join(plaintext.clean(value).split())
+
+
+# characters of a title read at most: no real one comes near, and the work stays bounded
+MAX_TITLE = 20_000
+# a named reference left as text (XML would have refused it; feedparser's loose parser keeps
+# it): "&lol9;", from entity declarations that are never expanded
+_UNDEFINED_ENTITY = re.compile(r"&([A-Za-z][A-Za-z0-9]{0,40};)")
+
+
+def _sanitized(value: str, kind: str) -> str:
+    """What feedparser's pop() makes of an HTML title (relative URIs resolved, then
+    sanitized), for the same text as before parse_feed turned that off."""
+    from feedparser.sanitizer import _sanitize_html
+    from feedparser.urls import resolve_relative_uris
+    return _sanitize_html(resolve_relative_uris(value, "", "utf-8", kind), "utf-8", kind)
 
 
 def html_to_text(fragment: str) -> str:

@@ -26,7 +26,7 @@ class Episode:
     podcast_guid: str | None = None    # item-level <podcast:guid>, when a host sets one
     link: str | None = None            # the episode page
     published: datetime | None = None  # aware UTC
-    summary_html: str = ""             # show notes: content:encoded, else description/summary
+    summary_html: str = ""             # show notes, unsanitized HTML: never render it as HTML
     enclosure_url: str | None = None
     enclosure_type: str | None = None
     image: str | None = None           # episode artwork (itunes:image), else None
@@ -35,6 +35,8 @@ class Episode:
     number: int | None = None          # itunes:episode
     episode_type: str | None = None    # full | trailer | bonus
     persons: tuple[Person, ...] = ()
+    show_link: str | None = None       # the show's page: the channel's <link>
+    language: str | None = None        # the channel's <language> ("en-us")
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ def episode_to_data(ep: Episode, language: str | None = None,
 
 def episode_from_data(d: dict) -> Episode:
     d = dict(d)
-    for extra in ("language", "show_image", "boilerplate"):
+    for extra in ("show_image", "boilerplate"):  # (language is an Episode field)
         d.pop(extra, None)
     pub = d.get("published")
     d["published"] = datetime.fromisoformat(pub) if pub else None

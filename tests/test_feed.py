@@ -402,7 +402,9 @@ def test_episode_fields():
 
 def test_missing_fields_are_empty_not_errors():
     (ep,) = parse_feed(rss("<description>x</description>")).episodes
-    assert ep == Episode(title="", summary_html="x")
+    # (the show's page and language come from the channel)
+    assert ep == Episode(title="", summary_html="x", show_link="https://example.com/",
+                         language="en")
 
 
 @pytest.mark.parametrize("item, link", [
