@@ -128,3 +128,18 @@ def test_feed_artwork_is_checked_as_the_worker_fetches_it(world, cli):
                  top='allow_private_networks = ["127.0.0.0/8"]\n')
     got = lines(cli("check").output)
     assert got["artwork masto"].startswith("ok") and "image/png" in got["artwork masto"]
+
+
+def test_no_secret_in_check_status_or_history(world, cli, monkeypatch):
+    """What the host's commands print never carries a token: checked with a refused X key
+    (its error path) and a working Mastodon token, in text and JSON."""
+    from tests.world import M_TOKEN
+    world.cycle()
+    wrong = "WRONG-SECRET-consumer-7f3e9a"
+    monkeypatch.setenv("CRIER_X_CONSUMER_SECRET", wrong)
+    outs = [cli("check", code=1).output, cli("check", "--json", code=1).output,
+            cli("status").output, cli("status", "--json").output,
+            cli("history").output, cli("history", "--json").output]
+    assert "FAILED" in outs[0] and "account x" in outs[0]
+    for out in outs:
+        assert M_TOKEN not in out and wrong not in out and "Traceback" not in out
