@@ -135,9 +135,9 @@ def test_find_boilerplate_is_fast_on_a_3000_item_feed(
     eps = [replace(pool[i % len(pool)],
                    summary_html=pool[i % len(pool)].summary_html + f"<p>Item {i}</p>")
            for i in range(3000)]
-    start = time.perf_counter()
+    start = time.process_time()   # CPU time: other processes on the machine don't count
     find_boilerplate(eps)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
 
 
 # --- real feeds ---------------------------------------------------------------------------------
