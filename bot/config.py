@@ -121,6 +121,7 @@ class Settings:
     # notifications to the host (bot/alerts.py): Apprise URLs; a feed failing this long
     notify: tuple[str, ...] = field(default=(), repr=False, compare=False)
     feed_alert_after: int = 3600
+    slug: str = ""                        # the show's short name (bot/deployment.py)
 
     def notify_urls(self, account: str | None = None) -> tuple[str, ...]:
         """Where a notification about `account` (or about crier as a whole) goes: the
@@ -163,6 +164,7 @@ class Settings:
 # key: (type(s), required, description for messages)
 TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "show": ((str,), "the show's name (text)"),
+    "slug": ((str,), "the show's short name: lower-case letters, digits and -"),
     "feed": ((str,), "the feed's http(s) URL or a file path (text)"),
     "poll_interval": ((int, str), "seconds (a number) or a duration like \"15m\""),
     "data_dir": ((str,), "a folder for the SQLite database and artwork (relative: to this "
@@ -303,12 +305,15 @@ def resolve_database_url(url: str, base: Path) -> str:
 
 def load_settings(path: str | os.PathLike | None = None,
                   env: dict[str, str] | None = None) -> Settings:
-    """Read and check a config file. `env` (default os.environ) wins over the `.env` file
-    next to the config."""
-    env = dict(os.environ if env is None else env)
-    cfg_path = find_config(str(path) if path else None, env)
-    if cfg_path.is_file():
-        env = {**dotenv_values_for(cfg_path), **env}
+    """Read and check a config file and return its one show. `env` (default os.environ) wins
+    over the `.env` file next to the config. A config with several shows (`[[shows]]`,
+    `include`) is an error naming them: use `bot.deployment.load_deployment` there."""
+    from bot.deployment import load_deployment  # the multi-show half of this adapter
+    return load_deployment(path, env).show(None)
+
+
+def read_config(cfg_path: Path) -> tuple[str, dict[str, Any]]:
+    """A config file's text and its parsed TOML; an unreadable file is a ConfigError."""
     try:
         text = cfg_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -316,9 +321,15 @@ def load_settings(path: str | os.PathLike | None = None,
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read: {e}", file=str(cfg_path)) from None
     try:
-        raw = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"not valid TOML: {e}", file=str(cfg_path)) from None
+
+
+def validate_show(raw: dict[str, Any], cfg_path: Path, text: str,
+                  env: dict[str, str]) -> Settings:
+    """One show in today's single-show layout → Settings. `text` is only read on the error
+    path, to find the line of the key an error names ("" leaves lines unknown)."""
     try:
         return _validate(raw, cfg_path, text, env)
     except ConfigError as e:
@@ -556,8 +567,7 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
         timezone=timezone, accounts=tuple(accounts),
         **_paths(raw, env, base, file),
         listen_link=listen_link, people=people, boilerplate_patterns=tuple(patterns),
-        notify=_notify_list(raw.get("notify", []), file=file, key="notify",
-                            line=_line_of(text, "notify")),
+        notify=_notify_list(raw.get("notify", []), file=file, key="notify", line=None),
         feed_alert_after=parse_duration(raw.get("feed_alert_after", 3600), file=file,
                                         key="feed_alert_after", minimum=0),
         **_promos(raw.get("promos", {}), file, text),
@@ -697,7 +707,7 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
                                              key=f"{where}.amplify_delay", minimum=0)
     if "notify" in table:
         kw["notify"] = _notify_list(table["notify"], file=file, key=f"{where}.notify",
-                                    line=_line_of_path(text, f"{where}.notify"))
+                                    line=None)  # its line: found by validate_show
     if kw.get("link_policy") in ("none", "reply") and "media" not in table:
         kw["media"] = "artwork"  # no link card without a link: show the artwork instead
 
