@@ -326,12 +326,13 @@ def read_config(cfg_path: Path) -> tuple[str, dict[str, Any]]:
         raise ConfigError(f"not valid TOML: {e}", file=str(cfg_path)) from None
 
 
-def validate_show(raw: dict[str, Any], cfg_path: Path, text: str,
-                  env: dict[str, str]) -> Settings:
+def validate_show(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str], *,
+                  own_paths: bool = True) -> Settings:
     """One show in today's single-show layout → Settings. `text` is only read on the error
-    path, to find the line of the key an error names ("" leaves lines unknown)."""
+    path, to find the line of the key an error names ("" leaves lines unknown). `own_paths`
+    False: data_dir and the database are the deployment's (the caller sets them)."""
     try:
-        return _validate(raw, cfg_path, text, env)
+        return _validate(raw, cfg_path, text, env, own_paths)
     except ConfigError as e:
         # a key path ("accounts[1].min_gap", "promos.grace") or a top-level key: its line
         if e.line is None and e.key and e.file == str(cfg_path) and (
@@ -476,7 +477,8 @@ def _promos(table: dict[str, Any], file: str, text: str) -> dict[str, Any]:
     return out
 
 
-def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str]) -> Settings:
+def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str],
+              own_paths: bool = True) -> Settings:
     file = str(cfg_path)
     base = cfg_path.absolute().parent
     _check_keys(raw, TOP_KEYS, "at the top level", file, text)
@@ -565,7 +567,7 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
         poll_interval=parse_duration(raw.get("poll_interval", 900), file=file,
                                      key="poll_interval"),
         timezone=timezone, accounts=tuple(accounts),
-        **_paths(raw, env, base, file),
+        **(_paths(raw, env, base, file) if own_paths else {}),
         listen_link=listen_link, people=people, boilerplate_patterns=tuple(patterns),
         notify=_notify_list(raw.get("notify", []), file=file, key="notify", line=None),
         feed_alert_after=parse_duration(raw.get("feed_alert_after", 3600), file=file,

@@ -240,7 +240,7 @@ class _Loader:
                                   f"of {self.cfg_path}", file=str(file), key=prefix + key,
                                   line=_locate(file, index, key, text))
         try:
-            show = validate_show(raw, file, text, self.env)
+            show = validate_show(raw, file, text, self.env, own_paths=False)
         except ConfigError as first:
             if index is None:
                 raise
@@ -248,7 +248,7 @@ class _Loader:
             sub, offset = show_text(self.text, index)
             e = first
             try:
-                validate_show(raw, file, sub, self.env)
+                validate_show(raw, file, sub, self.env, own_paths=False)
             except ConfigError as again:
                 e = again
             line = None if e.line is None else e.line + offset
