@@ -310,3 +310,11 @@ def test_valid_files_load_without_looking_for_any_line(tmp_path, monkeypatch):
     assert len(load_deployment(tmp_path / "crier.toml", env={}).shows) == 3
     write(tmp_path / "crier.toml", TWO_SHOWS.format(beta_x_extra=""))
     assert len(load_deployment(tmp_path / "crier.toml", env={}).shows) == 2
+
+
+def test_a_pattern_matching_nothing_is_a_deployment_without_shows(tmp_path, caplog):
+    cfg = write(tmp_path / "crier.toml", 'include = ["shows/*.toml"]\n')
+    d = load_deployment(cfg, env={})
+    assert d.shows == () and "matches no file" in caplog.text
+    with pytest.raises(ConfigError, match=r"no shows: add \[\[shows\]\] tables"):
+        d.show(None)
