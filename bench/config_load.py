@@ -4,8 +4,8 @@
 
 Each show file is in today's single-show layout, like a network would generate it: a name, an
 https feed, a time zone, a poll interval, people, hashtags, a [promos] table and two dry-run
-accounts. Prints files, seconds (wall and CPU), files per second and the peak RSS; `--profile` prints the
-top of a cProfile of the largest N. Not a timed test.
+accounts. Prints files, seconds (wall and CPU), files per second and the peak RSS;
+`--profile` prints the top of a cProfile of the largest N. Not a timed test.
 """
 
 from __future__ import annotations
