@@ -14,6 +14,7 @@ command line (`bot.schedule.parse_duration`).
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import os
 import re
@@ -366,24 +367,33 @@ def _check_keys(table: dict[str, Any], schema: dict, where: str, file: str, text
 def parse_duration(value: int | str, *, file: str, key: str, minimum: int = 60) -> int:
     """Seconds from a duration key: a number of seconds, or text in the one grammar crier
     uses everywhere (`--in` too): "90s", "15m", "1h30m", "5 minutes", "2 days", "1.5h"."""
-    from bot.schedule import DURATION_HINT, ScheduleError
-    from bot.schedule import parse_duration as parse_text
     if isinstance(value, int):
         seconds = value
     elif value.strip().isdigit():
+        from bot.schedule import DURATION_HINT
         raise ConfigError(f"{value!r} has no unit: write {value.strip()} without quotes for "
                           f"seconds, or add a unit. {DURATION_HINT}", file=file, key=key)
     else:
-        try:
-            seconds = round(parse_text(value, allow_zero=minimum == 0).total_seconds())
-        except ScheduleError as e:
-            raise ConfigError(f"expected a duration: {e.problem}. {e.hint}", file=file,
-                              key=key) from None
+        seconds = _text_seconds(value, minimum == 0)
+        if isinstance(seconds, str):
+            raise ConfigError(f"expected a duration: {seconds}", file=file, key=key)
     if seconds < minimum:
         raise ConfigError(f"must be at least {minimum} seconds"
                           f"{' (polite polling)' if key == 'poll_interval' else ''}, got {seconds}",
                           file=file, key=key)
     return seconds
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_seconds(value: str, allow_zero: bool) -> int | str:
+    """A duration text's seconds, or the problem with it (remembered: thousands of show files
+    repeat the same few durations)."""
+    from bot.schedule import ScheduleError
+    from bot.schedule import parse_duration as parse_text
+    try:
+        return round(parse_text(value, allow_zero=allow_zero).total_seconds())
+    except ScheduleError as e:
+        return f"{e.problem}. {e.hint}"
 
 
 def parse_quiet_hours(value: str, *, file: str, key: str) -> str | None:
