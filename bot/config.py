@@ -18,7 +18,6 @@ import functools
 import logging
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,11 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import ConfigError
+
+try:  # tomllib's own upstream, compiled (mypyc): the same results, about 3× faster to parse
+    import tomli as tomllib
+except ImportError:  # pragma: no cover - tomli is a dependency; tomllib is the same parser
+    import tomllib
 from bot.tomlpos import line_of as _line_of
 from bot.tomlpos import line_of_path as _line_of_path
 
