@@ -55,14 +55,12 @@ dry_run = true
 
 
 def generate(root: Path, n: int) -> Path:
-    shows = root / "shows"
+    """root/<n>/crier.toml including root/<n>/shows/*.toml (kept for the next run)."""
+    shows = root / str(n) / "shows"
     shows.mkdir(parents=True, exist_ok=True)
-    have = len(list(shows.glob("*.toml")))
-    for i in range(have, n):
+    for i in range(len(list(shows.glob("*.toml"))), n):
         (shows / f"show-{i:06d}.toml").write_text(SHOW.format(i=i), encoding="utf-8")
-    for extra in sorted(shows.glob("*.toml"))[n:]:
-        extra.unlink()
-    cfg = root / "crier.toml"
+    cfg = shows.parent / "crier.toml"
     cfg.write_text('include = ["shows/*.toml"]\ndispatch_interval = "5s"\n', encoding="utf-8")
     return cfg
 

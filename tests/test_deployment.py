@@ -318,3 +318,19 @@ def test_a_pattern_matching_nothing_is_a_deployment_without_shows(tmp_path, capl
     assert d.shows == () and "matches no file" in caplog.text
     with pytest.raises(ConfigError, match=r"no shows: add \[\[shows\]\] tables"):
         d.show(None)
+
+
+def test_many_files_read_ahead_in_order_and_an_error_names_its_own_file(tmp_path):
+    n = deployment_module.READ_AHEAD_MIN + 6          # read by the read-ahead threads
+    cfg = write(tmp_path / "crier.toml", 'include = ["shows/*.toml"]\n')
+    for i in range(n):
+        write(tmp_path / "shows" / f"{i:03d}.toml", show_file(f"Show {i}", f"acc-{i}"))
+    d = load_deployment(cfg, env={})
+    assert d.slugs == tuple(f"show-{i}" for i in range(n))
+    assert [s.path.name for s in d.shows] == [f"{i:03d}.toml" for i in range(n)]
+    bad = write(tmp_path / "shows" / f"{n - 3:03d}.toml",
+                show_file("Bad", "bad", extra='poll_interval = "1s"\n'))
+    write(tmp_path / "shows" / f"{n - 1:03d}.toml", "not = [toml\n")   # later: not reached
+    with pytest.raises(ConfigError, match=rf"^{bad}, line 3, key 'poll_interval': must be at "
+                                          r"least 60 seconds"):
+        load_deployment(cfg, env={})
