@@ -23,14 +23,10 @@ looking for line numbers; only an error reads a text again to find its line.
 from __future__ import annotations
 
 import glob
-import itertools
 import logging
 import os
 import re
 import unicodedata
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -69,7 +65,6 @@ SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SLUG_MAX = 64
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 _GLOB_CHARS = re.compile(r"[*?\[]")
-READ_THREADS, READ_AHEAD, READ_AHEAD_MIN = 4, 256, 64  # included files read ahead
 CHOICES_SHOWN = 20                          # slugs named in a "which show?" message
 
 
@@ -162,7 +157,8 @@ class _Loader:
                 raise ConfigError("each show must be a [[shows]] table", file=str(self.cfg_path),
                                   key=f"shows[{i}]", line=line_of_path(self.text, "shows"))
             self._add(table, self.cfg_path, i, "", shared)
-        for file, (text, raw) in _read_ahead(self._included()):
+        for file in self._included():
+            text, raw = read_config(file)
             for key in ("shows", "include"):
                 if key in raw:
                     raise ConfigError(f"an included file holds one show in the single-show "
@@ -281,27 +277,6 @@ class _Loader:
         prefix = "" if index is None else f"shows[{index}]."
         raise ConfigError(f"{message}; the first is in {first}", file=str(file),
                           key=prefix + key, line=_locate(file, index, key))
-
-
-def _read_ahead(files: list[Path]) -> Iterator[tuple[Path, tuple[str, dict[str, Any]]]]:
-    """Each file with its text and TOML, in order; a few threads read ahead, so waiting for
-    the disk overlaps the parsing and checking (a cold cache of 100,000 files)."""
-    if len(files) < READ_AHEAD_MIN:
-        yield from ((f, read_config(f)) for f in files)
-        return
-    pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="crier-config")
-    try:
-        ahead: deque = deque()
-        todo = iter(files)
-        for f in itertools.islice(todo, READ_AHEAD):
-            ahead.append((f, pool.submit(read_config, f)))
-        while ahead:
-            f, future = ahead.popleft()
-            for g in itertools.islice(todo, 1):
-                ahead.append((g, pool.submit(read_config, g)))
-            yield f, future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _slug_of(raw: dict[str, Any], file: Path, index: int | None, text: str = "") -> str:

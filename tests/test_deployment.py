@@ -320,8 +320,8 @@ def test_a_pattern_matching_nothing_is_a_deployment_without_shows(tmp_path, capl
         d.show(None)
 
 
-def test_many_files_read_ahead_in_order_and_an_error_names_its_own_file(tmp_path):
-    n = deployment_module.READ_AHEAD_MIN + 6          # read by the read-ahead threads
+def test_many_files_load_in_order_and_an_error_names_its_own_file(tmp_path):
+    n = 70
     cfg = write(tmp_path / "crier.toml", 'include = ["shows/*.toml"]\n')
     for i in range(n):
         write(tmp_path / "shows" / f"{i:03d}.toml", show_file(f"Show {i}", f"acc-{i}"))
