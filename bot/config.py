@@ -58,7 +58,7 @@ class Secret(str):
         return str.__str__(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Account:
     name: str
     platform: str
@@ -88,7 +88,7 @@ class Account:
     missing_secrets: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Settings:
     path: Path
     show: str
