@@ -212,7 +212,7 @@ class _Loader:
     def _included(self) -> list[Path]:
         patterns = self.raw.get("include", [])
         base = str(self.cfg_path.absolute().parent)
-        seen: dict[str, None] = {}
+        seen: dict[str, None] = {os.path.abspath(self.cfg_path): None}  # never itself
         for i, pattern in enumerate(patterns):
             if not isinstance(pattern, str) or not pattern.strip():
                 raise ConfigError(f"expected file patterns like \"shows/*.toml\" (text), got "
@@ -227,8 +227,8 @@ class _Loader:
                 log.warning("%s: include %r matches no file", self.cfg_path, pattern)
             for f in found:
                 if os.path.isfile(f):
-                    seen.setdefault(f)
-        return [Path(f) for f in seen]
+                    seen.setdefault(os.path.normpath(f))
+        return [Path(f) for f in list(seen)[1:]]
 
     def _add(self, raw: dict[str, Any], file: Path, index: int | None, text: str,
              shared: dict[str, Any]) -> None:

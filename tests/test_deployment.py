@@ -334,3 +334,9 @@ def test_many_files_load_in_order_and_an_error_names_its_own_file(tmp_path):
     with pytest.raises(ConfigError, match=rf"^{bad}, line 3, key 'poll_interval': must be at "
                                           r"least 60 seconds"):
         load_deployment(cfg, env={})
+
+
+def test_a_pattern_that_matches_the_config_itself_skips_it(tmp_path):
+    cfg = write(tmp_path / "crier.toml", 'include = ["./*.toml", "one.toml"]\n')
+    write(tmp_path / "one.toml", show_file("One", "one"))
+    assert load_deployment(cfg, env={}).slugs == ("one",)
