@@ -65,6 +65,7 @@ SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SLUG_MAX = 64
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 _GLOB_CHARS = re.compile(r"[*?\[]")
+SINGLE_SHOW_SLUG = "show"       # a lone show whose name gives no slug ("日本語") keeps working
 CHOICES_SHOWN = 20                          # slugs named in a "which show?" message
 
 
@@ -134,7 +135,7 @@ def load_deployment(path: str | os.PathLike | None = None,
     if "shows" not in raw and "include" not in raw:
         one = validate_show(raw, cfg_path, text, env)
         shared = {k: getattr(one, k) for k in _SHARED_FIELDS}
-        slug = _slug_of(raw, cfg_path, None)
+        slug = _slug_of(raw, cfg_path, None, fallback=SINGLE_SHOW_SLUG)
         return Deployment(path=cfg_path, shows=(replace(one, slug=slug),), **shared)
     return _Loader(cfg_path, text, raw, env).load()
 
@@ -279,7 +280,8 @@ class _Loader:
                           key=prefix + key, line=_locate(file, index, key))
 
 
-def _slug_of(raw: dict[str, Any], file: Path, index: int | None, text: str = "") -> str:
+def _slug_of(raw: dict[str, Any], file: Path, index: int | None, text: str = "", *,
+             fallback: str | None = None) -> str:
     prefix = "" if index is None else f"shows[{index}]."
     if "slug" in raw:
         slug = raw["slug"].strip()
@@ -289,7 +291,7 @@ def _slug_of(raw: dict[str, Any], file: Path, index: int | None, text: str = "")
                               file=str(file), key=prefix + "slug",
                               line=_locate(file, index, "slug", text))
         return slug
-    slug = slugify(raw["show"])
+    slug = slugify(raw["show"]) or fallback
     if not slug:
         raise ConfigError(f"no slug can be made from the name {raw['show']!r}: set slug = "
                           f"\"…\" (lower-case letters, digits and -)", file=str(file),

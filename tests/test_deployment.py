@@ -165,6 +165,9 @@ def test_slug_from_a_name(name, slug):
 
 
 def test_a_name_without_a_slug_asks_for_one(tmp_path):
+    # alone, as in today's config, it keeps working
+    one = load_settings(write(tmp_path / "alone.toml", show_file("日本語", "jp")), env={})
+    assert (one.show, one.slug) == ("日本語", "show")
     write(tmp_path / "crier.toml", 'include = ["shows/*.toml"]\n')
     write(tmp_path / "shows" / "jp.toml", show_file("日本語", "jp"))
     with pytest.raises(ConfigError, match=r"jp.toml, line 1, key 'show': no slug can be made "
