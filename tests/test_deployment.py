@@ -343,3 +343,16 @@ def test_a_pattern_that_matches_the_config_itself_skips_it(tmp_path):
     cfg = write(tmp_path / "crier.toml", 'include = ["./*.toml", "one.toml"]\n')
     write(tmp_path / "one.toml", show_file("One", "one"))
     assert load_deployment(cfg, env={}).slugs == ("one",)
+
+
+def test_errors_in_a_shows_people_and_time_zone_are_at_their_lines(tmp_path):
+    people = '\n[shows.people."Ana B"]\nmastodon = "not a handle"\n'
+    cfg = write(tmp_path / "crier.toml",
+                TWO_SHOWS.format(beta_x_extra="") + '\n[[shows]]\nshow = "Gamma"\n'
+                'feed = "https://g.example/rss"\n' + people)
+    with pytest.raises(ConfigError, match=r"crier.toml, line 43, key "
+                                          r"'shows\[2\]\.people\.\"Ana B\"\.mastodon'"):
+        load_deployment(cfg, env={})
+    write(cfg, TWO_SHOWS.replace("Europe/Berlin", "Europe/Atlantis").format(beta_x_extra=""))
+    with pytest.raises(ConfigError, match=r"crier.toml, line 8, key 'shows\[0\]\.timezone'"):
+        load_deployment(cfg, env={})
