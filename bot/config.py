@@ -14,10 +14,10 @@ command line (`bot.schedule.parse_duration`).
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,11 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import ConfigError
+
+try:  # tomllib's own upstream, compiled (mypyc): the same results, about 3× faster to parse
+    import tomli as tomllib
+except ImportError:  # pragma: no cover - tomli is a dependency; tomllib is the same parser
+    import tomllib
 from bot.tomlpos import line_of as _line_of
 from bot.tomlpos import line_of_path as _line_of_path
 
@@ -53,7 +58,7 @@ class Secret(str):
         return str.__str__(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Account:
     name: str
     platform: str
@@ -83,7 +88,7 @@ class Account:
     missing_secrets: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Settings:
     path: Path
     show: str
@@ -121,6 +126,7 @@ class Settings:
     # notifications to the host (bot/alerts.py): Apprise URLs; a feed failing this long
     notify: tuple[str, ...] = field(default=(), repr=False, compare=False)
     feed_alert_after: int = 3600
+    slug: str = ""                        # the show's short name (bot/deployment.py)
 
     def notify_urls(self, account: str | None = None) -> tuple[str, ...]:
         """Where a notification about `account` (or about crier as a whole) goes: the
@@ -163,6 +169,7 @@ class Settings:
 # key: (type(s), required, description for messages)
 TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "show": ((str,), "the show's name (text)"),
+    "slug": ((str,), "the show's short name: lower-case letters, digits and -"),
     "feed": ((str,), "the feed's http(s) URL or a file path (text)"),
     "poll_interval": ((int, str), "seconds (a number) or a duration like \"15m\""),
     "data_dir": ((str,), "a folder for the SQLite database and artwork (relative: to this "
@@ -303,12 +310,15 @@ def resolve_database_url(url: str, base: Path) -> str:
 
 def load_settings(path: str | os.PathLike | None = None,
                   env: dict[str, str] | None = None) -> Settings:
-    """Read and check a config file. `env` (default os.environ) wins over the `.env` file
-    next to the config."""
-    env = dict(os.environ if env is None else env)
-    cfg_path = find_config(str(path) if path else None, env)
-    if cfg_path.is_file():
-        env = {**dotenv_values_for(cfg_path), **env}
+    """Read and check a config file and return its one show. `env` (default os.environ) wins
+    over the `.env` file next to the config. A config with several shows (`[[shows]]`,
+    `include`) is an error naming them: use `bot.deployment.load_deployment` there."""
+    from bot.deployment import load_deployment  # the multi-show half of this adapter
+    return load_deployment(path, env).show(None)
+
+
+def read_config(cfg_path: Path) -> tuple[str, dict[str, Any]]:
+    """A config file's text and its parsed TOML; an unreadable file is a ConfigError."""
     try:
         text = cfg_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -316,11 +326,18 @@ def load_settings(path: str | os.PathLike | None = None,
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read: {e}", file=str(cfg_path)) from None
     try:
-        raw = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"not valid TOML: {e}", file=str(cfg_path)) from None
+
+
+def validate_show(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str], *,
+                  own_paths: bool = True) -> Settings:
+    """One show in today's single-show layout → Settings. `text` is only read on the error
+    path, to find the line of the key an error names ("" leaves lines unknown). `own_paths`
+    False: data_dir and the database are the deployment's (the caller sets them)."""
     try:
-        return _validate(raw, cfg_path, text, env)
+        return _validate(raw, cfg_path, text, env, own_paths)
     except ConfigError as e:
         # a key path ("accounts[1].min_gap", "promos.grace") or a top-level key: its line
         if e.line is None and e.key and e.file == str(cfg_path) and (
@@ -354,24 +371,33 @@ def _check_keys(table: dict[str, Any], schema: dict, where: str, file: str, text
 def parse_duration(value: int | str, *, file: str, key: str, minimum: int = 60) -> int:
     """Seconds from a duration key: a number of seconds, or text in the one grammar crier
     uses everywhere (`--in` too): "90s", "15m", "1h30m", "5 minutes", "2 days", "1.5h"."""
-    from bot.schedule import DURATION_HINT, ScheduleError
-    from bot.schedule import parse_duration as parse_text
     if isinstance(value, int):
         seconds = value
     elif value.strip().isdigit():
+        from bot.schedule import DURATION_HINT
         raise ConfigError(f"{value!r} has no unit: write {value.strip()} without quotes for "
                           f"seconds, or add a unit. {DURATION_HINT}", file=file, key=key)
     else:
-        try:
-            seconds = round(parse_text(value, allow_zero=minimum == 0).total_seconds())
-        except ScheduleError as e:
-            raise ConfigError(f"expected a duration: {e.problem}. {e.hint}", file=file,
-                              key=key) from None
+        seconds = _text_seconds(value, minimum == 0)
+        if isinstance(seconds, str):
+            raise ConfigError(f"expected a duration: {seconds}", file=file, key=key)
     if seconds < minimum:
         raise ConfigError(f"must be at least {minimum} seconds"
                           f"{' (polite polling)' if key == 'poll_interval' else ''}, got {seconds}",
                           file=file, key=key)
     return seconds
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_seconds(value: str, allow_zero: bool) -> int | str:
+    """A duration text's seconds, or the problem with it (remembered: thousands of show files
+    repeat the same few durations)."""
+    from bot.schedule import ScheduleError
+    from bot.schedule import parse_duration as parse_text
+    try:
+        return round(parse_text(value, allow_zero=allow_zero).total_seconds())
+    except ScheduleError as e:
+        return f"{e.problem}. {e.hint}"
 
 
 def parse_quiet_hours(value: str, *, file: str, key: str) -> str | None:
@@ -465,7 +491,8 @@ def _promos(table: dict[str, Any], file: str, text: str) -> dict[str, Any]:
     return out
 
 
-def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str]) -> Settings:
+def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str],
+              own_paths: bool = True) -> Settings:
     file = str(cfg_path)
     base = cfg_path.absolute().parent
     _check_keys(raw, TOP_KEYS, "at the top level", file, text)
@@ -554,10 +581,9 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
         poll_interval=parse_duration(raw.get("poll_interval", 900), file=file,
                                      key="poll_interval"),
         timezone=timezone, accounts=tuple(accounts),
-        **_paths(raw, env, base, file),
+        **(_paths(raw, env, base, file) if own_paths else {}),
         listen_link=listen_link, people=people, boilerplate_patterns=tuple(patterns),
-        notify=_notify_list(raw.get("notify", []), file=file, key="notify",
-                            line=_line_of(text, "notify")),
+        notify=_notify_list(raw.get("notify", []), file=file, key="notify", line=None),
         feed_alert_after=parse_duration(raw.get("feed_alert_after", 3600), file=file,
                                         key="feed_alert_after", minimum=0),
         **_promos(raw.get("promos", {}), file, text),
@@ -697,7 +723,7 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
                                              key=f"{where}.amplify_delay", minimum=0)
     if "notify" in table:
         kw["notify"] = _notify_list(table["notify"], file=file, key=f"{where}.notify",
-                                    line=_line_of_path(text, f"{where}.notify"))
+                                    line=None)  # its line: found by validate_show
     if kw.get("link_policy") in ("none", "reply") and "media" not in table:
         kw["media"] = "artwork"  # no link card without a link: show the artwork instead
 

@@ -26,3 +26,20 @@ def test_package_imports_point_down_the_layers():
             assert f"import {banned}" not in src and f"from {banned} " not in src, \
                 (name, banned)
     assert sys.version_info >= (3, 11)
+
+
+def test_adapters_do_not_import_each_other():
+    """Adapters meet only in the application layer. Exceptions, each one adapter split in two
+    files or a dependency stated in the module's docstring:
+    - config ↔ deployment: one adapter (config.py validates one show, deployment.py finds the
+      shows of a deployment and validates each with it);
+    - images → fetch: artwork is downloaded through fetch's guarded session (predates this
+      test)."""
+    import re
+    adapters = ["fetch", "store", "config", "deployment", "images", "notify"]
+    allowed = {("config", "deployment"), ("deployment", "config"), ("images", "fetch")}
+    for name in adapters:
+        src = (ROOT / "bot" / f"{name}.py").read_text()
+        imported = set(re.findall(r"^\s*(?:from|import) bot\.(\w+)", src, re.M))
+        for other in imported & (set(adapters) | {"platforms"}):
+            assert (name, other) in allowed, f"adapter bot/{name}.py imports bot.{other}"
