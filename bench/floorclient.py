@@ -86,7 +86,7 @@ async def _aiohttp_cycle(session, st: State, t: Tally, conc: int, deadline: floa
                     if r.status == 200:
                         st.remember(i, r.headers)
                     t.add(i, r.status, time.perf_counter() - t0)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            except (TimeoutError, aiohttp.ClientError) as e:
                 t.add(i, None, time.perf_counter() - t0, type(e).__name__)
 
     await asyncio.gather(*(worker() for _ in range(conc)))

@@ -172,4 +172,5 @@ http {{
             s2, _, body2 = self.get(path, {name: value})
             if s2 != 304 or body2:
                 raise RuntimeError(f"nginx: conditional GET {path} with {name} gave {s2}, not 304")
-        return f"200 ({size} bytes, ETag {h['etag']}) then 304 for If-None-Match and If-Modified-Since"
+        return (f"200 ({size} bytes, ETag {h['etag']}) then 304 for If-None-Match and "
+                "If-Modified-Since")
