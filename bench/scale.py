@@ -119,14 +119,18 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> str:
     return line
 
 
-def run_floor(kind: str, fs: FeedSet, nginx: Nginx, urls_file: Path, args,
+def run_floor(spec: str, fs: FeedSet, nginx: Nginx, urls_file: Path, args,
               rng: random.Random) -> FloorRun:
+    kind, _, conc = spec.partition(":")
+    conc = conc or str(args.concurrency)
+    if kind != "requests":
+        spec = f"{kind} ×{conc}"
     cmd = [sys.executable, str(HERE / "floorclient.py"), kind, str(urls_file),
-           str(args.concurrency), str(args.request_timeout), str(args.cycle_timeout)]
+           conc, str(args.request_timeout), str(args.cycle_timeout)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     _children.append(proc)
-    run = FloorRun(kind, fs.n)
+    run = FloorRun(spec, fs.n)
     try:
         for c in range(args.cycles + 1):
             changes: list[Change] = fs.gain_episodes(args.changed, rng) if c else []
@@ -150,7 +154,7 @@ def run_floor(kind: str, fs: FeedSet, nginx: Nginx, urls_file: Path, args,
             run.cycles.append(Cycle(fs.n, len(expected), res, ng, other, not notes,
                                     "; ".join(notes)))
             r = res
-            log(f"{kind:<16} N={fs.n:>6} cycle {c}: {r['polls'] / r['wall']:8.0f} polls/s, "
+            log(f"{spec:<21} N={fs.n:>6} cycle {c}: {r['polls'] / r['wall']:8.0f} polls/s, "
                 f"CPU {r['cpu'] / max(1, r['polls']) * 1e3:.3f} ms/poll, p50 "
                 f"{r['p50'] * 1e3:.2f} ms, p99 {r['p99'] * 1e3:.2f} ms, {st}"
                 + (f" — {'; '.join(notes)}" if notes else ""))
@@ -221,10 +225,10 @@ def report(runs: list[FloorRun], machine: str, args, crier: dict, gen: dict) -> 
     print(f"\n{machine}")
     print(f"Feeds: 10-50 items each; {args.changed:.0%} gain an episode before each measured "
           f"cycle; {args.cycles} measured cycle(s) per client after a first one (every feed a "
-          f"200, no validators); aiohttp and the requests thread pool with {args.concurrency} "
-          f"in flight. Median (min–max) over the measured cycles; CPU = CPU time per poll of "
-          f"the client process / of nginx's processes; others = cores kept busy meanwhile by "
-          f"every other process on this shared machine.\n")
+          f"200, no validators); ×C = C requests in flight (aiohttp: one event loop; "
+          f"requests-threads: C threads, a Session each). Median (min–max) over the measured "
+          f"cycles; CPU = CPU time per poll of the client process / of nginx's processes; "
+          f"others = cores kept busy meanwhile by every other process on this shared machine.\n")
     for n, g in gen.items():
         print(f"N={n:,}: generated {g['bytes'] / 1e6:,.0f} MB in {g['s']:.1f} s; {g['check']}")
     print()
@@ -284,8 +288,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--changed", type=float, default=0.01,
                    help="fraction of the feeds gaining an episode per cycle (default 0.01)")
     p.add_argument("--concurrency", type=int, default=32,
-                   help="requests in flight for aiohttp and the requests thread pool")
-    p.add_argument("--clients", default=",".join(CLIENTS), help="of " + ", ".join(CLIENTS))
+                   help="requests in flight for aiohttp and the requests thread pool (32)")
+    p.add_argument("--clients", default=",".join(CLIENTS),
+                   help=f"of {', '.join(CLIENTS)}; KIND:C for another concurrency, e.g. "
+                        "aiohttp:4 (default: all three)")
     p.add_argument("--nginx-workers", default="auto", help="nginx worker_processes")
     p.add_argument("--no-postgres", action="store_true",
                    help="the floor alone: no PostgreSQL for the crier measurement")
@@ -297,7 +303,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a = p.parse_args(argv)
     a.feeds = _ints(a.feeds)
     a.clients = [c for c in a.clients.split(",") if c]
-    bad = [c for c in a.clients if c not in CLIENTS]
+    bad = [c for c in a.clients if c.partition(":")[0] not in CLIENTS
+           or not (c.partition(":")[2] or "1").isdigit()
+           or not 1 <= int(c.partition(":")[2] or "1") <= 1000]
     if bad or not a.clients:
         p.error(f"--clients: unknown {bad}; choose from {', '.join(CLIENTS)}")
     if not 1 <= a.cycles <= 20 or not 0 < a.changed <= 1 or not 1 <= a.concurrency <= 1000:
@@ -314,6 +322,7 @@ def _on_sigterm(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, _on_sigterm)  # also when started with SIGINT ignored
     tmp = Path(tempfile.mkdtemp(prefix="crier-scale-"))
     os.chmod(tmp, 0o755)
     nginx: Nginx | None = None
@@ -368,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         log("interrupted: cleaning up")
         return 130
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the cleanup finish (it is bounded)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for proc in list(_children):
             if proc.poll() is None:
                 proc.kill()
