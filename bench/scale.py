@@ -270,9 +270,11 @@ def report(runs: list[FloorRun], machine: str, args, crier: dict, gen: dict) -> 
         polls = [c.res["polls"] / c.res["wall"] for c in r.measured]
         if polls:
             med = statistics.median(polls)
+            cpu = statistics.median((c.res["cpu"] + c.nginx_cpu) / c.res["polls"]
+                                    for c in r.measured)
             print(f"  N={r.n:,} {r.kind}: {med:.0f} polls/s = {med / TARGET_POLLS:.1f}× the "
-                  f"target; a whole cycle of 100,000 feeds at this rate takes "
-                  f"{100_000 / med:.0f} s")
+                  f"target (a cycle of 100,000 feeds: {100_000 / med:.0f} s); client + nginx "
+                  f"{cpu * 1e3:.3f} CPU ms/poll = {1 / cpu:.0f} polls per CPU-second")
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -342,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             pg.start()
             db_url = pg.new_database()
             pg_version = subprocess.run([str(_bindir() / "postgres"), "--version"],
-                                        capture_output=True, text=True).stdout.split()[-1]
+                                        capture_output=True, text=True).stdout.split()[2]
             log(f"PostgreSQL {pg_version} on 127.0.0.1:{pg.port}, database for crier ready")
         machine = machine_line(ng_version, pg_version)
         rng = random.Random(args.seed)
