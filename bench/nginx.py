@@ -2,11 +2,12 @@
 
 `find_or_install()` locates Debian's nginx binary, or installs it (`apt-get update`, then
 `apt-get install nginx-light`; as root only). `Nginx(root, tmp)` writes its own config file
-with its pid file, logs and temporary folders in `tmp`, listens on a free port of 127.0.0.1
-only, runs in the foreground (`daemon off`) as a child in its own session (so Ctrl-C reaches
-the benchmark, which stops it) and is stopped by pid. Static files give ETag, Last-Modified
-and 304 answers to conditional GETs; `verify_conditional` proves it before anything is timed.
-`cpu_seconds()` reads the user+system CPU time of the master and its workers from /proc.
+with its pid file, logs and temporary folders in `tmp`; its workers run as the current user
+(`user root` when root, so they can read the benchmark's private folder). It listens on a free
+port of 127.0.0.1 only, runs in the foreground (`daemon off`) as a child in its own session (so
+Ctrl-C reaches the benchmark, which stops it) and is stopped by pid. Static files give ETag,
+Last-Modified and 304 answers to conditional GETs; `verify_conditional` proves it before
+anything is timed. `cpu_seconds()` reads the CPU time of the master and its workers (/proc).
 """
 
 from __future__ import annotations
