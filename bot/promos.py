@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot import errors
 from bot.config import Account
 from bot.episodes import episode_from_data
-from bot.models import DeliveryStatus
+from bot.models import DeliveryStatus, PromoPreview
 from bot.status import iso
 
 if TYPE_CHECKING:
@@ -26,26 +25,6 @@ PROMO_KINDS = ("once", "recurring", "evergreen")
 # is still being announced, not "from the archive".
 EVERGREEN_MIN_AGE = timedelta(days=30)
 PICKS = ("oldest", "random")
-
-
-@dataclass
-class PromoPreview:
-    """A queued post composed for one account, as it would go out."""
-    account: str
-    platform: str
-    text: str
-    length: int
-    limit: int
-    shortened: bool = False
-    image: str | None = None
-    alt: str | None = None
-    alt_length: int | None = None
-    alt_limit: int | None = None
-    episode: str | None = None
-
-    @property
-    def fits(self) -> bool:
-        return self.length <= self.limit and (self.alt_length or 0) <= (self.alt_limit or 0)
 
 
 class PromoQueue:

@@ -26,3 +26,37 @@ def test_package_imports_point_down_the_layers():
             assert f"import {banned}" not in src and f"from {banned} " not in src, \
                 (name, banned)
     assert sys.version_info >= (3, 11)
+
+
+# The application layer (one module per concern) and the entry points; see README, Development.
+APPLICATION = {"service", "polling", "composer", "dispatch", "promos", "listeners", "status",
+               "publishers", "locks", "outbox", "alerts", "checks", "history", "held",
+               "artwork"}
+ENTRY_POINTS = {"cli", "worker", "__main__"}
+ADAPTERS = {"fetch", "store", "config", "images", "notify", "netguard", "tomlpos", "platforms"}
+PURE = {"models", "errors", "textlen", "compose", "feed", "episodes", "schedule", "spacing",
+        "share", "community"}
+
+
+def _imported(path) -> set[str]:
+    """The `bot` modules a file imports (also inside functions), by their first name."""
+    import re
+    found = re.findall(r"^\s*(?:from|import)\s+bot\.([a-z_]+)", path.read_text(), re.M)
+    return set(found)
+
+
+def test_every_module_has_a_layer_and_imports_only_downwards():
+    files = {p.stem: p for p in (ROOT / "bot").glob("*.py") if p.stem != "__init__"}
+    files.update({f"platforms/{p.stem}": p for p in (ROOT / "bot" / "platforms").glob("*.py")})
+    unplaced = [n for n in files if n.split("/")[0] not in
+                APPLICATION | ENTRY_POINTS | ADAPTERS | PURE]
+    assert not unplaced, f"give these modules a layer in tests/test_lint.py: {unplaced}"
+    for name, path in files.items():
+        layer = name.split("/")[0]
+        imported = _imported(path)
+        if layer in PURE:
+            assert not imported & (ADAPTERS | APPLICATION | ENTRY_POINTS), (name, imported)
+        elif layer in ADAPTERS:
+            assert not imported & (APPLICATION | ENTRY_POINTS), (name, imported)
+        elif layer in APPLICATION:
+            assert not imported & ENTRY_POINTS, (name, imported)
