@@ -45,6 +45,7 @@ ARTWORK_RECHECK = timedelta(seconds=5)
 
 @dataclass
 class Outcome:
+    """What one dispatch did with one delivery (status: a `DeliveryStatus` value)."""
     delivery_id: int
     account: str
     platform: str
@@ -71,8 +72,8 @@ class Dispatcher:
         """Send every due delivery once (each claimed first); record each outcome.
         `artwork_wait`: real seconds this pass may wait for feed artwork (ARTWORK_WAIT)."""
         import time
-        self.svc.composer.artwork_until = time.monotonic() + (ARTWORK_WAIT if artwork_wait is None
-                                                  else artwork_wait)
+        wait = ARTWORK_WAIT if artwork_wait is None else artwork_wait
+        self.svc.composer.artwork_until = time.monotonic() + wait
         now = self.clock()
         stale = self.store.recover_stale(now, SENDING_LEASE)
         for d in stale:

@@ -39,6 +39,7 @@ BOILERPLATE_SAMPLE = 12
 
 @dataclass
 class PollReport:
+    """What one poll found and did (episode ids announced, held, scheduled)."""
     feed: str
     result: str                         # new | nothing-new | unchanged | baseline | error | waiting
     announced: list[int] = field(default_factory=list)
