@@ -60,3 +60,21 @@ def test_every_module_has_a_layer_and_imports_only_downwards():
             assert not imported & (APPLICATION | ENTRY_POINTS), (name, imported)
         elif layer in APPLICATION:
             assert not imported & ENTRY_POINTS, (name, imported)
+
+
+def test_application_modules_are_small_and_say_what_they_are_for():
+    import ast
+    for name in sorted(APPLICATION):
+        path = ROOT / "bot" / f"{name}.py"
+        assert ast.get_docstring(ast.parse(path.read_text())), f"{name}.py has no docstring"
+        lines = path.read_text().count("\n")
+        assert lines <= 500, f"{name}.py has {lines} lines: split it by concern"
+
+
+def test_what_was_imported_from_bot_service_still_is():
+    """Code and tests imported these from bot.service before it was split by concern."""
+    import bot.service
+    for name in ("Service", "PollReport", "Outcome", "build_publishers", "utcnow",
+                 "episode_to_data", "episode_from_data", "PromoQueue", "PromoPreview",
+                 "_FeedItems", "_post_from_row", "QUIET_WRITE", "ARTWORK_PATIENCE"):
+        assert hasattr(bot.service, name), name
