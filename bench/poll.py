@@ -341,13 +341,13 @@ def main() -> int:
                 # within QUIET_WRITE of the last recorded poll (the feed's row is not written,
                 # as when polling every minute), and again with every poll recorded (the
                 # feed's row written: one SQLite commit, as with the default 15 minutes)
-                import bot.service
-                quiet = bot.service.QUIET_WRITE
+                import bot.polling
+                quiet = bot.polling.QUIET_WRITE
                 for key, path, count, recorded in (
                         ("u304", cond, polls, False), ("u200", plain, max(3, polls // 10), False),
                         ("u304w", cond, polls, True),
                         ("u200w", plain, max(3, polls // 10), True)):
-                    bot.service.QUIET_WRITE = timedelta(0) if recorded else quiet
+                    bot.polling.QUIET_WRITE = timedelta(0) if recorded else quiet
                     db = tmp / f"{key}-{n}.db"
                     baseline_db(db, srv.url + path, tmp)
                     svc, store = service(db, srv.url + path, tmp)
@@ -361,7 +361,7 @@ def main() -> int:
                         assert rep.result == "unchanged", rep
                     store.close()
                     r[key] = (Stat(walls), Stat(cpus))
-                bot.service.QUIET_WRITE = quiet
+                bot.polling.QUIET_WRITE = quiet
 
                 # crier: changed, one new episode, fresh process per run
                 log(f"{n} items: changed polls")

@@ -125,3 +125,23 @@ class Preview:
     media: tuple[Media, ...] = field(default=())
     trimmed: tuple[str, ...] = ()
     reply_text: str | None = None
+
+
+@dataclass(frozen=True)
+class PromoPreview:
+    """A queued post composed for one account, as it would go out."""
+    account: str
+    platform: str
+    text: str
+    length: int
+    limit: int
+    shortened: bool = False
+    image: str | None = None
+    alt: str | None = None
+    alt_length: int | None = None
+    alt_limit: int | None = None
+    episode: str | None = None
+
+    @property
+    def fits(self) -> bool:
+        return self.length <= self.limit and (self.alt_length or 0) <= (self.alt_limit or 0)

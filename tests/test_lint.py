@@ -15,7 +15,7 @@ def test_ruff_clean():
 
 def test_package_imports_point_down_the_layers():
     """The pure core never imports adapters, orchestration or entry points."""
-    pure = ["models", "errors", "textlen", "plaintext", "compose", "feed"]
+    pure = ["models", "errors", "textlen", "plaintext", "compose", "feed", "episodes"]
     for name in pure:
         path = ROOT / "bot" / f"{name}.py"
         if not path.exists():
@@ -43,3 +43,56 @@ def test_adapters_do_not_import_each_other():
         imported = set(re.findall(r"^\s*(?:from|import) bot\.(\w+)", src, re.M))
         for other in imported & (set(adapters) | {"platforms"}):
             assert (name, other) in allowed, f"adapter bot/{name}.py imports bot.{other}"
+
+
+# The application layer (one module per concern) and the entry points; see README, Development.
+APPLICATION = {"service", "polling", "composer", "dispatch", "promos", "listeners", "status",
+               "publishers", "locks", "outbox", "alerts", "checks", "history", "held",
+               "artwork"}
+ENTRY_POINTS = {"cli", "worker", "__main__"}
+ADAPTERS = {"fetch", "store", "config", "deployment", "images", "notify", "netguard", "tomlpos",
+            "platforms"}
+PURE = {"models", "errors", "textlen", "plaintext", "expatsax", "compose", "feed", "episodes",
+        "schedule", "spacing", "share", "community"}
+
+
+def _imported(path) -> set[str]:
+    """The `bot` modules a file imports (also inside functions), by their first name."""
+    import re
+    found = re.findall(r"^\s*(?:from|import)\s+bot\.([a-z_]+)", path.read_text(), re.M)
+    return set(found)
+
+
+def test_every_module_has_a_layer_and_imports_only_downwards():
+    files = {p.stem: p for p in (ROOT / "bot").glob("*.py") if p.stem != "__init__"}
+    files.update({f"platforms/{p.stem}": p for p in (ROOT / "bot" / "platforms").glob("*.py")})
+    unplaced = [n for n in files if n.split("/")[0] not in
+                APPLICATION | ENTRY_POINTS | ADAPTERS | PURE]
+    assert not unplaced, f"give these modules a layer in tests/test_lint.py: {unplaced}"
+    for name, path in files.items():
+        layer = name.split("/")[0]
+        imported = _imported(path)
+        if layer in PURE:
+            assert not imported & (ADAPTERS | APPLICATION | ENTRY_POINTS), (name, imported)
+        elif layer in ADAPTERS:
+            assert not imported & (APPLICATION | ENTRY_POINTS), (name, imported)
+        elif layer in APPLICATION:
+            assert not imported & ENTRY_POINTS, (name, imported)
+
+
+def test_application_modules_are_small_and_say_what_they_are_for():
+    import ast
+    for name in sorted(APPLICATION):
+        path = ROOT / "bot" / f"{name}.py"
+        assert ast.get_docstring(ast.parse(path.read_text())), f"{name}.py has no docstring"
+        lines = path.read_text().count("\n")
+        assert lines <= 500, f"{name}.py has {lines} lines: split it by concern"
+
+
+def test_what_was_imported_from_bot_service_still_is():
+    """Code and tests imported these from bot.service before it was split by concern."""
+    import bot.service
+    for name in ("Service", "PollReport", "Outcome", "build_publishers", "utcnow",
+                 "episode_to_data", "episode_from_data", "PromoQueue", "PromoPreview",
+                 "_FeedItems", "_post_from_row", "QUIET_WRITE", "ARTWORK_PATIENCE"):
+        assert hasattr(bot.service, name), name

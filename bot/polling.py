@@ -1,0 +1,361 @@
+"""Polling one feed: fetch it (conditional GET, backoff, Retry-After, max-age), detect what is
+new (identity keys, the first-run baseline, the flood guard), record it with its announcements,
+keep the item cache, and release held and scheduled episodes.
+
+Guarantee kept here: an episode's row, its identity keys and its deliveries are written in one
+transaction, and the feed's validators (ETag, body hash) only after it commits: a crash
+re-reads the feed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot import errors
+from bot.episodes import FeedItems, episode_from_data, episode_to_data
+from bot.models import DeliveryStatus, Episode, EpisodeStatus
+
+if TYPE_CHECKING:
+    from bot.feed import ItemCache
+    from bot.service import Service
+
+log = logging.getLogger(__name__)
+
+FEED_RETRY_BASE = timedelta(minutes=1)
+FEED_RETRY_MAX = timedelta(hours=6)
+# An unchanged poll that changes nothing but the poll times is written at most this often.
+QUIET_WRITE = timedelta(minutes=5)
+_POLL_TIMES = frozenset({"last_poll_at", "last_ok_at", "next_poll_at"})
+# A changed feed read by the pre-scan: boilerplate (paragraphs repeated across items) is found
+# in the new items and this many of the newest episodes already recorded (their show notes as
+# stored; a sponsor read or "Support the show" repeats in the recent ones). Reading them from
+# the feed again would cost feedparser 1-3 ms per item.
+BOILERPLATE_SAMPLE = 12
+
+
+@dataclass
+class PollReport:
+    """What one poll found and did (episode ids announced, held, scheduled)."""
+    feed: str
+    result: str                         # new | nothing-new | unchanged | baseline | error | waiting
+    announced: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
+    scheduled: list[int] = field(default_factory=list)
+    baseline: int = 0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+
+class Poller:
+    """Polls the feed of `svc` and records what it finds (see the module docstring)."""
+
+    def __init__(self, svc: Service):
+        self.svc, self.store, self.settings = svc, svc.store, svc.settings
+        self.clock, self.rng, self.alerts = svc.clock, svc.rng, svc.alerts
+        self._feed: dict | None = None  # the feed's row as of the last unchanged poll
+
+    @property
+    def session(self):
+        return self.svc.session
+
+    # -- polling --------------------------------------------------------------------------
+    def poll(self, *, force: bool = False, backfill: int | None = None) -> PollReport:
+        """Fetch the feed (if due), record what is new, enqueue announcements.
+
+        Unchanged (304, or the same body hash): no parse at all. Changed, after the first
+        run: a pre-scan reads every item's identity keys without feedparser, and feedparser
+        reads only the items the database does not know (plus a sample of the newest for
+        boilerplate); anything the scan cannot read exactly is parsed in full.
+        """
+        from bot.fetch import fetch_feed
+
+        now = self.clock()
+        feed = self._feed
+        if feed is None or feed["url"] != self.settings.feed:
+            feed = self.store.ensure_feed(self.settings.feed, now)
+        self._feed = None  # kept again only after an unchanged poll (below)
+        report = PollReport(feed=self.settings.feed, result="waiting")
+        if not force and feed["next_poll_at"] and now < feed["next_poll_at"]:
+            return report
+        url = feed["redirect_url"] or feed["url"]
+        try:
+            res = fetch_feed(url, session=self.session, etag=feed["etag"],
+                             last_modified=feed["last_modified"],
+                             previous_hash=feed["body_hash"],
+                             deadline=self.settings.feed_deadline)
+        except errors.FetchError as e:
+            return self._feed_failed(feed, now, e, report, retry_after=e.retry_after)
+
+        updates: dict = {"last_poll_at": now, "last_ok_at": now, "error_count": 0,
+                         "last_error": None,
+                         "next_poll_at": self._next_poll(now, res.max_age)}
+        if res.permanent_redirect and res.permanent_redirect != feed["redirect_url"]:
+            from bot.fetch import redact_url
+            msg = (f"feed moved permanently to {redact_url(res.permanent_redirect)}; polling "
+                   f"the new address from now on (update 'feed' in {self.settings.path})")
+            log.warning("feed %s: %s", redact_url(feed["url"]), msg)
+            report.warnings.append(msg)
+            updates["redirect_url"] = res.permanent_redirect
+
+        if res.unchanged:
+            updates.update(last_result="unchanged", etag=res.etag or feed["etag"],
+                           last_modified=res.last_modified or feed["last_modified"])
+            # Only the times moved: written at most every QUIET_WRITE (a crash loses at most
+            # that much "last checked" history; the next start simply polls at once).
+            quiet = all(feed[k] == v for k, v in updates.items() if k not in _POLL_TIMES) \
+                and feed["last_poll_at"] is not None \
+                and timedelta(0) <= now - feed["last_poll_at"] < QUIET_WRITE
+            if not quiet:
+                self.store.update_feed(feed["id"], **updates)
+            self._feed = {**feed, **updates} if not quiet else \
+                {**feed, "next_poll_at": updates["next_poll_at"]}
+            log.info("feed %s: unchanged (%s)", url,
+                     "304" if res.status == 304 else "same body hash")
+            report.result = "unchanged"
+            self.alerts.feed_ok(feed, now)
+            return report
+
+        with res.body:
+            return self._changed(feed, res, now, backfill, report, updates)
+
+    def _changed(self, feed: dict, res, now: datetime, backfill: int | None,
+                 report: PollReport, updates: dict) -> PollReport:
+        url = res.final_url
+        from bot.feed import ItemCache
+        cache = ItemCache.unpack(self.store.load_item_cache(feed["id"])
+                                 if feed["baseline_done"] else None)
+        try:
+            items = FeedItems.read(res.body, res.final_url, scan=bool(feed["baseline_done"]),
+                                    known=cache)
+        except errors.ParseError as e:
+            return self._feed_failed(feed, now, e, report)
+        if items.bozo_message:
+            msg = f"feed is malformed but readable ({items.bozo_message}); using it"
+            log.warning("feed %s: %s", url, msg)
+            report.warnings.append(msg)
+
+        try:
+            self._detect(feed, items, cache, now, backfill, report)
+        except Exception:
+            # Another process may have recorded the same episodes at the same moment
+            # (a unique key tripped): the next poll sees them as known. Nothing is lost:
+            # the validators below are not saved, so the feed is read again.
+            log.exception("feed %s: could not record episodes; will read the feed again", url)
+            self.store.update_feed(feed["id"], last_poll_at=now, last_result="error",
+                                   last_error="could not record episodes (see log)",
+                                   next_poll_at=now + FEED_RETRY_BASE)
+            report.result, report.error = "error", "could not record episodes"
+            return report
+        # Validators only after the episodes are safely recorded.
+        updates.update(etag=res.etag, last_modified=res.last_modified, body_hash=res.body_hash,
+                       title=items.channel.title or feed["title"], last_result=report.result)
+        self.store.update_feed(feed["id"], **updates)
+        self.alerts.feed_ok(feed, now)
+        return report
+
+    def _next_poll(self, now: datetime, max_age: int | None) -> datetime:
+        interval = self.settings.poll_interval
+        if max_age and max_age > interval:  # the server asks us to wait longer: honour it,
+            interval = min(max_age, interval * 4)  # within reason
+        return now + timedelta(seconds=interval * self.rng.uniform(0.9, 1.1))
+
+    def _feed_failed(self, feed: dict, now: datetime, e: errors.FeedError, report: PollReport,
+                     retry_after: float | None = None) -> PollReport:
+        n = feed["error_count"] + 1
+        delay = min(FEED_RETRY_BASE * 2 ** (n - 1), FEED_RETRY_MAX)
+        if retry_after:
+            delay = max(delay, timedelta(seconds=retry_after))
+        delay *= self.rng.uniform(0.9, 1.1)
+        self.store.update_feed(feed["id"], last_poll_at=now, last_result="error",
+                               last_error=str(e), error_count=n, next_poll_at=now + delay)
+        log.error("feed %s: %s (failure %d; next try in %ds)", feed["url"], e.detail, n,
+                  delay.total_seconds())
+        report.result, report.error = "error", str(e)
+        self.alerts.feed_failed(feed, now, e)
+        return report
+
+    def _detect(self, feed: dict, items: FeedItems, cache: ItemCache, now: datetime,
+                backfill: int | None, report: PollReport) -> None:
+        keysets = items.keys
+        # An item whose bytes are as the last poll left them is that episode still (every key
+        # it has was recorded then); the rest are matched on their identity keys.
+        resolved: dict[int, int | None] = {i: None for i in range(len(keysets))
+                                           if items.is_known(i)}
+        known = self.store.match_keys(feed["id"], {k for i, ks in enumerate(keysets)
+                                                   if i not in resolved for k in ks})
+        first_run = not feed["baseline_done"]
+        # Which items are new is decided on keys alone (a GUID rewrite is learned, not
+        # announced); only those items need their Episode (a feedparser read, when scanned).
+        learned: list[tuple[int, list[str]]] = []
+        fresh_idx: list[int] = []
+        seen_new: set[str] = set()
+        for i, keys in enumerate(keysets):
+            if i in resolved:
+                continue
+            if not keys:
+                title = items.title(i)
+                log.warning("feed %s: item %r has nothing to identify it by (no GUID, "
+                            "enclosure, link, or title and date); skipped", feed["url"], title)
+                report.warnings.append(f"skipped an item with no GUID, enclosure, link or "
+                                       f"title+date: {title!r}")
+                continue
+            hits = sorted({known[k] for k in keys if k in known})
+            if hits:
+                resolved[i] = hits[0]
+                missing = [k for k in keys if k not in known]
+                if missing:  # the feed changed this episode's GUID, URL or title
+                    learned.append((hits[0], missing))
+                    known.update(dict.fromkeys(missing, hits[0]))
+                continue
+            if keys & seen_new:
+                log.warning("feed %s: item %r repeats another new item's identity; "
+                            "treated as the same episode", feed["url"], items.title(i))
+                continue
+            seen_new |= keys
+            fresh_idx.append(i)
+        episodes = items.episodes(fresh_idx)
+        fresh: list[tuple[Episode, frozenset[str], int]] = [
+            (episodes[i], keysets[i], i) for i in fresh_idx]
+
+        def sample() -> tuple[Episode, ...]:
+            """Where boilerplate is looked for: every item of a full parse; else the new
+            items and the newest episodes already recorded (as the feed had them then)."""
+            if items.parsed is not None:
+                return items.parsed.episodes
+            recent = self.store.recent_episodes(feed["id"], BOILERPLATE_SAMPLE)
+            return tuple(episodes.values()) + tuple(episode_from_data(r) for r in recent)
+
+        with self.store.tx() as c:
+            for eid, missing in learned:
+                self.store.add_keys(c, feed["id"], eid, missing)
+                log.info("episode %d: learned new identity %s", eid,
+                         ", ".join(k.split(":", 1)[0] for k in missing))
+
+            # Oldest first, so announcements read in order and ids follow time.
+            fresh.sort(key=lambda t: (t[0].published or now))
+            future = [t for t in fresh if t[0].published and t[0].published > now]
+            current = [t for t in fresh if not (t[0].published and t[0].published > now)]
+
+            found: list[list[str]] = []
+
+            def boilerplate() -> list[str]:
+                """Paragraphs repeated across the feed (sponsor reads...), computed once
+                over the newest items (all of them when the feed was parsed in full)."""
+                if not found:
+                    from bot.compose import find_boilerplate
+                    found.append(sorted(find_boilerplate(sample())))
+                return found[0]
+
+            def add(ep: Episode, keys, status: EpisodeStatus, i: int) -> int:
+                data = episode_to_data(ep, items.channel.language, items.channel.image)
+                if status != EpisodeStatus.BASELINE:
+                    data["boilerplate"] = boilerplate()
+                eid = resolved[i] = self.store.add_episode(
+                    c, feed["id"], title=ep.title, guid=ep.guid, link=ep.link,
+                    published_at=ep.published, status=status.value, now=now,
+                    data=data, keys=keys)
+                return eid
+
+            if first_run:
+                n = self.settings.first_run_backfill if backfill is None else backfill
+                chosen = current[len(current) - n:] if n > 0 else []
+                for ep, keys, i in current[:len(current) - len(chosen)]:
+                    add(ep, keys, EpisodeStatus.BASELINE, i)
+                    report.baseline += 1
+                for ep, keys, i in chosen:
+                    eid = add(ep, keys, EpisodeStatus.ANNOUNCED, i)
+                    self._enqueue_episode(c, eid, now)
+                    report.announced.append(eid)
+                    log.info("episode %d %r: announced (backfill)", eid, ep.title)
+                c.execute(self._feeds().update().where(self._feeds().c.id == feed["id"])
+                          .values(baseline_done=True))
+                log.info("feed %s: first run, %d episodes recorded as already known%s",
+                         feed["url"], report.baseline,
+                         f", newest {len(chosen)} announced" if chosen else "")
+            elif len(current) > self.settings.max_new_per_poll:
+                for ep, keys, i in current:
+                    eid = add(ep, keys, EpisodeStatus.HELD, i)
+                    report.held.append(eid)
+                    log.warning("episode %d %r: held (flood guard: %d new in one poll > "
+                                "max_new_per_poll %d); `crier release` announces it",
+                                eid, ep.title, len(current), self.settings.max_new_per_poll)
+            else:
+                for ep, keys, i in current:
+                    eid = add(ep, keys, EpisodeStatus.ANNOUNCED, i)
+                    self._enqueue_episode(c, eid, now)
+                    report.announced.append(eid)
+                    log.info("episode %d %r: new, announcement enqueued", eid, ep.title)
+            for ep, keys, i in future:
+                eid = add(ep, keys, EpisodeStatus.SCHEDULED, i)
+                report.scheduled.append(eid)
+                log.info("episode %d %r: dated %s, waits until then", eid, ep.title,
+                         ep.published.isoformat())
+            self._remember_items(c, feed["id"], items, cache, resolved)
+        self.alerts.held(report.held)
+        if first_run:
+            report.result = "baseline"
+        elif report.announced or report.held or report.scheduled:
+            report.result = "new"
+        else:
+            report.result = "nothing-new"
+        if not report.announced:
+            log.info("feed %s: %s", feed["url"], report.result)
+
+    def _remember_items(self, c, feed_id: int, items: FeedItems, cache: ItemCache,
+                        resolved: dict[int, int | None]) -> None:
+        """Keep the recorded items' digests for the next poll (see `ItemCache`)."""
+        new = items.next_cache(sorted(resolved), cache).pack()
+        if new != cache.blob:
+            self.store.save_item_cache(c, feed_id, new)
+
+    @staticmethod
+    def _feeds():
+        from bot.store import feeds
+        return feeds
+
+    def _enqueue_episode(self, c, episode_id: int, now: datetime) -> None:
+        from bot.store import episodes
+        targets = [(a.name, a.platform, DeliveryStatus.PENDING.value)
+                   for a in self.settings.posting_accounts]
+        self.store.enqueue(c, kind="announcement", dedupe_key=f"episode:{episode_id}",
+                           episode_id=episode_id, targets=targets, now=now, priority=10)
+        c.execute(episodes.update().where(episodes.c.id == episode_id).values(
+            status=EpisodeStatus.ANNOUNCED.value, announced_at=now))
+
+    def release(self, episode_ids: Iterable[int] | None = None) -> list[int]:
+        """Announce held episodes (all of them, or the given ids)."""
+        now = self.clock()
+        held = self.store.episodes_with_status(EpisodeStatus.HELD.value)
+        wanted = set(episode_ids) if episode_ids is not None else None
+        if wanted is not None:
+            unknown = wanted - {e["id"] for e in held}
+            if unknown:
+                raise errors.CrierError(
+                    f"not held: episode {', '.join(map(str, sorted(unknown)))} "
+                    "(see `crier status` for held episodes)")
+        done = []
+        with self.store.tx() as c:
+            for e in held:
+                if wanted is None or e["id"] in wanted:
+                    self._enqueue_episode(c, e["id"], now)
+                    done.append(e["id"])
+                    log.info("episode %d %r: released by the host", e["id"], e["title"])
+        return done
+
+    def release_scheduled(self) -> list[int]:
+        """Future-dated episodes whose date has come are announced now."""
+        now = self.clock()
+        due = [e for e in self.store.episodes_with_status(EpisodeStatus.SCHEDULED.value)
+               if e["published_at"] and e["published_at"] <= now]
+        if due:
+            with self.store.tx() as c:
+                for e in due:
+                    self._enqueue_episode(c, e["id"], now)
+                    log.info("episode %d %r: its date has come, announcement enqueued",
+                             e["id"], e["title"])
+        return [e["id"] for e in due]
