@@ -23,40 +23,99 @@ log = logging.getLogger("bot")
 class Context:
     def __init__(self, config: str | None, verbose: int, quiet: bool):
         self.config_path, self.verbose, self.quiet = config, verbose, quiet
+        self.show_slug: str | None = None       # --show SLUG
+        self._deployment = None
+
+    def deployment(self):
+        """The config (and the `.env` next to it), with paths resolved against its folder."""
+        if self._deployment is None:
+            from bot.deployment import load_deployment
+            self._deployment = load_deployment(self.config_path)
+        return self._deployment
 
     def settings(self):
-        """The config (and the `.env` next to it), with paths resolved against its folder."""
-        from bot.config import load_settings
-        return load_settings(self.config_path)
+        """The show the command is about (--show, or the only one; imported ones too)."""
+        dep = self.deployment()
+        if self.show_slug in dep.slugs:
+            return dep.show(self.show_slug)
+        from bot.errors import StoreError
+        from bot.shows import choose
+        from bot.store import Store
+        try:
+            store = Store(dep.database_url)
+        except StoreError:
+            return dep.show(self.show_slug)
+        try:
+            store.migrate()
+            return choose(store, dep, self.show_slug)
+        except StoreError:
+            return dep.show(self.show_slug)
+        finally:
+            store.close()
 
     def require_credentials(self, dry_run: bool) -> None:
         """Refuse to post with an account that lacks its credentials (one line naming each
         such account and its unset variables): no credentials is not a dry run."""
         if dry_run:
             return
-        settings = self.settings()
-        if settings.unconfigured:
+        dep = self.deployment()
+        lacking = [a for s in dep.shows for a in s.unconfigured]
+        if lacking:
             raise CrierError("no credentials for " + "; ".join(
                 f"account '{a.name}' (set {', '.join(a.missing_secrets)})"
-                for a in settings.unconfigured) + f" in the environment or "
-                f"{settings.path.resolve().parent / '.env'}; or mark the account "
+                for a in lacking) + f" in the environment or "
+                f"{dep.path.resolve().parent / '.env'}; or mark the account "
                 "dry_run = true, or pass --dry-run")
 
     @contextmanager
     def service(self, *, dry_run: bool = False):
         from bot.service import Service
+        from bot.shows import choose, sync_config
         from bot.store import Store
-        settings = self.settings()
-        store = Store(settings.database_url)
+        dep = self.deployment()
+        store = Store(dep.database_url)
         svc = None
         try:
             store.migrate()
-            svc = Service(settings, store, dry_run=dry_run)
+            sync_config(store, dep.shows, remove=False)  # crier run removes (bot.shows)
+            svc = Service(choose(store, dep, self.show_slug), store, dry_run=dry_run)
             yield svc
         finally:
             if svc is not None:  # what waits to be told goes out (a bounded wait)
                 svc.notifier.close()
             store.close()
+
+    @contextmanager
+    def fleet(self, *, dry_run: bool = False):
+        """Every show served (bot.fleet), the config synced into the registry first."""
+        from bot.fleet import Fleet
+        from bot.store import Store
+        store = Store(self.deployment().database_url)
+        fleet = None
+        try:
+            store.migrate()
+            fleet = Fleet(store, self.reload_deployment, dry_run=dry_run)
+            yield fleet
+        finally:
+            if fleet is not None:
+                fleet.close()
+            store.close()
+
+    def reload_deployment(self):
+        """The config read again (SIGHUP)."""
+        self._deployment = None
+        return self.deployment()
+
+
+def _set_show(ctx: click.Context, _param, value: str | None) -> str | None:
+    if value is not None:
+        ctx.ensure_object(Context).show_slug = value
+    return value
+
+
+show_option = click.option(
+    "--show", metavar="SLUG", expose_value=False, callback=_set_show,
+    help="The show (its slug): needed when crier serves several (see crier shows list).")
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -110,22 +169,31 @@ def run(obj: Context, once: bool, dry_run: bool, backfill: int | None) -> None:
         return
     import os
     import socket
-    with obj.service(dry_run=dry_run) as svc:
+
+    from bot.locks import acquire_worker_lock, release_worker_lock
+    with obj.fleet(dry_run=dry_run) as fleet:
         owner = f"{socket.gethostname()}:{os.getpid()}:once"
-        if not svc.acquire_worker_lock(owner):
-            holder = svc.store.lock_holder("worker")
+        store = fleet.store
+        if not acquire_worker_lock(store, owner, fleet.now()):
+            holder = store.lock_holder("worker")
             raise CrierError(f"another crier worker is running ({holder['owner']}); it polls "
                              "and posts already — stop it first to run --once")
         try:
-            svc.wake_auth_stopped()
-            report = svc.poll(force=True, backfill=backfill)
-            _print_poll(report)
+            for svc in fleet.services:
+                svc.wake_auth_stopped()
+            several = len(fleet.services) > 1
+            # one show: polled now, as always; several: those due (all on their first run)
+            reports = fleet.poll(force=not several, backfill=backfill)
+            for svc, report in reports:
+                if several:
+                    click.secho(f"[{svc.settings.slug}]", bold=True)
+                _print_poll(report)
             # one pass: wait for feed artwork as long as it may take, not the worker's slice
-            outcomes = svc.dispatch(artwork_wait=svc.settings.image_deadline + 1)
-            _print_outcomes(outcomes)
+            wait = fleet.services[0].settings.image_deadline + 1 if fleet.services else 0
+            _print_outcomes(fleet.dispatch(artwork_wait=wait))
         finally:
-            svc.release_worker_lock(owner)
-    if report.result == "error":
+            release_worker_lock(store, owner)
+    if any(report.result == "error" for _svc, report in reports):
         sys.exit(1)
 
 
@@ -173,6 +241,7 @@ def _print_outcomes(outcomes) -> None:
 @click.option("--latest", is_flag=True, help="The newest episode (the default).")
 @click.option("--guid", metavar="GUID", help="The episode with this GUID.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@show_option
 @click.pass_obj
 def preview(obj: Context, feed_src: str | None, latest: bool, guid: str | None,
             as_json: bool) -> None:
@@ -229,6 +298,7 @@ def preview(obj: Context, feed_src: str | None, latest: bool, guid: str | None,
 # -- status -------------------------------------------------------------------------------
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@show_option
 @click.pass_obj
 def status(obj: Context, as_json: bool) -> None:
     """Feeds, held episodes, pending and failed deliveries, the last posts."""
@@ -302,6 +372,7 @@ def _shown(d: dict) -> str:
 @click.option("--dismiss", is_flag=True,
               help="Never announce these episodes: they leave the held list, recorded as "
                    "known.")
+@show_option
 @click.pass_obj
 def release(obj: Context, episode_ids: tuple[int, ...], all_: bool, dismiss: bool) -> None:
     """Announce episodes held by the flood guard (or, with --dismiss, drop them)."""
@@ -324,6 +395,7 @@ def release(obj: Context, episode_ids: tuple[int, ...], all_: bool, dismiss: boo
 
 @main.command()
 @click.argument("delivery_ids", nargs=-1, type=int, required=True)
+@show_option
 @click.pass_obj
 def retry(obj: Context, delivery_ids: tuple[int, ...]) -> None:
     """Try deliveries again now: failed, skipped or held ones, or pending ones waiting out a
@@ -342,6 +414,7 @@ def retry(obj: Context, delivery_ids: tuple[int, ...]) -> None:
               help='A date (2026-12-01), an ISO time, or a duration back from now ("7 days").')
 @click.option("--account", metavar="NAME", help="Only this account's posts.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@show_option
 @click.pass_obj
 def history(obj: Context, since: str | None, account: str | None, as_json: bool) -> None:
     """Every post that went out, newest first, with its URL."""
@@ -370,6 +443,7 @@ def history(obj: Context, since: str | None, account: str | None, as_json: bool)
 @click.option("--dry-run", is_flag=True, help="Check as `crier run --dry-run` would run.")
 @click.option("--json", "as_json", is_flag=True,
               help="Machine-readable: a list of checks with name, ok, detail.")
+@show_option
 @click.pass_obj
 def check(obj: Context, dry_run: bool, as_json: bool) -> None:
     """Check everything that can fail later: config, database, credentials, the feed, every
@@ -449,6 +523,7 @@ def _print_promo(v: dict) -> None:
               help="Evergreen: days before an episode is promoted again (default 90).")
 @click.option("--dry-run", "dry", is_flag=True, help="Show the preview; queue nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@show_option
 @click.pass_obj
 def queue_add(obj: Context, text, at, in_, every, until, accounts, image, alt, episode, fit,
               evergreen, pick, cooldown, dry, as_json) -> None:
@@ -478,6 +553,7 @@ def queue_add(obj: Context, text, at, in_, every, until, accounts, image, alt, e
 @queue.command("list")
 @click.option("--all", "all_", is_flag=True, help="Include done and cancelled posts.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@show_option
 @click.pass_obj
 def queue_list(obj: Context, all_: bool, as_json: bool) -> None:
     """Queued posts, with when each will actually go out on each account."""
@@ -495,6 +571,7 @@ def queue_list(obj: Context, all_: bool, as_json: bool) -> None:
 @queue.command("show")
 @click.argument("promo_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@show_option
 @click.pass_obj
 def queue_show(obj: Context, promo_id: int, as_json: bool) -> None:
     """One queued post: its rule, next times, and what each firing did."""
@@ -521,6 +598,7 @@ def queue_show(obj: Context, promo_id: int, as_json: bool) -> None:
 @click.option("--alt")
 @click.option("--fit/--no-fit", default=None)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@show_option
 @click.pass_obj
 def queue_edit(obj: Context, promo_id, text, at, every, until, accounts, image, alt, fit,
                as_json) -> None:
@@ -539,6 +617,7 @@ def queue_edit(obj: Context, promo_id, text, at, every, until, accounts, image, 
 def _status_command(action: str, doc: str):
     @queue.command(action, help=doc)
     @click.argument("promo_id", type=int)
+    @show_option
     @click.pass_obj
     def command(obj: Context, promo_id: int) -> None:
         with obj.service() as svc:
@@ -561,6 +640,7 @@ _status_command("resume", "Resume a paused post.")
 @click.option("--instance", metavar="HOST",
               help="The Mastodon instance for the share link (default: the show's).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@show_option
 @click.pass_obj
 def share(obj: Context, episode: str | None, instance: str | None, as_json: bool) -> None:
     """A share kit for listeners: a post per network, share links, the posts to boost."""
@@ -583,6 +663,7 @@ def share(obj: Context, episode: str | None, instance: str | None, as_json: bool
 @main.command("socialinteract")
 @click.argument("episode", required=False, metavar="[GUID|ID|latest]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@show_option
 @click.pass_obj
 def social_interact(obj: Context, episode: str | None, as_json: bool) -> None:
     """The episode's <podcast:socialInteract> tags, for the host to paste into the feed."""
@@ -605,6 +686,7 @@ def community() -> None:
 
 
 @community.command("scan")
+@show_option
 @click.pass_obj
 def community_scan(obj: Context) -> None:
     """Look for new posts now (the worker does it every `interval`)."""
@@ -618,6 +700,7 @@ def community_scan(obj: Context) -> None:
 @community.command("list")
 @click.option("--all", "all_", is_flag=True, help="Include approved and rejected posts.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@show_option
 @click.pass_obj
 def community_list(obj: Context, all_: bool, as_json: bool) -> None:
     """Posts waiting for approval (`crier community approve ID`)."""
@@ -636,6 +719,7 @@ def community_list(obj: Context, all_: bool, as_json: bool) -> None:
 def _decide_command(name: str, approve: bool, doc: str):
     @community.command(name, help=doc)
     @click.argument("post_ids", nargs=-1, type=int, required=True)
+    @show_option
     @click.pass_obj
     def command(obj: Context, post_ids: tuple[int, ...]) -> None:
         with obj.service() as svc:
@@ -657,6 +741,7 @@ def notify() -> None:
 
 
 @notify.command("test")
+@show_option
 @click.pass_obj
 def notify_test(obj: Context) -> None:
     """Send a test message to every notify URL (top level and per account)."""

@@ -82,9 +82,12 @@ class Service:
                  clock: Clock = utcnow, rng: random.Random | None = None,
                  dry_run: bool = False, notifier=None):
         from bot.alerts import Alerts, notifier_for
-        self.settings, self.store, self.clock = settings, store, clock
+        from bot.showscope import ShowStore
+        self.settings, self.clock = settings, clock
+        # this show's view of the store (bot.showscope); `store.unscoped` is the whole
+        self.store = store if isinstance(store, ShowStore) else ShowStore(store, settings)
         self.notifier = notifier if notifier is not None else notifier_for(settings)
-        self.alerts = Alerts(settings, store, self.notifier, clock)  # tells the host
+        self.alerts = Alerts(settings, self.store, self.notifier, clock)  # tells the host
         self.rng = rng or random.Random()
         self.dry_run = dry_run
         self._session = session
@@ -95,6 +98,11 @@ class Service:
         self.composer = Composer(self)
         self.dispatcher = Dispatcher(self)
         self.listeners = Listeners(self)
+
+    @property
+    def show_id(self) -> int:
+        """This show's row in the registry (bot.shows)."""
+        return self.store.show_id
 
     @property
     def queue(self) -> PromoQueue:

@@ -30,7 +30,7 @@ from bot.models import DeliveryStatus
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0005"
+HEAD = "0006"
 MAX_KEY = 300
 MIGRATE_WAIT = 60.0          # seconds a migration retries a locked SQLite file
 MIGRATION_LOCK = 0x63726965  # "crie": the PostgreSQL advisory lock taken while migrating
@@ -68,6 +68,7 @@ feeds = sa.Table(
     sa.Column("last_result", sa.String(32)), sa.Column("last_error", sa.Text),
     sa.Column("error_count", sa.Integer, nullable=False, default=0),
     sa.Column("next_poll_at", TS), sa.Column("created_at", TS, nullable=False),
+    sa.Column("show_id", sa.Integer, index=True),            # migration 0006
 )
 episodes = sa.Table(
     "episodes", md,
@@ -105,6 +106,7 @@ promos = sa.Table(  # the host's queue (migration 0003)
     sa.Column("last_fired_at", TS), sa.Column("note", sa.Text),
     sa.Column("created_at", TS, nullable=False), sa.Column("updated_at", TS, nullable=False),
     sa.Index("ix_promos_due", "status", "next_at"),
+    sa.Column("show_id", sa.Integer, index=True),
 )
 posts = sa.Table(
     "posts", md,
@@ -117,6 +119,7 @@ posts = sa.Table(
     sa.Column("promo_id", sa.Integer, sa.ForeignKey("promos.id", name="fk_posts_promo")),
     sa.Column("due_at", TS),                                  # a promo's occurrence
     sa.Index("ix_posts_promo", "promo_id"),
+    sa.Column("show_id", sa.Integer, index=True),
 )
 deliveries = sa.Table(
     "deliveries", md,
@@ -139,6 +142,7 @@ deliveries = sa.Table(
     sa.Column("sent_at", TS),
     sa.UniqueConstraint("post_id", "account", name="uq_delivery_post_account"),
     sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+    sa.Column("show_id", sa.Integer, index=True),
 )
 item_caches = sa.Table(  # each feed's `bot.feed.ItemCache`, packed (migration 0002)
     "item_caches", md,
@@ -157,12 +161,24 @@ community_posts = sa.Table(  # proposed for a boost (migration 0004)
     sa.Column("status", sa.String(16), nullable=False),  # proposed|approved|rejected
     sa.Column("found_at", TS, nullable=False), sa.Column("decided_at", TS),
     sa.UniqueConstraint("account", "uri", name="uq_community_account_uri"),
+    sa.Column("show_id", sa.Integer, index=True),
 )
 notices = sa.Table(  # what the host was already told (migration 0005; bot/alerts.py)
     "notices", md,
     sa.Column("key", sa.String(200), primary_key=True),      # "auth:ACCOUNT", "feed:ID"
     sa.Column("since", TS, nullable=False),                   # when the condition began
     sa.Column("sent_at", TS),                                 # when the host was told
+)
+shows = sa.Table(  # the show registry (migration 0006; bot/shows.py)
+    "shows", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("slug", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),      # config | import
+    sa.Column("path", sa.Text), sa.Column("content_hash", sa.String(64)),
+    sa.Column("config", sa.Text),                             # import: the file's TOML
+    sa.Column("created_at", TS, nullable=False), sa.Column("updated_at", TS, nullable=False),
+    sa.Column("removed_at", TS),
 )
 locks = sa.Table(
     "locks", md,
@@ -282,14 +298,18 @@ class Store:
         return self.engine.begin()
 
     # -- feeds ----------------------------------------------------------------------------
-    def ensure_feed(self, url: str, now: datetime) -> dict:
+    def ensure_feed(self, url: str, now: datetime, show_id: int | None = None) -> dict:
         with self.tx() as c:
             row = c.execute(sa.select(feeds).where(feeds.c.url == url)).mappings().first()
-            if row:
+            if row and (show_id is None or row["show_id"] == show_id):
                 return dict(row)
+            if row:  # a show's feed (before 0006: none), or another show's URL taken over
+                c.execute(feeds.update().where(feeds.c.id == row["id"]).values(
+                    show_id=show_id))
+                return {**dict(row), "show_id": show_id}
             try:
                 c.execute(feeds.insert().values(url=url, created_at=now, baseline_done=False,
-                                                error_count=0))
+                                                error_count=0, show_id=show_id))
             except sa.exc.IntegrityError:
                 pass
         with self.tx() as c:
@@ -299,9 +319,12 @@ class Store:
         with self.tx() as c:
             c.execute(feeds.update().where(feeds.c.id == feed_id).values(**values))
 
-    def all_feeds(self) -> list[dict]:
+    def all_feeds(self, show_id: int | None = None) -> list[dict]:
+        q = sa.select(feeds).order_by(feeds.c.id)
+        if show_id is not None:
+            q = q.where(feeds.c.show_id == show_id)
         with self.tx() as c:
-            return [dict(r) for r in c.execute(sa.select(feeds).order_by(feeds.c.id)).mappings()]
+            return [dict(r) for r in c.execute(q).mappings()]
 
     # -- episodes -------------------------------------------------------------------------
     def match_keys(self, feed_id: int, keys: Iterable[str]) -> dict[str, int]:
@@ -348,10 +371,14 @@ class Store:
         if new:
             c.execute(episode_keys.insert(), new)
 
-    def episodes_with_status(self, status: str, feed_id: int | None = None) -> list[dict]:
+    def episodes_with_status(self, status: str, feed_id: int | None = None, *,
+                             show_id: int | None = None) -> list[dict]:
         q = sa.select(episodes).where(episodes.c.status == status)
         if feed_id is not None:
             q = q.where(episodes.c.feed_id == feed_id)
+        if show_id is not None:
+            q = q.where(episodes.c.feed_id.in_(
+                sa.select(feeds.c.id).where(feeds.c.show_id == show_id)))
         with self.tx() as c:
             return [dict(r) for r in c.execute(
                 q.order_by(episodes.c.published_at, episodes.c.id)).mappings()]
@@ -393,7 +420,7 @@ class Store:
     def enqueue(self, c, *, kind: str, dedupe_key: str, episode_id: int | None,
                 targets: Sequence[tuple[str, str, str]], now: datetime,
                 priority: int = 0, promo_id: int | None = None,
-                due_at: datetime | None = None) -> int | None:
+                due_at: datetime | None = None, show_id: int | None = None) -> int | None:
         """Create a post and one delivery per (account, platform, status). Idempotent by
         `dedupe_key`: a second call for the same post creates nothing and returns None."""
         exists = c.execute(sa.select(posts.c.id).where(posts.c.dedupe_key == dedupe_key)
@@ -402,14 +429,15 @@ class Store:
             return None
         pid = c.execute(posts.insert().values(
             kind=kind, episode_id=episode_id, dedupe_key=dedupe_key, priority=priority,
-            created_at=now, promo_id=promo_id, due_at=due_at)).inserted_primary_key[0]
+            created_at=now, promo_id=promo_id, due_at=due_at, show_id=show_id)
+                        ).inserted_primary_key[0]
         start = due_at if due_at is not None and due_at > now else now
         for account, platform, status in targets:
             key = hashlib.sha256(f"crier:{dedupe_key}:{account}".encode()).hexdigest()[:40]
             c.execute(deliveries.insert().values(
                 post_id=pid, account=account, platform=platform, status=status,
                 idempotency_key=key, attempts=0, needs_check=False, next_attempt_at=start,
-                created_at=now, updated_at=now))
+                created_at=now, updated_at=now, show_id=show_id))
         return pid
 
     def delivery(self, delivery_id: int) -> dict | None:
@@ -424,10 +452,12 @@ class Store:
                          posts.c.dedupe_key, posts.c.promo_id, posts.c.due_at
                          ).join(posts, posts.c.id == deliveries.c.post_id)
 
-    def due_deliveries(self, now: datetime, limit: int = 50) -> list[dict]:
+    def due_deliveries(self, now: datetime, limit: int = 50, *,
+                       show_id: int | None = None) -> list[dict]:
         q = self._delivery_query().where(
             deliveries.c.status == DeliveryStatus.PENDING.value,
             deliveries.c.next_attempt_at <= now,
+            *([] if show_id is None else [deliveries.c.show_id == show_id]),
         ).order_by(posts.c.priority.desc(), deliveries.c.next_attempt_at, deliveries.c.id
                    ).limit(limit)
         with self.tx() as c:
@@ -443,9 +473,11 @@ class Store:
             return [dict(r) for r in c.execute(q).mappings()]
 
     def sent_deliveries(self, *, since: datetime | None = None, account: str | None = None,
-                        limit: int | None = None) -> list[dict]:
+                        limit: int | None = None, show_id: int | None = None) -> list[dict]:
         """Deliveries that went out (status sent), newest first."""
         q = self._delivery_query().where(deliveries.c.status == DeliveryStatus.SENT.value)
+        if show_id is not None:
+            q = q.where(deliveries.c.show_id == show_id)
         if since is not None:
             q = q.where(deliveries.c.sent_at >= since)
         if account is not None:
@@ -519,7 +551,8 @@ class Store:
 
     # -- locks ----------------------------------------------------------------------------
     # -- community --------------------------------------------------------------------------
-    def add_community(self, c, account: str, cand, now: datetime, status: str) -> int | None:
+    def add_community(self, c, account: str, cand, now: datetime, status: str, *,
+                      show_id: int | None = None) -> int | None:
         """Record a proposed post once (by account and URI); None when already known."""
         if c.execute(sa.select(community_posts.c.id).where(
                 community_posts.c.account == account,
@@ -528,10 +561,14 @@ class Store:
         return c.execute(community_posts.insert().values(
             account=account, status_id=cand.status_id, uri=cand.uri, url=cand.url,
             author=cand.author, text=cand.text, via=cand.via, status=status, found_at=now,
-            decided_at=now if status != "proposed" else None)).inserted_primary_key[0]
+            decided_at=now if status != "proposed" else None, show_id=show_id)
+                         ).inserted_primary_key[0]
 
-    def community(self, *, statuses: Sequence[str] | None = None) -> list[dict]:
+    def community(self, *, statuses: Sequence[str] | None = None,
+                  show_id: int | None = None) -> list[dict]:
         q = sa.select(community_posts).order_by(community_posts.c.id)
+        if show_id is not None:
+            q = q.where(community_posts.c.show_id == show_id)
         if statuses:
             q = q.where(community_posts.c.status.in_(list(statuses)))
         with self.tx() as c:
@@ -558,8 +595,11 @@ class Store:
             r = c.execute(sa.select(promos).where(promos.c.id == promo_id)).mappings().first()
             return dict(r) if r else None
 
-    def all_promos(self, *, include_finished: bool = False) -> list[dict]:
+    def all_promos(self, *, include_finished: bool = False,
+                   show_id: int | None = None) -> list[dict]:
         q = sa.select(promos).order_by(promos.c.next_at.nulls_last(), promos.c.id)
+        if show_id is not None:
+            q = q.where(promos.c.show_id == show_id)
         if not include_finished:
             q = q.where(promos.c.status.in_(("active", "paused")))
         with self.tx() as c:
@@ -587,9 +627,13 @@ class Store:
                                                          updated_at=now))
         return ids
 
-    def episode_by_guid(self, guid: str) -> dict | None:
+    def episode_by_guid(self, guid: str, show_id: int | None = None) -> dict | None:
+        q = sa.select(episodes).where(episodes.c.guid == guid)
+        if show_id is not None:
+            q = q.where(episodes.c.feed_id.in_(
+                sa.select(feeds.c.id).where(feeds.c.show_id == show_id)))
         with self.tx() as c:
-            r = c.execute(sa.select(episodes).where(episodes.c.guid == guid).order_by(
+            r = c.execute(q.order_by(
                 episodes.c.id.desc())).mappings().first()
             return dict(r) if r else None
 
@@ -603,10 +647,11 @@ class Store:
                 episodes.c.status.in_(("baseline", "announced"))).order_by(
                 episodes.c.published_at, episodes.c.id)).mappings()]
 
-    def due_promos(self, now: datetime) -> list[dict]:
+    def due_promos(self, now: datetime, show_id: int | None = None) -> list[dict]:
         with self.tx() as c:
             return [dict(r) for r in c.execute(sa.select(promos).where(
-                promos.c.status == "active", promos.c.next_at <= now
+                promos.c.status == "active", promos.c.next_at <= now,
+                *([] if show_id is None else [promos.c.show_id == show_id]),
             ).order_by(promos.c.next_at, promos.c.id)).mappings()]
 
     def update_promo(self, c, promo_id: int, now: datetime, **values: Any) -> None:

@@ -1,11 +1,16 @@
-"""The long-running worker: one APScheduler scheduler, thin over `bot.service`.
+"""The long-running worker: one APScheduler scheduler, thin over `bot.fleet` (one
+`bot.service.Service` per show served).
 
 Jobs (stable ids, replace_existing, coalesce, max_instances=1, UTC):
-- `poll`: every 30 s, polls the feed when its `next_poll_at` has come (interval with jitter,
-  backoff after errors, both decided by the service and kept in the database);
+- `poll`: every 30 s, polls each show's feed whose `next_poll_at` has come (interval with
+  jitter, backoff after errors, both decided by the service and kept in the database);
 - `dispatch`: every `dispatch_interval` seconds, fires due queued posts, sends due deliveries
-  and renews the worker lock;
-- `community` (when `[community] enabled`): every `interval`, proposes the community's new posts.
+  of every show and renews the worker lock;
+- `community`: every 60 s, each show with `[community] enabled` whose `interval` has passed
+  proposes its community's new posts.
+
+SIGHUP reads the config again and syncs it into the show registry (bot.shows): shows added
+are served from the next job on, removed ones no longer (their unsent deliveries withdrawn).
 
 One worker per database: the lock in the `locks` table is taken at start and renewed; a second
 `crier run` against the same database refuses to start its scheduler. SIGTERM/SIGINT stop the
@@ -25,6 +30,7 @@ from bot.errors import CrierError
 log = logging.getLogger(__name__)
 
 POLL_CHECK_SECONDS = 30
+COMMUNITY_CHECK_SECONDS = 60
 
 
 def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> None:
@@ -32,49 +38,64 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
 
     owner = f"{socket.gethostname()}:{os.getpid()}"
     stopping = threading.Event()
-    with ctx.service(dry_run=dry_run) as svc:
-        if not svc.acquire_worker_lock(owner):
-            holder = svc.store.lock_holder("worker")
+    from bot.locks import acquire_worker_lock, release_worker_lock
+    with ctx.fleet(dry_run=dry_run) as fleet:
+        store = fleet.store
+        if not acquire_worker_lock(store, owner, fleet.now()):
+            holder = store.lock_holder("worker")
             raise CrierError(
                 f"another crier worker holds this database ({holder['owner']}, lease until "
                 f"{holder['expires_at']:%Y-%m-%d %H:%M:%S} UTC); refusing to start a second "
                 "scheduler")
-        svc.wake_auth_stopped()
+        for s in fleet.services:
+            s.wake_auth_stopped()
         first_backfill = [backfill]
+        reload_wanted = threading.Event()
+        community_at: dict[str, object] = {}
 
         def poll_job() -> None:
-            try:
-                svc.poll(backfill=first_backfill[0])
-                first_backfill[0] = None
-            except CrierError as e:
-                log.error("poll: %s", e)
+            if reload_wanted.is_set():
+                reload_wanted.clear()
+                try:
+                    log.info("SIGHUP: config synced: %s", fleet.reload())
+                except CrierError as e:
+                    log.error("SIGHUP: the config was not reloaded: %s", e)
+            fleet.poll(backfill=first_backfill[0])
+            first_backfill[0] = None
 
         def dispatch_job() -> None:
-            if not svc.acquire_worker_lock(owner):
+            if not acquire_worker_lock(store, owner, fleet.now()):
                 log.error("worker lock lost to another process; stopping")
                 stopping.set()
                 sched.shutdown(wait=False)
                 return
-            try:
-                svc.dispatch(stop=stopping.is_set)
-            except CrierError as e:
-                log.error("dispatch: %s", e)
+            fleet.dispatch(stop=stopping.is_set)
+
+        def community_job() -> None:
+            for s in fleet.services:
+                now = s.clock()
+                last = community_at.get(s.settings.slug)
+                if not s.settings.community or (
+                        last is not None and (now - last).total_seconds()
+                        < s.settings.community_interval):
+                    continue
+                community_at[s.settings.slug] = now
+                try:
+                    s.community_scan()
+                except CrierError as e:
+                    log.error("community %s: %s", s.settings.slug, e)
 
         sched = BlockingScheduler(timezone="UTC", job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
         sched.add_job(poll_job, "interval", seconds=POLL_CHECK_SECONDS, id="poll",
-                      replace_existing=True, next_run_time=svc.clock())
-        sched.add_job(dispatch_job, "interval", seconds=svc.settings.dispatch_interval,
-                      id="dispatch", replace_existing=True, next_run_time=svc.clock())
-        if svc.settings.community:
-            def community_job() -> None:
-                try:
-                    svc.community_scan()
-                except CrierError as e:
-                    log.error("community: %s", e)
-
-            sched.add_job(community_job, "interval", seconds=svc.settings.community_interval,
-                          id="community", replace_existing=True, next_run_time=svc.clock())
+                      replace_existing=True, next_run_time=fleet.now())
+        dep = ctx.deployment()
+        sched.add_job(dispatch_job, "interval", seconds=dep.dispatch_interval,
+                      id="dispatch", replace_existing=True, next_run_time=fleet.now())
+        every = min([COMMUNITY_CHECK_SECONDS] + [s.settings.community_interval
+                                                 for s in fleet.services if s.settings.community])
+        sched.add_job(community_job, "interval", seconds=every,
+                      id="community", replace_existing=True, next_run_time=fleet.now())
 
         def on_signal(signum, _frame) -> None:
             log.info("received %s: finishing the delivery in flight, then stopping",
@@ -83,13 +104,25 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
             threading.Thread(target=sched.shutdown, kwargs={"wait": True},
                              daemon=True).start()
 
+        def on_hangup(_signum, _frame) -> None:
+            log.info("received SIGHUP: the config is read again before the next poll")
+            reload_wanted.set()
+            threading.Thread(target=sched.modify_job, args=("poll",),
+                             kwargs={"next_run_time": fleet.now()}, daemon=True).start()
+
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        log.info("crier worker %s started: feed %s every %ss, %d account(s)%s", owner,
-                 svc.settings.feed, svc.settings.poll_interval, len(svc.settings.accounts),
-                 " (dry run)" if dry_run else "")
+        signal.signal(signal.SIGHUP, on_hangup)
+        if len(fleet.services) == 1:
+            one = fleet.services[0].settings
+            log.info("crier worker %s started: feed %s every %ss, %d account(s)%s", owner,
+                     one.feed, one.poll_interval, len(one.accounts),
+                     " (dry run)" if dry_run else "")
+        else:
+            log.info("crier worker %s started: %d shows%s", owner, len(fleet.services),
+                     " (dry run)" if dry_run else "")
         try:
             sched.start()
         finally:
-            svc.release_worker_lock(owner)
+            release_worker_lock(store, owner)
             log.info("crier worker %s stopped", owner)

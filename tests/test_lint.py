@@ -47,7 +47,8 @@ def test_adapters_do_not_import_each_other():
 
 # The application layer (one module per concern) and the entry points; see README, Development.
 APPLICATION = {"service", "polling", "composer", "dispatch", "promos", "listeners", "status",
-               "publishers", "locks", "outbox", "alerts", "checks", "history", "held",
+               "shows", "showscope", "fleet", "publishers", "locks", "outbox", "alerts", "checks",
+               "history", "held",
                "artwork"}
 ENTRY_POINTS = {"cli", "worker", "__main__"}
 ADAPTERS = {"fetch", "store", "config", "deployment", "images", "notify", "netguard", "tomlpos",

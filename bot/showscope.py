@@ -1,0 +1,85 @@
+"""One show's view of the store: the queries that are global in `bot.store` (feeds, due
+deliveries, promos, community posts, held episodes, listings) narrowed to one show, and the
+rows it adds stamped with that show's id; everything else is the store itself.
+
+`Service` hands this view to the application modules, so each of them works on its own show
+without knowing there are others. The show's row is found (or made) on first use.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.store import Store, deliveries
+
+
+class ShowStore:
+    """`store`, scoped to the show `settings` describes (by its slug)."""
+
+    def __init__(self, store: Store, settings):
+        self._store, self._settings = store, settings
+        self._show_id: int | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    @property
+    def unscoped(self) -> Store:
+        return self._store
+
+    @property
+    def show_id(self) -> int:
+        if self._show_id is None:
+            from bot.shows import ensure_show
+            self._show_id = ensure_show(self._store, self._settings)
+        return self._show_id
+
+    # -- rows added: stamped with the show ------------------------------------------------
+    def ensure_feed(self, url: str, now: datetime) -> dict:
+        return self._store.ensure_feed(url, now, show_id=self.show_id)
+
+    def enqueue(self, c, **kw: Any) -> int | None:
+        return self._store.enqueue(c, show_id=self.show_id, **kw)
+
+    def add_promo(self, now: datetime, **values: Any) -> int:
+        return self._store.add_promo(now, show_id=self.show_id, **values)
+
+    def add_community(self, c, account: str, cand, now: datetime, status: str) -> int | None:
+        return self._store.add_community(c, account, cand, now, status, show_id=self.show_id)
+
+    # -- queries: this show's rows only ---------------------------------------------------
+    def all_feeds(self) -> list[dict]:
+        return self._store.all_feeds(show_id=self.show_id)
+
+    def episodes_with_status(self, status: str, feed_id: int | None = None) -> list[dict]:
+        return self._store.episodes_with_status(status, feed_id, show_id=self.show_id)
+
+    def episode_by_guid(self, guid: str) -> dict | None:
+        return self._store.episode_by_guid(guid, show_id=self.show_id)
+
+    def due_deliveries(self, now: datetime, limit: int = 50, **kw: Any) -> list[dict]:
+        return self._store.due_deliveries(now, limit=limit, show_id=self.show_id, **kw)
+
+    def deliveries_where(self, *conds, **kw: Any) -> list[dict]:
+        return self._store.deliveries_where(deliveries.c.show_id == self.show_id, *conds, **kw)
+
+    def sent_deliveries(self, **kw: Any) -> list[dict]:
+        return self._store.sent_deliveries(show_id=self.show_id, **kw)
+
+    def all_promos(self, **kw: Any) -> list[dict]:
+        return self._store.all_promos(show_id=self.show_id, **kw)
+
+    def due_promos(self, now: datetime) -> list[dict]:
+        return self._store.due_promos(now, show_id=self.show_id)
+
+    def community(self, **kw: Any) -> list[dict]:
+        return self._store.community(show_id=self.show_id, **kw)
+
+    def promo(self, promo_id: int) -> dict | None:
+        row = self._store.promo(promo_id)
+        return row if row is not None and row.get("show_id") == self.show_id else None
+
+    def community_post(self, c, post_id: int) -> dict | None:
+        row = self._store.community_post(c, post_id)
+        return row if row is not None and row.get("show_id") == self.show_id else None
