@@ -83,7 +83,8 @@ class Dispatcher:
         self.svc.queue.fire()
         outcomes = []
         blocked: dict[str, str] = {}
-        for d in self.store.due_deliveries(now, limit=limit):
+        # what fire() just queued is due by then (a real clock has moved on since `now`)
+        for d in self.store.due_deliveries(self.clock(), limit=limit):
             if stop and stop():
                 break
             if d["account"] in blocked:

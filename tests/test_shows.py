@@ -1,0 +1,345 @@
+"""Many shows in one deployment (issue 14): the registry, `--show`, `crier shows …`, config
+sync, and each show's posts on its own accounts only — on SQLite and PostgreSQL, with the
+real CLI, a loopback feed server and local Mastodon and X servers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from bot.cli import main
+from bot.deployment import load_deployment
+from bot.shows import ensure_show, list_shows, sync_config
+from bot.store import Store, deliveries, feeds, promos, shows
+from tests.fakes.feed_server import FeedServer
+from tests.fakes.mastodon_server import MastodonServer
+from tests.fakes.x_server import XServer
+from tests.feedgen import item, rss
+
+X_KEYS = dict(consumer_key="ck", consumer_secret="cs", access_token="at",
+              access_token_secret="ats")
+SLUGS = ("alpha", "bravo", "charlie")
+
+
+class Net:
+    """Three shows' worth of servers: one feed server (a path per show), and for each show
+    its own Mastodon and X servers; config files naming them; `crier` run on them."""
+
+    def __init__(self, stack: ExitStack, tmp: Path, db_url: str, monkeypatch):
+        self.tmp, self.db_url = tmp, db_url
+        self.feed = stack.enter_context(FeedServer())
+        self.now = datetime.now(UTC).replace(microsecond=0)
+        self.masto, self.x, self.items = {}, {}, {}
+        for slug in SLUGS:
+            self.masto[slug] = stack.enter_context(MastodonServer(token=f"tok-{slug}"))
+            self.x[slug] = stack.enter_context(XServer(**X_KEYS, username=slug))
+            self.items[slug] = [item(n, published=self.now - timedelta(days=7 * (10 - n)),
+                                     title=f"{slug} episode {n}") for n in range(1, 4)]
+            self.publish(slug)
+            monkeypatch.setenv(f"CRIER_M_{slug.upper()}_ACCESS_TOKEN", f"tok-{slug}")
+            for key, value in X_KEYS.items():
+                monkeypatch.setenv(f"CRIER_X_{slug.upper()}_{key.upper()}", value)
+        monkeypatch.setenv("DATABASE_URL", db_url)
+        monkeypatch.chdir(tmp)
+        (tmp / "shows").mkdir()
+        self.cfg = tmp / "crier.toml"
+        self.cfg.write_text('include = ["shows/*.toml"]\n')
+        for slug in SLUGS:
+            self.write_show(slug)
+
+    def publish(self, slug: str) -> None:
+        self.feed.set_feed(f"/{slug}.xml", rss(self.items[slug]))
+
+    def new_episode(self, slug: str, n: int) -> str:
+        title = f"{slug} episode {n}"
+        self.items[slug].append(item(n, published=datetime.now(UTC) - timedelta(minutes=5),
+                                     title=title))
+        self.publish(slug)
+        return title
+
+    def show_text(self, slug: str, extra: str = "") -> str:
+        return f"""show = "{slug.title()} Show"
+slug = "{slug}"
+feed = "{self.feed.url}/{slug}.xml"
+{extra}
+[promos]
+min_gap = 0
+
+[[accounts]]
+platform = "mastodon"
+name = "m-{slug}"
+instance = "{self.masto[slug].url}"
+timeout = 2
+
+[[accounts]]
+platform = "x"
+name = "x-{slug}"
+api_base = "{self.x[slug].url}"
+timeout = 2
+"""
+
+    def write_show(self, slug: str, folder: str = "shows", extra: str = "") -> Path:
+        path = self.tmp / folder / f"{slug}.toml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(self.show_text(slug, extra))
+        return path
+
+    def cli(self, *args, code=0):
+        result = CliRunner().invoke(main, ["--config", str(self.cfg), *args])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    def later(self) -> None:
+        """Time passes: every feed is due again (`run --once` polls the shows that are)."""
+        store = self.store()
+        try:
+            with store.tx() as c:
+                c.execute(feeds.update().values(next_poll_at=datetime.now(UTC)
+                                                - timedelta(seconds=1)))
+        finally:
+            store.close()
+
+    def posted(self, slug: str) -> tuple[list[str], list[str]]:
+        return ([s["text"] for s in self.masto[slug].statuses],
+                [t["text"] for t in self.x[slug].tweets])
+
+    def store(self) -> Store:
+        s = Store(self.db_url)
+        s.migrate()
+        return s
+
+
+@pytest.fixture
+def net(db_url, tmp_path, monkeypatch):
+    with ExitStack() as stack:
+        yield Net(stack, tmp_path, db_url, monkeypatch)
+
+
+def test_three_shows_each_episode_once_on_its_own_accounts_only(net):
+    net.cli("run", "--once")                         # first run: every show's baseline
+    assert all(net.posted(s) == ([], []) for s in SLUGS)
+    titles = {s: net.new_episode(s, 4) for s in SLUGS}
+    net.cli("run", "--once")                         # not due yet: nothing polled
+    assert all(net.posted(s) == ([], []) for s in SLUGS)
+    net.later()
+    net.cli("run", "--once")
+    for slug in SLUGS:
+        masto, x = net.posted(slug)
+        assert len(masto) == 1 and len(x) == 1, (slug, masto, x)
+        assert titles[slug] in masto[0] and titles[slug] in x[0]
+        others = [t for s, t in titles.items() if s != slug]
+        assert not any(t in masto[0] or t in x[0] for t in others)
+    net.later()
+    net.cli("run", "--once")                         # nothing twice
+    assert all(len(net.posted(s)[0]) == 1 and len(net.posted(s)[1]) == 1 for s in SLUGS)
+    store = net.store()
+    try:
+        with store.tx() as c:                        # every row belongs to its show
+            by_show = dict(c.execute(sa.select(shows.c.slug, shows.c.id)).all())
+            for d in c.execute(sa.select(deliveries.c.account, deliveries.c.show_id)):
+                assert d.account.endswith(next(s for s, i in by_show.items()
+                                               if i == d.show_id))
+            assert sorted(c.execute(sa.select(feeds.c.show_id)).scalars()) == \
+                sorted(by_show.values())
+    finally:
+        store.close()
+
+
+def test_per_show_commands_need_show_with_several(net):
+    net.cli("run", "--once")
+    for args in (("queue", "list"), ("history",), ("community", "list"), ("release", "--all")):
+        out = net.cli(*args, code=1)
+        assert "--show" in out and "alpha, bravo, charlie" in out, (args, out)
+        assert "Traceback" not in out
+    out = net.cli("queue", "list", "--show", "nope", code=1)
+    assert "no show 'nope'" in out
+    net.cli("queue", "list", "--show", "bravo")
+    lines = net.cli("status").strip().splitlines()
+    assert [ln.split()[0] for ln in lines[:3]] == list(SLUGS)
+    assert "last poll" in lines[0] and "failed deliveries" in lines[0]
+    health = json.loads(net.cli("status", "--json"))
+    assert [h["slug"] for h in health] == list(SLUGS)
+    assert "Feed " in net.cli("status", "--show", "alpha")
+
+
+def test_promos_go_out_on_their_own_show_only(net):
+    net.cli("run", "--once")
+    net.cli("queue", "add", "Bravo's promo", "--show", "bravo")
+    assert "Bravo's promo" in net.cli("queue", "list", "--show", "bravo")
+    assert "Bravo's promo" not in net.cli("queue", "list", "--show", "alpha")
+    net.cli("run", "--once")
+    assert net.posted("bravo") == (["Bravo's promo"], ["Bravo's promo"])
+    assert net.posted("alpha") == ([], []) and net.posted("charlie") == ([], [])
+
+
+def test_a_show_removed_with_deliveries_pending_keeps_its_history(net):
+    net.cli("run", "--once")
+    net.new_episode("charlie", 4)
+    net.later()
+    net.x["charlie"].fail_next(503)                   # X is down: that delivery waits
+    net.cli("run", "--once")
+    assert len(net.posted("charlie")[0]) == 1 and net.posted("charlie")[1] == []
+    (net.tmp / "shows" / "charlie.toml").unlink()    # the config no longer declares it
+    net.new_episode("charlie", 5)
+    net.later()
+    net.cli("run", "--once")
+    assert net.posted("charlie") == (net.posted("charlie")[0][:1], [])  # not served
+    listed = json.loads(net.cli("shows", "list", "--removed", "--json"))
+    gone = next(r for r in listed if r["slug"] == "charlie")
+    assert gone["removed_at"] is not None
+    assert "charlie" not in net.cli("shows", "list")
+    store = net.store()
+    try:
+        with store.tx() as c:
+            rows = c.execute(sa.select(deliveries.c.status, deliveries.c.last_error).where(
+                deliveries.c.show_id == gone["id"])).all()
+    finally:
+        store.close()
+    assert sorted(r.status for r in rows) == ["cancelled", "sent"]
+    assert all("show removed" in r.last_error for r in rows if r.status == "cancelled")
+    net.write_show("charlie")                          # back: the same show, its history
+    assert "charlie" in net.cli("shows", "list")
+    assert json.loads(net.cli("shows", "list", "--json"))[2]["id"] == gone["id"]
+
+
+def test_import_list_remove(net):
+    for slug in ("bravo", "charlie"):                  # the config keeps only alpha
+        shutil.move(net.tmp / "shows" / f"{slug}.toml", net.tmp / f"{slug}.toml")
+        net.write_show(slug, folder="imports")
+    net.cli("run", "--once")
+    assert "imported" not in net.cli("shows", "list")
+    out = net.cli("shows", "import", str(net.tmp / "imports"))
+    assert "2 show file(s) read" in out and "2 added" in out
+    assert "0 added, 0 changed, 2 unchanged" in net.cli("shows", "import",
+                                                        str(net.tmp / "imports"))
+    listed = {r["slug"]: r["source"] for r in json.loads(net.cli("shows", "list", "--json"))}
+    assert listed == {"alpha": "config", "bravo": "import", "charlie": "import"}
+    assert "--show" in net.cli("queue", "list", code=1)
+    net.cli("run", "--once")                           # imported shows: their baseline
+    t = net.new_episode("charlie", 4)
+    net.later()
+    net.cli("run", "--once")
+    assert t in net.posted("charlie")[0][0] and net.posted("bravo") == ([], [])
+    assert "declared by the config" in net.cli("shows", "remove", "alpha", code=1)
+    assert "removed" in net.cli("shows", "remove", "charlie")
+    assert "no show 'charlie'" in net.cli("shows", "remove", "charlie", code=1)
+    assert set(json.loads(net.cli("shows", "list", "--json"))[i]["slug"]
+               for i in range(2)) == {"alpha", "bravo"}
+    net.new_episode("charlie", 5)
+    net.later()
+    net.cli("run", "--once")
+    assert len(net.posted("charlie")[0]) == 1          # a removed show is not served
+    # a bad file: one line naming it, nothing imported
+    (net.tmp / "imports" / "zulu.toml").write_text('show = "Zulu"\nfeed = 3\n')
+    out = net.cli("shows", "import", str(net.tmp / "imports"), code=1)
+    assert "zulu.toml" in out and "Traceback" not in out
+    # an imported show may not take a config show's slug
+    (net.tmp / "imports" / "zulu.toml").write_text(net.show_text("alpha"))
+    assert "declared by the config" in net.cli("shows", "import",
+                                               str(net.tmp / "imports" / "zulu.toml"),
+                                               code=1)
+
+
+def test_config_sync_adds_changes_removes_only_config_shows(net):
+    store = net.store()
+    try:
+        dep = load_deployment(net.cfg)
+        r = sync_config(store, dep.shows)
+        assert sorted(r.added) == list(SLUGS) and not r.changed and not r.removed
+        assert not any((r := sync_config(store, dep.shows)).added or r.changed)
+        net.write_show("bravo", extra="poll_interval = 600")
+        (net.tmp / "shows" / "charlie.toml").unlink()
+        r = sync_config(store, load_deployment(net.cfg).shows)
+        assert r.changed == ["bravo"] and r.removed == ["charlie"] and not r.added
+        with store.tx() as c:                           # an imported show is left alone
+            c.execute(shows.insert().values(slug="imp", name="Imp", source="import",
+                                            created_at=net.now, updated_at=net.now))
+        r = sync_config(store, load_deployment(net.cfg).shows)
+        assert not (r.added or r.changed or r.removed)
+        assert {s["slug"] for s in list_shows(store)} == {"alpha", "bravo", "imp"}
+    finally:
+        store.close()
+
+
+def test_an_old_single_show_database_is_upgraded(db_url, tmp_path, monkeypatch):
+    """A database written by the schema before the registry (0005), with a feed, an
+    episode, a pending announcement and a promo: after the upgrade it is one show's, named by
+    the config's slug on first start, and crier goes on with it."""
+    from alembic import command
+    from alembic.config import Config
+
+    from bot.store import MIGRATIONS
+    store = Store(db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+    now = datetime.now(UTC).replace(microsecond=0)
+    with store.engine.begin() as c:
+        ins = {"t": now.replace(tzinfo=None) if store.dialect == "sqlite" else now}
+        c.execute(sa.text("INSERT INTO feeds (id, url, title, baseline_done, error_count, "
+                          "created_at) VALUES (1, 'http://127.0.0.1:9/f.xml', 'Old Show', "
+                          ":b, 0, :t)"), {**ins, "b": True})
+        c.execute(sa.text("INSERT INTO episodes (id, feed_id, title, status, first_seen_at, "
+                          "data) VALUES (1, 1, 'Ep', 'announced', :t, '{}')"), ins)
+        c.execute(sa.text("INSERT INTO posts (id, kind, episode_id, dedupe_key, priority, "
+                          "created_at) VALUES (1, 'announcement', 1, 'episode:1', 0, :t)"), ins)
+        c.execute(sa.text("INSERT INTO deliveries (id, post_id, account, platform, status, "
+                          "idempotency_key, attempts, needs_check, next_attempt_at, "
+                          "created_at, updated_at) VALUES (1, 1, 'masto', 'mastodon', "
+                          "'pending', 'k1', 0, :f, :t, :t, :t)"), {**ins, "f": False})
+        c.execute(sa.text("INSERT INTO promos (id, kind, text, status, fit, fired, missed, "
+                          "created_at, updated_at) VALUES (1, 'once', 'P', 'paused', :f, 0, "
+                          "0, :t, :t)"), {**ins, "f": False})
+    store.close()
+    store = Store(db_url)
+    store.migrate()
+    try:
+        (legacy,) = list_shows(store)
+        assert legacy["slug"] == "show" and legacy["name"] == "Old Show"
+        with store.tx() as c:
+            for table in (feeds, deliveries, promos):
+                assert set(c.execute(sa.select(table.c.show_id)).scalars()) == {legacy["id"]}
+        (tmp_path / "crier.toml").write_text(
+            'show = "The Old Show"\nfeed = "http://127.0.0.1:9/f.xml"\n'
+            '[[accounts]]\nplatform = "mastodon"\nname = "masto"\n'
+            'instance = "http://127.0.0.1:9"\ndry_run = true\n')
+        dep = load_deployment(tmp_path / "crier.toml", env={"DATABASE_URL": db_url})
+        sync_config(store, dep.shows)
+        (row,) = list_shows(store)
+        assert row["id"] == legacy["id"] and row["slug"] == "the-old-show"
+        from bot.service import Service
+        svc = Service(dep.show(), store)
+        assert svc.show_id == legacy["id"]
+        st = svc.status()
+        assert [f["url"] for f in st["feeds"]] == ["http://127.0.0.1:9/f.xml"]
+        assert [p["id"] for p in svc.queue.list(all_=True)] == [1]
+        assert ensure_show(store, dep.show()) == legacy["id"]
+    finally:
+        store.close()
+
+
+def test_a_lone_show_renamed_stays_the_same_show(db_url, tmp_path):
+    store = Store(db_url)
+    store.migrate()
+    try:
+        path = tmp_path / "crier.toml"
+        body = 'feed = "http://127.0.0.1:9/f.xml"\n'
+        path.write_text('show = "First Name"\n' + body)
+        sync_config(store, load_deployment(path, env={"DATABASE_URL": db_url}).shows)
+        (before,) = list_shows(store)
+        path.write_text('show = "Second Name"\n' + body)
+        r = sync_config(store, load_deployment(path, env={"DATABASE_URL": db_url}).shows)
+        (after,) = list_shows(store, removed=True)
+        assert after["id"] == before["id"] and after["slug"] == "second-name"
+        assert r.changed == ["second-name"] and not r.removed
+    finally:
+        store.close()
