@@ -343,3 +343,52 @@ def test_a_lone_show_renamed_stays_the_same_show(db_url, tmp_path):
         assert r.changed == ["second-name"] and not r.removed
     finally:
         store.close()
+
+
+def test_the_worker_serves_every_show_and_syncs_on_sighup(net):
+    """The real `crier run`: every show announced on its own accounts; a show added to the
+    config is served after SIGHUP, a show taken out is removed, each post exactly once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    def wait_for(cond, what, timeout=30.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if cond():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    net.cfg.write_text('include = ["shows/*.toml"]\ndispatch_interval = 1\n')
+    for slug in SLUGS:
+        net.write_show(slug, extra="first_run_backfill = 1")
+    aside = net.tmp / "charlie.toml"
+    shutil.move(net.tmp / "shows" / "charlie.toml", aside)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CRIER_CONFIG=str(net.cfg))
+    w = subprocess.Popen([sys.executable, "-m", "bot", "-v", "run"], env=env, cwd=net.tmp,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: all(len(net.posted(s)[0]) == 1 and len(net.posted(s)[1]) == 1
+                             for s in ("alpha", "bravo")), "alpha and bravo announced")
+        assert net.posted("charlie") == ([], [])
+        shutil.move(aside, net.tmp / "shows" / "charlie.toml")
+        (net.tmp / "shows" / "bravo.toml").unlink()
+        w.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(net.posted("charlie")[0]) == 1 and
+                 len(net.posted("charlie")[1]) == 1, "charlie announced after SIGHUP")
+        listed = {r["slug"] for r in json.loads(net.cli("shows", "list", "--json"))}
+        assert listed == {"alpha", "charlie"}
+        time.sleep(2)                               # a few more dispatch rounds: nothing new
+    finally:
+        w.send_signal(signal.SIGTERM)
+        out, _ = w.communicate(timeout=30)
+    assert w.returncode == 0, out
+    assert "1 added, 0 changed, 1 removed" in out, out
+    for slug in SLUGS:
+        masto, x = net.posted(slug)
+        assert len(masto) == 1 and len(x) == 1 and slug in masto[0] and slug in x[0]
