@@ -50,17 +50,20 @@ def slug_of(settings: Settings) -> str:
     return settings.slug or slugify(settings.show) or DEFAULT_SLUG
 
 
-def ensure_show(store: Store, settings: Settings, now: datetime | None = None) -> int:
+def ensure_show(store: Store, settings: Settings, now: datetime | None = None, *,
+                conn=None) -> int:
     """The id of the show `settings` describes, its row made (or the migrated one taken
-    over) when there is none yet."""
+    over) when there is none yet; in `conn`'s transaction when given (SQLite has one
+    writer: a second connection would wait for it)."""
+    if conn is None:
+        with store.tx() as c:
+            return ensure_show(store, settings, now, conn=c)
     slug = slug_of(settings)
-    with store.tx() as c:
-        sid = c.execute(sa.select(shows.c.id).where(shows.c.slug == slug)).scalar()
-    if sid is not None:
-        return sid
-    sync_config(store, [settings], now=now, remove=False, whole=False)
-    with store.tx() as c:
-        return c.execute(sa.select(shows.c.id).where(shows.c.slug == slug)).scalar_one()
+    sid = conn.execute(sa.select(shows.c.id).where(shows.c.slug == slug)).scalar()
+    if sid is None:
+        _sync(conn, [settings], now or _now(), remove=False, whole=False)
+        sid = conn.execute(sa.select(shows.c.id).where(shows.c.slug == slug)).scalar_one()
+    return sid
 
 
 @dataclass
@@ -80,57 +83,69 @@ def sync_config(store: Store, declared, *, now: datetime | None = None,
     """Make the registry's config shows those `declared` (Settings); `remove` False only
     adds and changes. `whole`: `declared` is every show of the config (so one show under a
     new slug is the old one renamed). One transaction."""
-    now = now or _now()
-    report = SyncReport()
     with store.tx() as c:
-        rows = {r["slug"]: dict(r) for r in c.execute(sa.select(
-            shows.c.id, shows.c.slug, shows.c.source, shows.c.content_hash,
-            shows.c.removed_at)).mappings()}
-        legacy = [r for r in rows.values() if r["content_hash"] is None
-                  and r["source"] == "config"]
-        active = [r for r in rows.values() if r["source"] == "config"
-                  and r["removed_at"] is None]
-        if not legacy and len(declared) == 1 and len(active) == 1 and whole:
-            legacy = active       # one show, renamed: the same show (its history, its queue)
-        new, updates, seen = [], [], set()
-        for s in declared:
-            slug, h = slug_of(s), settings_hash(s)
-            seen.add(slug)
-            values = {"name": s.show, "source": "config", "path": str(s.path),
-                      "content_hash": h, "config": None, "updated_at": now,
-                      "removed_at": None}
-            row = rows.get(slug)
-            if row is None and legacy:
-                row = legacy.pop(0)       # the show a database from before 0006 served
-                values["slug"] = slug
-                seen.add(row["slug"])
-            if row is None:
-                new.append({**values, "slug": slug, "created_at": now})
-                report.added.append(slug)
-            elif (row["content_hash"] != h or row["removed_at"] is not None
-                  or row["source"] != "config"):
-                updates.append({**values, "_id": row["id"]})
-                report.changed.append(slug)
-        for i in range(0, len(new), CHUNK):
-            c.execute(shows.insert(), new[i:i + CHUNK])
-        _update(c, updates)
-        if remove:
-            gone = [r for slug, r in rows.items() if slug not in seen
-                    and r["source"] == "config" and r["removed_at"] is None]
-            for r in gone:
-                report.withdrawn += _remove(c, r["id"], now)
-                report.removed.append(r["slug"])
+        return _sync(c, declared, now or _now(), remove=remove, whole=whole)
+
+
+def _sync(c, declared, now: datetime, *, remove: bool, whole: bool) -> SyncReport:
+    report = SyncReport()
+    rows = {r["slug"]: dict(r) for r in c.execute(sa.select(
+        shows.c.id, shows.c.slug, shows.c.source, shows.c.content_hash,
+        shows.c.removed_at)).mappings()}
+    legacy = [r for r in rows.values() if r["content_hash"] is None
+              and r["source"] == "config"]
+    active = [r for r in rows.values() if r["source"] == "config"
+              and r["removed_at"] is None]
+    if not legacy and len(declared) == 1 and len(active) == 1 and whole:
+        legacy = active       # one show, renamed: the same show (its history, its queue)
+    from bot.store import feeds
+    legacy_feeds = {r["id"]: set(c.execute(sa.select(feeds.c.url).where(
+        feeds.c.show_id == r["id"])).scalars()) for r in legacy}
+    new, updates, seen = [], [], set()
+    for s in declared:
+        slug, h = slug_of(s), settings_hash(s)
+        seen.add(slug)
+        values = {"name": s.show, "source": "config", "path": str(s.path),
+                  "content_hash": h, "config": None, "updated_at": now,
+                  "removed_at": None}
+        row = rows.get(slug)
+        # the show a database from before 0006 served: the one with its feed (or the only one)
+        old = next((r for r in legacy if len(declared) == 1 or s.feed in legacy_feeds[r["id"]]),
+                   None)
+        if row is None and old is not None:
+            legacy.remove(old)
+            row = old
+            values["slug"] = slug
+            seen.add(row["slug"])
+        if row is None:
+            new.append({**values, "slug": slug, "created_at": now})
+            report.added.append(slug)
+        elif (row["content_hash"] != h or row["removed_at"] is not None
+              or row["source"] != "config"):
+            updates.append({**values, "_id": row["id"]})
+            report.changed.append(slug)
+    for i in range(0, len(new), CHUNK):
+        c.execute(shows.insert(), new[i:i + CHUNK])
+    _update(c, updates)
+    if remove:
+        gone = [r for slug, r in rows.items() if slug not in seen
+                and r["source"] == "config" and r["removed_at"] is None]
+        for r in gone:
+            report.withdrawn += _remove(c, r["id"], now)
+            report.removed.append(r["slug"])
     return report
 
 
 def _update(c, updates: list[dict]) -> None:
-    if not updates:
-        return
-    keys = sorted({k for u in updates for k in u} - {"_id"})
-    stmt = shows.update().where(shows.c.id == sa.bindparam("_id")).values(
-        {k: sa.bindparam(k) for k in keys})
-    for i in range(0, len(updates), CHUNK):
-        c.execute(stmt, [{k: u.get(k) for k in [*keys, "_id"]} for u in updates[i:i + CHUNK]])
+    """Bulk UPDATEs by id (one statement per set of columns changed)."""
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for u in updates:
+        groups.setdefault(tuple(sorted(set(u) - {"_id"})), []).append(u)
+    for keys, rows in groups.items():
+        stmt = shows.update().where(shows.c.id == sa.bindparam("_id")).values(
+            {k: sa.bindparam(k) for k in keys})
+        for i in range(0, len(rows), CHUNK):
+            c.execute(stmt, rows[i:i + CHUNK])
 
 
 def _remove(c, show_id: int, now: datetime) -> int:

@@ -30,9 +30,13 @@ class ShowStore:
 
     @property
     def show_id(self) -> int:
+        return self._id_in(None)
+
+    def _id_in(self, conn) -> int:
+        """The show's id, found (or its row made) in `conn`'s transaction when given."""
         if self._show_id is None:
             from bot.shows import ensure_show
-            self._show_id = ensure_show(self._store, self._settings)
+            self._show_id = ensure_show(self._store, self._settings, conn=conn)
         return self._show_id
 
     # -- rows added: stamped with the show ------------------------------------------------
@@ -40,13 +44,14 @@ class ShowStore:
         return self._store.ensure_feed(url, now, show_id=self.show_id)
 
     def enqueue(self, c, **kw: Any) -> int | None:
-        return self._store.enqueue(c, show_id=self.show_id, **kw)
+        return self._store.enqueue(c, show_id=self._id_in(c), **kw)
 
     def add_promo(self, now: datetime, **values: Any) -> int:
         return self._store.add_promo(now, show_id=self.show_id, **values)
 
     def add_community(self, c, account: str, cand, now: datetime, status: str) -> int | None:
-        return self._store.add_community(c, account, cand, now, status, show_id=self.show_id)
+        return self._store.add_community(c, account, cand, now, status,
+                                         show_id=self._id_in(c))
 
     # -- queries: this show's rows only ---------------------------------------------------
     def all_feeds(self) -> list[dict]:
@@ -82,4 +87,4 @@ class ShowStore:
 
     def community_post(self, c, post_id: int) -> dict | None:
         row = self._store.community_post(c, post_id)
-        return row if row is not None and row.get("show_id") == self.show_id else None
+        return row if row is not None and row.get("show_id") == self._id_in(c) else None

@@ -268,10 +268,9 @@ def test_config_sync_adds_changes_removes_only_config_shows(net):
         store.close()
 
 
-def test_an_old_single_show_database_is_upgraded(db_url, tmp_path, monkeypatch):
-    """A database written by the schema before the registry (0005), with a feed, an
-    episode, a pending announcement and a promo: after the upgrade it is one show's, named by
-    the config's slug on first start, and crier goes on with it."""
+def old_database(db_url: str) -> None:
+    """A database at 0005 (before the registry) with a feed, an episode, a pending
+    announcement and a promo, written as that schema wrote them."""
     from alembic import command
     from alembic.config import Config
 
@@ -300,6 +299,13 @@ def test_an_old_single_show_database_is_upgraded(db_url, tmp_path, monkeypatch):
                           "created_at, updated_at) VALUES (1, 'once', 'P', 'paused', :f, 0, "
                           "0, :t, :t)"), {**ins, "f": False})
     store.close()
+
+
+def test_an_old_single_show_database_is_upgraded(db_url, tmp_path, monkeypatch):
+    """A database written by the schema before the registry (0005), with a feed, an
+    episode, a pending announcement and a promo: after the upgrade it is one show's, named by
+    the config's slug on first start, and crier goes on with it."""
+    old_database(db_url)
     store = Store(db_url)
     store.migrate()
     try:
@@ -392,3 +398,23 @@ def test_the_worker_serves_every_show_and_syncs_on_sighup(net):
     for slug in SLUGS:
         masto, x = net.posted(slug)
         assert len(masto) == 1 and len(x) == 1 and slug in masto[0] and slug in x[0]
+
+
+def test_an_old_database_goes_to_the_show_with_its_feed(db_url, tmp_path):
+    old_database(db_url)
+    (tmp_path / "shows").mkdir()
+    for slug, feed in (("aaa", "http://127.0.0.1:9/other.xml"),
+                       ("zzz", "http://127.0.0.1:9/f.xml")):
+        (tmp_path / "shows" / f"{slug}.toml").write_text(f'show = "{slug}"\nfeed = "{feed}"\n')
+    (tmp_path / "crier.toml").write_text('include = ["shows/*.toml"]\n')
+    store = Store(db_url)
+    store.migrate()
+    try:
+        (legacy,) = list_shows(store)
+        dep = load_deployment(tmp_path / "crier.toml", env={"DATABASE_URL": db_url})
+        r = sync_config(store, dep.shows)
+        assert r.added == ["aaa"] and r.changed == ["zzz"] and not r.removed
+        ids = {row["slug"]: row["id"] for row in list_shows(store)}
+        assert ids["zzz"] == legacy["id"] and ids["aaa"] != legacy["id"]
+    finally:
+        store.close()
