@@ -42,6 +42,10 @@ class Fleet:
                 svc = Service(settings, self.store, dry_run=self.dry_run,
                               session=self._session, **self._kw)
             services.append(svc)
+        kept = {id(s) for s in services}
+        for svc in self.services:       # shows removed or changed: what they must tell goes
+            if id(svc) not in kept:
+                svc.notifier.close()
         self.services = services
         if self._session is None and services:  # one HTTP session for every show
             self._session = services[0].session
