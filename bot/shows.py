@@ -87,8 +87,20 @@ def sync_config(store: Store, declared, *, now: datetime | None = None,
         return _sync(c, declared, now or _now(), remove=remove, whole=whole)
 
 
+def _same_feed(shows_, seen: dict[str, str] | None = None) -> dict[str, str]:
+    """(slug, feed, where) of shows, added to `seen` (feed → slug): two shows with one feed
+    is a ConfigError (a feed's episodes are one show's)."""
+    seen = {} if seen is None else seen
+    for slug, feed, where in shows_:
+        if seen.setdefault(feed, slug) != slug:
+            raise ConfigError(f"the shows '{seen[feed]}' and '{slug}' have the same feed "
+                              f"{feed}; a feed belongs to one show", file=where)
+    return seen
+
+
 def _sync(c, declared, now: datetime, *, remove: bool, whole: bool) -> SyncReport:
     report = SyncReport()
+    _same_feed([(slug_of(s), s.feed, str(s.path)) for s in declared])
     rows = {r["slug"]: dict(r) for r in c.execute(sa.select(
         shows.c.id, shows.c.slug, shows.c.source, shows.c.content_hash,
         shows.c.removed_at)).mappings()}
@@ -209,6 +221,7 @@ def import_shows(store: Store, deployment: Deployment, path: str | os.PathLike, 
     config_slugs = set(deployment.slugs)
     names = {a.name: s.slug for s in deployment.shows for a in s.accounts}
     parsed: dict[str, tuple[str, str, str, str]] = {}
+    feeds_seen = _same_feed((s.slug, s.feed, str(s.path)) for s in deployment.shows)
     for file in show_files(path):
         data = file.read_bytes()
         try:
@@ -233,6 +246,7 @@ def import_shows(store: Store, deployment: Deployment, path: str | os.PathLike, 
                 raise ConfigError(f"duplicate account name '{a.name}' (also in the show "
                                   f"'{names[a.name]}'; account names are unique across the "
                                   "deployment)", file=str(file))
+        _same_feed([(slug, s.feed, str(file))], feeds_seen)
         parsed[slug] = (s.show, str(file.absolute()), hashlib.sha256(data).hexdigest(), text)
         report.files += 1
     with store.tx() as c:

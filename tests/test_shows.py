@@ -418,3 +418,19 @@ def test_an_old_database_goes_to_the_show_with_its_feed(db_url, tmp_path):
         assert ids["zzz"] == legacy["id"] and ids["aaa"] != legacy["id"]
     finally:
         store.close()
+
+
+def test_two_shows_with_one_feed_are_refused(net):
+    net.write_show("bravo")
+    text = (net.tmp / "shows" / "bravo.toml").read_text().replace("/bravo.xml", "/alpha.xml")
+    (net.tmp / "shows" / "bravo.toml").write_text(text)
+    out = net.cli("run", "--once", code=1)
+    assert "'alpha' and 'bravo' have the same feed" in out and "Traceback" not in out
+    net.write_show("bravo")
+    (net.tmp / "imports").mkdir()
+    (net.tmp / "imports" / "delta.toml").write_text(
+        net.show_text("charlie").replace('slug = "charlie"', 'slug = "delta"').replace(
+            'name = "m-charlie"', 'name = "m-delta"').replace('name = "x-charlie"',
+                                                              'name = "x-delta"'))
+    out = net.cli("shows", "import", str(net.tmp / "imports"), code=1)
+    assert "'charlie' and 'delta' have the same feed" in out and "delta.toml" in out
