@@ -167,6 +167,8 @@ def test_per_show_commands_need_show_with_several(net):
     health = json.loads(net.cli("status", "--json"))
     assert [h["slug"] for h in health] == list(SLUGS)
     assert "Feed " in net.cli("status", "--show", "alpha")
+    out = net.cli("preview", "--show", "bravo")
+    assert "bravo episode 3" in out and "m-bravo" in out and "alpha" not in out
 
 
 def test_promos_go_out_on_their_own_show_only(net):
