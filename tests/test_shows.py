@@ -436,3 +436,23 @@ def test_two_shows_with_one_feed_are_refused(net):
                                                               'name = "x-delta"'))
     out = net.cli("shows", "import", str(net.tmp / "imports"), code=1)
     assert "'charlie' and 'delta' have the same feed" in out and "delta.toml" in out
+
+
+def test_community_per_show(net):
+    """Each show's community watch proposes and boosts on its own account only."""
+    for slug in ("alpha", "bravo"):
+        net.write_show(slug, extra=f'[community]\nenabled = true\nhashtags = ["{slug}tag"]\n')
+    net.cli("run", "--once")
+    a = net.masto["alpha"].add_post("fan@other.example", "Loved #alphatag",
+                                    tags=("alphatag",))
+    net.masto["bravo"].add_post("fan@other.example", "Loved #bravotag", tags=("bravotag",))
+    net.cli("community", "scan", "--show", "alpha")
+    listed = json.loads(net.cli("community", "list", "--json", "--show", "alpha"))
+    assert [r["uri"] for r in listed] == [a["uri"]]
+    assert json.loads(net.cli("community", "list", "--json", "--show", "bravo")) == []
+    assert "no community post" in net.cli("community", "approve", str(listed[0]["id"]),
+                                          "--show", "bravo", code=1)
+    net.cli("community", "approve", str(listed[0]["id"]), "--show", "alpha")
+    net.cli("run", "--once")
+    assert [r["reblog"]["uri"] for r in net.masto["alpha"].reblogs] == [a["uri"]]
+    assert net.masto["bravo"].reblogs == [] and net.masto["charlie"].reblogs == []
