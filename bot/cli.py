@@ -112,7 +112,8 @@ def run(obj: Context, once: bool, dry_run: bool, backfill: int | None) -> None:
     import socket
     with obj.service(dry_run=dry_run) as svc:
         owner = f"{socket.gethostname()}:{os.getpid()}:once"
-        if not svc.acquire_worker_lock(owner):
+        alone = not svc.store.many_workers  # PostgreSQL: workers share the work by leases
+        if alone and not svc.acquire_worker_lock(owner):
             holder = svc.store.lock_holder("worker")
             raise CrierError(f"another crier worker is running ({holder['owner']}); it polls "
                              "and posts already — stop it first to run --once")
@@ -124,7 +125,8 @@ def run(obj: Context, once: bool, dry_run: bool, backfill: int | None) -> None:
             outcomes = svc.dispatch(artwork_wait=svc.settings.image_deadline + 1)
             _print_outcomes(outcomes)
         finally:
-            svc.release_worker_lock(owner)
+            if alone:
+                svc.release_worker_lock(owner)
     if report.result == "error":
         sys.exit(1)
 

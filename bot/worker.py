@@ -7,9 +7,11 @@ Jobs (stable ids, replace_existing, coalesce, max_instances=1, UTC):
   and renews the worker lock;
 - `community` (when `[community] enabled`): every `interval`, proposes the community's new posts.
 
-One worker per database: the lock in the `locks` table is taken at start and renewed; a second
-`crier run` against the same database refuses to start its scheduler. SIGTERM/SIGINT stop the
-scheduler after the delivery in flight is finished and recorded.
+SQLite: one worker per database: the lock in the `locks` table is taken at start and renewed;
+a second `crier run` against the same database refuses to start its scheduler. PostgreSQL: any
+number of workers, on one machine or many; they share the work through leases on the rows
+(due feeds and due deliveries, claimed FOR UPDATE SKIP LOCKED; see bot.store "claims").
+SIGTERM/SIGINT stop the scheduler after the delivery in flight is finished and recorded.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
     owner = f"{socket.gethostname()}:{os.getpid()}"
     stopping = threading.Event()
     with ctx.service(dry_run=dry_run) as svc:
-        if not svc.acquire_worker_lock(owner):
+        alone = not svc.store.many_workers  # SQLite: one worker, kept alone by the lock
+        if alone and not svc.acquire_worker_lock(owner):
             holder = svc.store.lock_holder("worker")
             raise CrierError(
                 f"another crier worker holds this database ({holder['owner']}, lease until "
@@ -50,7 +53,7 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
                 log.error("poll: %s", e)
 
         def dispatch_job() -> None:
-            if not svc.acquire_worker_lock(owner):
+            if alone and not svc.acquire_worker_lock(owner):
                 log.error("worker lock lost to another process; stopping")
                 stopping.set()
                 sched.shutdown(wait=False)
@@ -91,5 +94,6 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
         try:
             sched.start()
         finally:
-            svc.release_worker_lock(owner)
+            if alone:
+                svc.release_worker_lock(owner)
             log.info("crier worker %s stopped", owner)
