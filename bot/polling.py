@@ -62,6 +62,7 @@ class Poller:
         self.svc, self.store, self.settings = svc, svc.store, svc.settings
         self.clock, self.rng, self.alerts = svc.clock, svc.rng, svc.alerts
         self._feed: dict | None = None  # the feed's row as of the last unchanged poll
+        self._with_release: dict = {}   # what a quiet poll writes with its lease's release
         import os
         import socket
         import uuid
@@ -100,11 +101,12 @@ class Poller:
                                          force=force)
         if not got:
             return report  # not due, or another worker is polling it
+        self._with_release = {}
         try:
             return self._poll_feed(got[0], now, backfill, report)
         finally:
             self._feed = None  # other workers write the row too: read it afresh each time
-            if not self.store.release_feed(feed["id"], self.owner):
+            if not self.store.release_feed(feed["id"], self.owner, **self._with_release):
                 log.warning("feed %s: the poll lease ran out during the poll",
                             self.settings.feed)
 
@@ -137,13 +139,13 @@ class Poller:
                            last_modified=res.last_modified or feed["last_modified"])
             # Only the times moved: written at most every QUIET_WRITE (a crash loses at most
             # that much "last checked" history; the next start simply polls at once).
-            # Many workers: always written, the others read next_poll_at from the row.
-            quiet = not self.store.many_workers \
-                and all(feed[k] == v for k, v in updates.items() if k not in _POLL_TIMES) \
+            quiet = all(feed[k] == v for k, v in updates.items() if k not in _POLL_TIMES) \
                 and feed["last_poll_at"] is not None \
                 and timedelta(0) <= now - feed["last_poll_at"] < QUIET_WRITE
             if not quiet:
                 self.store.update_feed(feed["id"], **updates)
+            elif self.store.many_workers:  # the other workers read when it is due from the row
+                self._with_release = {"next_poll_at": updates["next_poll_at"]}
             self._feed = {**feed, **updates} if not quiet else \
                 {**feed, "next_poll_at": updates["next_poll_at"]}
             log.info("feed %s: unchanged (%s)", url,

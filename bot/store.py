@@ -600,10 +600,17 @@ class Store:
                 community_posts.c.account == account,
                 community_posts.c.uri == cand.uri)).first():
             return None
-        return c.execute(community_posts.insert().values(
+        insert = community_posts.insert().values(
             account=account, status_id=cand.status_id, uri=cand.uri, url=cand.url,
             author=cand.author, text=cand.text, via=cand.via, status=status, found_at=now,
-            decided_at=now if status != "proposed" else None)).inserted_primary_key[0]
+            decided_at=now if status != "proposed" else None)
+        if not self.many_workers:
+            return c.execute(insert).inserted_primary_key[0]
+        try:  # another worker's scan may record the same post at the same moment
+            with c.begin_nested():
+                return c.execute(insert).inserted_primary_key[0]
+        except sa.exc.IntegrityError:
+            return None
 
     def community(self, *, statuses: Sequence[str] | None = None) -> list[dict]:
         q = sa.select(community_posts).order_by(community_posts.c.id)

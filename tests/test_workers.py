@@ -123,6 +123,7 @@ def test_three_workers_send_each_delivery_once_and_lease_each_row_once(pgworld, 
 
 def test_no_feed_is_polled_twice_in_one_cycle(pgworld, workers):
     w = pgworld
+    w.configure(poll_interval=60)  # unchanged polls within QUIET_WRITE: the row is not rewritten
     crew = workers(3)
     w.feed_srv.requests.clear()
     for cycle in range(4):
@@ -191,3 +192,24 @@ def test_a_promo_fires_once_with_three_workers(pgworld, workers):
     assert [s["text"] for s in w.masto.statuses].count(
         "Book link: https://example.com/book") == 1
     assert [t["text"] for t in w.x.tweets].count("Book link: https://example.com/book") == 1
+
+
+def test_a_community_scan_by_three_workers_proposes_and_boosts_each_post_once(pgworld,
+                                                                              workers):
+    import dataclasses
+    w = pgworld
+    w.settings = dataclasses.replace(
+        w.settings, community=True, community_account="masto",
+        community_hashtags=("TestShow",), community_allow=("friend@other.example",))
+    w.start()
+    posts = [w.masto.add_post(f"fan{i}@other.example", f"Loved #TestShow {i}",
+                              tags=("TestShow",)) for i in range(20)]
+    friend = w.masto.add_post("friend@other.example", "New #TestShow!", tags=("TestShow",))
+    crew = workers(3)
+    found = together(*(lambda wk=wk: wk.svc.community_scan() for wk in crew))
+    uris = sorted(r["uri"] for r in w.svc.community_list(all_=True))
+    assert uris == sorted(p["uri"] for p in [*posts, friend])
+    assert sum(len(f) for f in found) == 21  # each proposed by one worker
+    together(*(lambda wk=wk: [wk.svc.dispatch(artwork_wait=0) for _ in range(3)]
+               for wk in crew))
+    assert [r["reblog"]["uri"] for r in w.masto.reblogs] == [friend["uri"]]
