@@ -88,6 +88,11 @@ class Dispatcher:
         if self.store.many_workers:
             self._lease = f"lease:{uuid.uuid4().hex}"
             due = self.store.lease_due_deliveries(now, self._lease, SENDING_LEASE, limit)
+            # Rows are touched only while the lease surely holds; the rest go back (released
+            # below) for the next pass of any worker.
+            until = now + SENDING_LEASE / 2
+            stop_ = stop
+            stop = lambda: self.clock() >= until or bool(stop_ and stop_())  # noqa: E731
         else:
             due = self.store.due_deliveries(now, limit=limit)
         try:

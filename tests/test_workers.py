@@ -34,9 +34,9 @@ def pgworld(postgres, tmp_path):
 class Worker:
     """One more `crier run`: its own engine, publishers and poll owner; the world's clock."""
 
-    def __init__(self, w: World):
+    def __init__(self, w: World, clock=None):
         self.store = Store(w.db_url)
-        self.svc = Service(w.settings, self.store, clock=w.clock, rng=random.Random(),
+        self.svc = Service(w.settings, self.store, clock=clock or w.clock, rng=random.Random(),
                            publishers=build_publishers(w.settings))
         self.leased: list[int] = []
         lease = self.store.lease_due_deliveries
@@ -213,3 +213,29 @@ def test_a_community_scan_by_three_workers_proposes_and_boosts_each_post_once(pg
     together(*(lambda wk=wk: [wk.svc.dispatch(artwork_wait=0) for _ in range(3)]
                for wk in crew))
     assert [r["reblog"]["uri"] for r in w.masto.reblogs] == [friend["uri"]]
+
+
+def test_a_slow_pass_stops_while_its_lease_surely_holds_and_gives_the_rest_back(pgworld):
+    w = pgworld
+    w.configure(max_new_per_poll=20)
+    w.cycle()
+    for n in range(6, 12):
+        new_episode(w, n)
+    w.svc.poll(force=True)
+    assert len(pending(w)) == 12
+
+    def slow():  # every look at the clock costs ten seconds
+        w.clock.advance(seconds=10)
+        return w.clock.now
+    slowpoke = Worker(w, clock=slow)
+    try:
+        sent = [o for o in slowpoke.svc.dispatch(artwork_wait=0) if o.status == "sent"]
+    finally:
+        slowpoke.close()
+    assert 0 < len(sent) < 12
+    left = pending(w)
+    assert len(left) == 12 - len(sent)
+    assert all(d["claim_token"] is None for d in left)  # given back, not waiting for a lease
+    w.drain()
+    assert len(w.masto.statuses) + len(w.x.tweets) == 12
+    assert {d["status"] for d in w.rows()} == {DeliveryStatus.SENT.value}
