@@ -386,10 +386,20 @@ class Poller:
         now = self.clock()
         due = [e for e in self.store.episodes_with_status(EpisodeStatus.SCHEDULED.value)
                if e["published_at"] and e["published_at"] <= now]
+        released = []
         if due:
+            from bot.store import episodes
             with self.store.tx() as c:
                 for e in due:
+                    # taken from `scheduled` first: another worker releasing it at the same
+                    # moment waits for this row, then finds it announced
+                    if not c.execute(episodes.update().where(
+                            episodes.c.id == e["id"],
+                            episodes.c.status == EpisodeStatus.SCHEDULED.value).values(
+                            status=EpisodeStatus.ANNOUNCED.value, announced_at=now)).rowcount:
+                        continue
                     self._enqueue_episode(c, e["id"], now)
+                    released.append(e["id"])
                     log.info("episode %d %r: its date has come, announcement enqueued",
                              e["id"], e["title"])
-        return [e["id"] for e in due]
+        return released

@@ -239,3 +239,25 @@ def test_a_slow_pass_stops_while_its_lease_surely_holds_and_gives_the_rest_back(
     w.drain()
     assert len(w.masto.statuses) + len(w.x.tweets) == 12
     assert {d["status"] for d in w.rows()} == {DeliveryStatus.SENT.value}
+
+
+def test_a_scheduled_episode_released_by_three_workers_at_once_is_announced_once(pgworld,
+                                                                                 workers):
+    from datetime import timedelta
+
+    from tests.feedgen import item
+    w = pgworld
+    w.cycle()
+    w.items.append(item(6, published=w.clock.now + timedelta(hours=1)))
+    w.publish_feed()
+    report = w.svc.poll(force=True)
+    assert report.scheduled and not pending(w)
+    w.clock.advance(hours=2)
+    crew = workers(3)
+    for wk in crew:
+        wk.store.all_feeds()  # connected: the three start at the same moment
+    released = together(*(lambda wk=wk: wk.svc.release_scheduled() for wk in crew))
+    assert sum(bool(r) for r in released) >= 1
+    assert len(pending(w)) == 2  # one announcement, one delivery per account
+    together(*(lambda wk=wk: wk.svc.dispatch(artwork_wait=0) for wk in crew))
+    assert len(w.masto.statuses) == 1 and len(w.x.tweets) == 1
