@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
+from datetime import timedelta
 
 import pytest
 
@@ -243,8 +244,6 @@ def test_a_slow_pass_stops_while_its_lease_surely_holds_and_gives_the_rest_back(
 
 def test_a_scheduled_episode_released_by_three_workers_at_once_is_announced_once(pgworld,
                                                                                  workers):
-    from datetime import timedelta
-
     from tests.feedgen import item
     w = pgworld
     w.cycle()
@@ -261,3 +260,28 @@ def test_a_scheduled_episode_released_by_three_workers_at_once_is_announced_once
     assert len(pending(w)) == 2  # one announcement, one delivery per account
     together(*(lambda wk=wk: wk.svc.dispatch(artwork_wait=0) for wk in crew))
     assert len(w.masto.statuses) == 1 and len(w.x.tweets) == 1
+
+
+def test_the_leases_themselves_on_both_databases(world):
+    """The store's claims work on SQLite too (one worker there, but the same queries)."""
+    w, now = world, world.clock.now
+    w.cycle()
+    (feed,) = w.store.all_feeds()
+    w.clock.advance(hours=1)
+    now = w.clock.now
+    assert [f["id"] for f in w.store.claim_due_feeds(now, "a", POLL_LEASE)] == [feed["id"]]
+    assert w.store.claim_due_feeds(now, "b", POLL_LEASE, force=True) == []  # a holds it
+    assert not w.store.release_feed(feed["id"], "b")
+    assert w.store.release_feed(feed["id"], "a", next_poll_at=now + timedelta(hours=1))
+    assert w.store.claim_due_feeds(now, "b", POLL_LEASE) == []                # not due
+    assert len(w.store.claim_due_feeds(now, "b", POLL_LEASE, ids=[feed["id"]], force=True)) == 1
+    assert w.store.release_feed(feed["id"], "b")
+    new_episode(w)
+    w.svc.poll(force=True)
+    assert len(w.store.lease_due_deliveries(now, "lease:a", SENDING_LEASE)) == 2
+    assert w.store.lease_due_deliveries(now, "lease:b", SENDING_LEASE) == []
+    assert w.store.release_deliveries("lease:a") == 2
+    rows = w.store.lease_due_deliveries(now, "lease:b", SENDING_LEASE, limit=1)
+    assert len(rows) == 1 and rows[0]["kind"] == "announcement"
+    assert not w.store.claim(rows[0]["id"], "t", now, lease="lease:a")
+    assert w.store.claim(rows[0]["id"], "t", now, lease="lease:b")
