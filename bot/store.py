@@ -7,6 +7,8 @@ schema is created and upgraded by Alembic migrations in `bot/migrations/`, appli
 lock on PostgreSQL, an exclusive transaction on SQLite), so the loser waits and finds the
 schema done. Every state change is its own short transaction; a
 delivery is claimed with a conditional UPDATE so two processes can never send the same row.
+On PostgreSQL many workers share one database: due feeds and due deliveries are leased to one
+of them at a time (see "claims": SELECT … FOR UPDATE SKIP LOCKED, leases that run out).
 """
 
 from __future__ import annotations
