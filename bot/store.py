@@ -32,7 +32,7 @@ from bot.models import DeliveryStatus
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0006"
+HEAD = "0007"
 MAX_KEY = 300
 MIGRATE_WAIT = 60.0          # seconds a migration retries a locked SQLite file
 MIGRATION_LOCK = 0x63726965  # "crie": the PostgreSQL advisory lock taken while migrating

@@ -4,15 +4,15 @@ A worker claims due feeds by setting `poll_owner` and `poll_lease_until` (SELECT
 SKIP LOCKED) and clears them after the poll; a lease that ran out (the worker died) makes the
 feed claimable again.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
