@@ -174,7 +174,8 @@ def run(obj: Context, once: bool, dry_run: bool, backfill: int | None) -> None:
     with obj.fleet(dry_run=dry_run) as fleet:
         owner = f"{socket.gethostname()}:{os.getpid()}:once"
         store = fleet.store
-        if not acquire_worker_lock(store, owner, fleet.now()):
+        alone = not store.many_workers  # PostgreSQL: workers share the work by leases
+        if alone and not acquire_worker_lock(store, owner, fleet.now()):
             holder = store.lock_holder("worker")
             raise CrierError(f"another crier worker is running ({holder['owner']}); it polls "
                              "and posts already — stop it first to run --once")
@@ -192,7 +193,8 @@ def run(obj: Context, once: bool, dry_run: bool, backfill: int | None) -> None:
             wait = fleet.services[0].settings.image_deadline + 1 if fleet.services else 0
             _print_outcomes(fleet.dispatch(artwork_wait=wait))
         finally:
-            release_worker_lock(store, owner)
+            if alone:
+                release_worker_lock(store, owner)
     if any(report.result == "error" for _svc, report in reports):
         sys.exit(1)
 

@@ -6,6 +6,9 @@ Guarantees kept here: a delivery is claimed (pending → sending) before the net
 outcome is recorded by the claim's owner only; a delivery found in `sending` after a crash is
 checked on the platform before it is sent again (and Mastodon gets the same Idempotency-Key);
 every failure is recorded on its row with the platform's message; nothing is dropped.
+On PostgreSQL, where many workers dispatch, the due rows are first leased in a batch
+(`Store.lease_due_deliveries`: FOR UPDATE SKIP LOCKED, SENDING_LEASE long), so two workers
+never compose or send the same row; the lease ends when the pass does.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class Dispatcher:
         self.svc, self.store, self.settings = svc, svc.store, svc.settings
         self.clock, self.rng, self.alerts = svc.clock, svc.rng, svc.alerts
         self.publishers = svc.publishers
+        self._lease: str | None = None  # this pass's batch lease (many workers only)
 
     # -- sending ----------------------------------------------------------------------
     def dispatch(self, *, stop: Callable[[], bool] | None = None,
@@ -81,10 +85,28 @@ class Dispatcher:
                         "before sending again", d)
         self.svc.release_scheduled()
         self.svc.queue.fire()
+        now = self.clock()  # what fire() just queued is due by then (a real clock moved on)
+        if self.store.many_workers:
+            self._lease = f"lease:{uuid.uuid4().hex}"
+            due = self.store.lease_due_deliveries(now, self._lease, SENDING_LEASE, limit)
+            # Rows are touched only while the lease surely holds; the rest go back (released
+            # below) for the next pass of any worker.
+            until = now + SENDING_LEASE / 2
+            stop_ = stop
+            stop = lambda: self.clock() >= until or bool(stop_ and stop_())  # noqa: E731
+        else:
+            due = self.store.due_deliveries(now, limit=limit)
+        try:
+            return self._send_all(due, stop)
+        finally:
+            if self._lease is not None:
+                self.store.release_deliveries(self._lease)
+                self._lease = None
+
+    def _send_all(self, due: list[dict], stop: Callable[[], bool] | None) -> list[Outcome]:
         outcomes = []
         blocked: dict[str, str] = {}
-        # what fire() just queued is due by then (a real clock has moved on since `now`)
-        for d in self.store.due_deliveries(self.clock(), limit=limit):
+        for d in due:
             if stop and stop():
                 break
             if d["account"] in blocked:
@@ -139,7 +161,7 @@ class Dispatcher:
             d = self.store.delivery(did)
 
         token = uuid.uuid4().hex
-        if not self.store.claim(did, token, now):
+        if not self.store.claim(did, token, now, lease=self._lease):
             return None  # another process took it
         post = _post_from_row(d)
         outcome = Outcome(did, name, d["platform"], "", text=d["text"], length=d["length"],

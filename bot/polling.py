@@ -4,7 +4,9 @@ keep the item cache, and release held and scheduled episodes.
 
 Guarantee kept here: an episode's row, its identity keys and its deliveries are written in one
 transaction, and the feed's validators (ETag, body hash) only after it commits: a crash
-re-reads the feed.
+re-reads the feed. On PostgreSQL, where many workers poll, a feed is polled only under a
+poll lease (`Store.claim_due_feeds`, POLL_LEASE long): no worker polls a feed another is
+polling, and a due feed is polled by one of them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ _POLL_TIMES = frozenset({"last_poll_at", "last_ok_at", "next_poll_at"})
 # stored; a sponsor read or "Support the show" repeats in the recent ones). Reading them from
 # the feed again would cost feedparser 1-3 ms per item.
 BOILERPLATE_SAMPLE = 12
+# A feed's poll lease (many workers): a worker that dies mid-poll frees its feed after this.
+POLL_LEASE = timedelta(minutes=2)
 
 
 @dataclass
@@ -58,6 +62,11 @@ class Poller:
         self.svc, self.store, self.settings = svc, svc.store, svc.settings
         self.clock, self.rng, self.alerts = svc.clock, svc.rng, svc.alerts
         self._feed: dict | None = None  # the feed's row as of the last unchanged poll
+        self._with_release: dict = {}   # what a quiet poll writes with its lease's release
+        import os
+        import socket
+        import uuid
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     @property
     def session(self):
@@ -72,9 +81,9 @@ class Poller:
         reads only the items the database does not know (plus a sample of the newest for
         boilerplate); anything the scan cannot read exactly is parsed in full.
         """
-        from bot.fetch import fetch_feed
-
         now = self.clock()
+        if self.store.many_workers:
+            return self._poll_leased(now, force, backfill)
         feed = self._feed
         if feed is None or feed["url"] != self.settings.feed:
             feed = self.store.ensure_feed(self.settings.feed, now)
@@ -82,6 +91,29 @@ class Poller:
         report = PollReport(feed=self.settings.feed, result="waiting")
         if not force and feed["next_poll_at"] and now < feed["next_poll_at"]:
             return report
+        return self._poll_feed(feed, now, backfill, report)
+
+    def _poll_leased(self, now: datetime, force: bool, backfill: int | None) -> PollReport:
+        """Many workers: poll the feed only if this worker wins its poll lease."""
+        feed = self.store.ensure_feed(self.settings.feed, now)
+        report = PollReport(feed=self.settings.feed, result="waiting")
+        got = self.store.claim_due_feeds(now, self.owner, POLL_LEASE, ids=[feed["id"]],
+                                         force=force)
+        if not got:
+            return report  # not due, or another worker is polling it
+        self._with_release = {}
+        try:
+            return self._poll_feed(got[0], now, backfill, report)
+        finally:
+            self._feed = None  # other workers write the row too: read it afresh each time
+            if not self.store.release_feed(feed["id"], self.owner, **self._with_release):
+                log.warning("feed %s: the poll lease ran out during the poll",
+                            self.settings.feed)
+
+    def _poll_feed(self, feed: dict, now: datetime, backfill: int | None,
+                   report: PollReport) -> PollReport:
+        from bot.fetch import fetch_feed
+
         url = feed["redirect_url"] or feed["url"]
         try:
             res = fetch_feed(url, session=self.session, etag=feed["etag"],
@@ -112,6 +144,8 @@ class Poller:
                 and timedelta(0) <= now - feed["last_poll_at"] < QUIET_WRITE
             if not quiet:
                 self.store.update_feed(feed["id"], **updates)
+            elif self.store.many_workers:  # the other workers read when it is due from the row
+                self._with_release = {"next_poll_at": updates["next_poll_at"]}
             self._feed = {**feed, **updates} if not quiet else \
                 {**feed, "next_poll_at": updates["next_poll_at"]}
             log.info("feed %s: unchanged (%s)", url,
@@ -352,10 +386,20 @@ class Poller:
         now = self.clock()
         due = [e for e in self.store.episodes_with_status(EpisodeStatus.SCHEDULED.value)
                if e["published_at"] and e["published_at"] <= now]
+        released = []
         if due:
+            from bot.store import episodes
             with self.store.tx() as c:
                 for e in due:
+                    # taken from `scheduled` first: another worker releasing it at the same
+                    # moment waits for this row, then finds it announced
+                    if not c.execute(episodes.update().where(
+                            episodes.c.id == e["id"],
+                            episodes.c.status == EpisodeStatus.SCHEDULED.value).values(
+                            status=EpisodeStatus.ANNOUNCED.value, announced_at=now)).rowcount:
+                        continue
                     self._enqueue_episode(c, e["id"], now)
+                    released.append(e["id"])
                     log.info("episode %d %r: its date has come, announcement enqueued",
                              e["id"], e["title"])
-        return [e["id"] for e in due]
+        return released

@@ -33,6 +33,7 @@ from bot.store import Store, deliveries, shows
 DEFAULT_SLUG = "show"            # a Settings made without a slug (tests, old callers)
 WITHDRAWN = "show removed: not sent"
 CHUNK = 2000                     # rows per INSERT/UPDATE statement
+REGISTRY_LOCK = 0x73686f77       # "show": the advisory lock registry writes take in turn
 
 
 def _now() -> datetime:
@@ -60,6 +61,8 @@ def ensure_show(store: Store, settings: Settings, now: datetime | None = None, *
             return ensure_show(store, settings, now, conn=c)
     slug = slug_of(settings)
     sid = conn.execute(sa.select(shows.c.id).where(shows.c.slug == slug)).scalar()
+    if sid is None and _registry_lock(conn):  # another worker may have made it meanwhile
+        sid = conn.execute(sa.select(shows.c.id).where(shows.c.slug == slug)).scalar()
     if sid is None:
         _sync(conn, [settings], now or _now(), remove=False, whole=False)
         sid = conn.execute(sa.select(shows.c.id).where(shows.c.slug == slug)).scalar_one()
@@ -98,7 +101,18 @@ def _same_feed(shows_, seen: dict[str, str] | None = None) -> dict[str, str]:
     return seen
 
 
+def _registry_lock(c) -> bool:
+    """PostgreSQL: registry writes of all workers take turns (a transaction-scoped advisory
+    lock), so two workers starting at once never insert one show twice. True if taken;
+    SQLite has one writer anyway."""
+    if c.dialect.name != "postgresql":
+        return False
+    c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": REGISTRY_LOCK})
+    return True
+
+
 def _sync(c, declared, now: datetime, *, remove: bool, whole: bool) -> SyncReport:
+    _registry_lock(c)
     report = SyncReport()
     _same_feed([(slug_of(s), s.feed, str(s.path)) for s in declared])
     rows = {r["slug"]: dict(r) for r in c.execute(sa.select(
@@ -250,6 +264,7 @@ def import_shows(store: Store, deployment: Deployment, path: str | os.PathLike, 
         parsed[slug] = (s.show, str(file.absolute()), hashlib.sha256(data).hexdigest(), text)
         report.files += 1
     with store.tx() as c:
+        _registry_lock(c)
         rows = {r.slug: r for r in c.execute(sa.select(
             shows.c.id, shows.c.slug, shows.c.content_hash, shows.c.removed_at,
             shows.c.source))}

@@ -66,6 +66,10 @@ class ShowStore:
     def due_deliveries(self, now: datetime, limit: int = 50, **kw: Any) -> list[dict]:
         return self._store.due_deliveries(now, limit=limit, show_id=self.show_id, **kw)
 
+    def lease_due_deliveries(self, now: datetime, token: str, lease, limit: int = 50
+                             ) -> list[dict]:
+        return self._store.lease_due_deliveries(now, token, lease, limit, show_id=self.show_id)
+
     def deliveries_where(self, *conds, **kw: Any) -> list[dict]:
         return self._store.deliveries_where(deliveries.c.show_id == self.show_id, *conds, **kw)
 

@@ -7,6 +7,8 @@ schema is created and upgraded by Alembic migrations in `bot/migrations/`, appli
 lock on PostgreSQL, an exclusive transaction on SQLite), so the loser waits and finds the
 schema done. Every state change is its own short transaction; a
 delivery is claimed with a conditional UPDATE so two processes can never send the same row.
+On PostgreSQL many workers share one database: due feeds and due deliveries are leased to one
+of them at a time (see "claims": SELECT … FOR UPDATE SKIP LOCKED, leases that run out).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from bot.models import DeliveryStatus
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0006"
+HEAD = "0007"
 MAX_KEY = 300
 MIGRATE_WAIT = 60.0          # seconds a migration retries a locked SQLite file
 MIGRATION_LOCK = 0x63726965  # "crie": the PostgreSQL advisory lock taken while migrating
@@ -69,6 +71,8 @@ feeds = sa.Table(
     sa.Column("error_count", sa.Integer, nullable=False, default=0),
     sa.Column("next_poll_at", TS), sa.Column("created_at", TS, nullable=False),
     sa.Column("show_id", sa.Integer, index=True),            # migration 0006
+    sa.Column("poll_owner", sa.String(128)), sa.Column("poll_lease_until", TS),  # 0007
+    sa.Index("ix_feeds_next_poll", "next_poll_at"),
 )
 episodes = sa.Table(
     "episodes", md,
@@ -226,6 +230,9 @@ class Store:
             raise StoreError(f"cannot open database {_redact(url)}: {e}") from None
         if self.dialect == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        # PostgreSQL: any number of workers, coordinating by leases on rows (see "claims");
+        # SQLite: one worker, kept alone by the lease in `locks` (bot/locks.py).
+        self.many_workers = self.dialect == "postgresql"
 
     def close(self) -> None:
         self.engine.dispose()
@@ -495,12 +502,15 @@ class Store:
                 deliveries.c.id == delivery_id, deliveries.c.text.is_(None)).values(
                 text=text, payload=payload, length=length, limit=limit, updated_at=now))
 
-    def claim(self, delivery_id: int, token: str, now: datetime) -> bool:
-        """Move one pending delivery to `sending`; False if another process got it first."""
+    def claim(self, delivery_id: int, token: str, now: datetime, *,
+              lease: str | None = None) -> bool:
+        """Move one pending delivery to `sending`; False if another process got it first.
+        `lease`: the batch lease (`lease_due_deliveries`) the caller holds on it."""
+        held = () if lease is None else (deliveries.c.claim_token == lease,)
         with self.tx() as c:
             r = c.execute(deliveries.update().where(
                 deliveries.c.id == delivery_id,
-                deliveries.c.status == DeliveryStatus.PENDING.value,
+                deliveries.c.status == DeliveryStatus.PENDING.value, *held,
             ).values(status=DeliveryStatus.SENDING.value, claim_token=token, claimed_at=now,
                      attempts=deliveries.c.attempts + 1, updated_at=now,
                      first_attempt_at=sa.func.coalesce(deliveries.c.first_attempt_at, now)))
@@ -550,6 +560,75 @@ class Store:
         return ids
 
     # -- locks ----------------------------------------------------------------------------
+    # -- claims: many workers on PostgreSQL ---------------------------------------------
+    # A due row is leased by one worker at a time: selected FOR UPDATE SKIP LOCKED (a row
+    # another worker is leasing right now is skipped, not waited for) and stamped with the
+    # worker's token and the lease's start or end; a lease that ran out (its worker died) makes
+    # the row claimable again. SQLite ignores FOR UPDATE: one worker, one writer at a time.
+    def lease_due_deliveries(self, now: datetime, token: str, lease: timedelta,
+                             limit: int = 50, *, show_id: int | None = None) -> list[dict]:
+        """Lease up to `limit` due pending deliveries to `token` (claim_token/claimed_at on a
+        pending row); rows leased by another worker less than `lease` ago are not due."""
+        free = sa.or_(deliveries.c.claim_token.is_(None), deliveries.c.claimed_at.is_(None),
+                      deliveries.c.claimed_at < now - lease)
+        q = sa.select(deliveries.c.id).join(posts, posts.c.id == deliveries.c.post_id).where(
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.next_attempt_at <= now, free,
+        ).order_by(posts.c.priority.desc(), deliveries.c.next_attempt_at, deliveries.c.id
+                   ).limit(limit).with_for_update(skip_locked=True, of=deliveries)
+        if show_id is not None:
+            q = q.where(deliveries.c.show_id == show_id)
+        with self.tx() as c:
+            ids = list(c.execute(q).scalars())
+            if not ids:
+                return []
+            c.execute(deliveries.update().where(deliveries.c.id.in_(ids)).values(
+                claim_token=token, claimed_at=now))
+            rows = c.execute(self._delivery_query().where(deliveries.c.id.in_(ids)))
+            order = {d: i for i, d in enumerate(ids)}
+            return sorted((dict(r) for r in rows.mappings()), key=lambda r: order[r["id"]])
+
+    def release_deliveries(self, token: str) -> int:
+        """End the lease `token` holds on the deliveries still pending (sent or parked ones
+        no longer carry it)."""
+        with self.tx() as c:
+            return c.execute(deliveries.update().where(
+                deliveries.c.claim_token == token,
+                deliveries.c.status == DeliveryStatus.PENDING.value,
+            ).values(claim_token=None, claimed_at=None)).rowcount
+
+    def claim_due_feeds(self, now: datetime, owner: str, lease: timedelta, *,
+                        limit: int = 100, ids: Sequence[int] | None = None,
+                        force: bool = False) -> list[dict]:
+        """Lease up to `limit` feeds that are due (all of `ids` when `force`) and that no live
+        lease holds, to `owner` until now + `lease`. The owner polls them, then
+        `release_feed`s each."""
+        q = sa.select(feeds.c.id).where(
+            sa.or_(feeds.c.poll_lease_until.is_(None), feeds.c.poll_lease_until <= now))
+        if not force:
+            q = q.where(sa.or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now))
+        if ids is not None:
+            q = q.where(feeds.c.id.in_(list(ids)))
+        q = q.order_by(feeds.c.next_poll_at.nulls_first(), feeds.c.id).limit(limit
+                                                                            ).with_for_update(
+            skip_locked=True)
+        with self.tx() as c:
+            got = list(c.execute(q).scalars())
+            if not got:
+                return []
+            c.execute(feeds.update().where(feeds.c.id.in_(got)).values(
+                poll_owner=owner, poll_lease_until=now + lease))
+            rows = c.execute(sa.select(feeds).where(feeds.c.id.in_(got)).order_by(feeds.c.id))
+            return [dict(r) for r in rows.mappings()]
+
+    def release_feed(self, feed_id: int, owner: str, **values: Any) -> bool:
+        """End `owner`'s poll lease on a feed, writing `values` with it; False (and nothing
+        written) when the lease had run out and another worker took the feed."""
+        with self.tx() as c:
+            return c.execute(feeds.update().where(
+                feeds.c.id == feed_id, feeds.c.poll_owner == owner).values(
+                poll_owner=None, poll_lease_until=None, **values)).rowcount == 1
+
     # -- community --------------------------------------------------------------------------
     def add_community(self, c, account: str, cand, now: datetime, status: str, *,
                       show_id: int | None = None) -> int | None:
@@ -558,11 +637,17 @@ class Store:
                 community_posts.c.account == account,
                 community_posts.c.uri == cand.uri)).first():
             return None
-        return c.execute(community_posts.insert().values(
+        insert = community_posts.insert().values(
             account=account, status_id=cand.status_id, uri=cand.uri, url=cand.url,
             author=cand.author, text=cand.text, via=cand.via, status=status, found_at=now,
             decided_at=now if status != "proposed" else None, show_id=show_id)
-                         ).inserted_primary_key[0]
+        if not self.many_workers:
+            return c.execute(insert).inserted_primary_key[0]
+        try:  # another worker's scan may record the same post at the same moment
+            with c.begin_nested():
+                return c.execute(insert).inserted_primary_key[0]
+        except sa.exc.IntegrityError:
+            return None
 
     def community(self, *, statuses: Sequence[str] | None = None,
                   show_id: int | None = None) -> list[dict]:

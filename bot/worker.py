@@ -12,9 +12,11 @@ Jobs (stable ids, replace_existing, coalesce, max_instances=1, UTC):
 SIGHUP reads the config again and syncs it into the show registry (bot.shows): shows added
 are served from the next job on, removed ones no longer (their unsent deliveries withdrawn).
 
-One worker per database: the lock in the `locks` table is taken at start and renewed; a second
-`crier run` against the same database refuses to start its scheduler. SIGTERM/SIGINT stop the
-scheduler after the delivery in flight is finished and recorded.
+SQLite: one worker per database: the lock in the `locks` table is taken at start and renewed;
+a second `crier run` against the same database refuses to start its scheduler. PostgreSQL: any
+number of workers, on one machine or many; they share the work through leases on the rows
+(due feeds and due deliveries, claimed FOR UPDATE SKIP LOCKED; see bot.store "claims").
+SIGTERM/SIGINT stop the scheduler after the delivery in flight is finished and recorded.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
     from bot.locks import acquire_worker_lock, release_worker_lock
     with ctx.fleet(dry_run=dry_run) as fleet:
         store = fleet.store
-        if not acquire_worker_lock(store, owner, fleet.now()):
+        alone = not store.many_workers  # SQLite: one worker, kept alone by the lock
+        if alone and not acquire_worker_lock(store, owner, fleet.now()):
             holder = store.lock_holder("worker")
             raise CrierError(
                 f"another crier worker holds this database ({holder['owner']}, lease until "
@@ -64,7 +67,7 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
             first_backfill[0] = None
 
         def dispatch_job() -> None:
-            if not acquire_worker_lock(store, owner, fleet.now()):
+            if alone and not acquire_worker_lock(store, owner, fleet.now()):
                 log.error("worker lock lost to another process; stopping")
                 stopping.set()
                 sched.shutdown(wait=False)
@@ -124,5 +127,6 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
         try:
             sched.start()
         finally:
-            release_worker_lock(store, owner)
+            if alone:
+                release_worker_lock(store, owner)
             log.info("crier worker %s stopped", owner)

@@ -3,8 +3,9 @@
 The real `crier` runs as subprocesses against the local feed, Mastodon and X servers, with
 random faults on the platforms. The feed gains episodes and promos are queued while workers
 (`crier run`) and one-shot runs (`crier run --once`) are killed with SIGKILL at random moments
-and restarted. At the end the faults stop, crier runs until nothing is pending, and every
-episode and promo must be on every account exactly once.
+and restarted (with `workers` > 1, on PostgreSQL: that many processes at once, each killed
+at the same random moment). At the end the faults stop, crier runs until nothing is pending,
+and every episode and promo must be on every account exactly once.
 """
 
 from __future__ import annotations
@@ -68,12 +69,16 @@ def _engine(db_url: str):
 
 def _age(db_url: str) -> None:
     """Let time pass for crier: retries due now, leases of killed processes expired."""
-    from bot.store import deliveries, locks
+    from bot.store import deliveries, feeds, locks
     engine = _engine(db_url)
     now = datetime.now(UTC)
     with engine.begin() as c:
         c.execute(deliveries.update().where(deliveries.c.status == "pending").values(
             next_attempt_at=now - timedelta(seconds=1)))
+        c.execute(deliveries.update().where(deliveries.c.status == "pending",
+                                            deliveries.c.claim_token.is_not(None)).values(
+            claimed_at=now - timedelta(hours=1)))  # batch leases of killed workers
+        c.execute(feeds.update().values(poll_lease_until=now - timedelta(seconds=1)))
         c.execute(deliveries.update().where(deliveries.c.status == "sending").values(
             claimed_at=now - timedelta(hours=1)))
         c.execute(locks.delete())
@@ -93,7 +98,7 @@ def _open(db_url: str) -> dict:
 
 
 def run(db_url: str, tmp: Path, *, kills: int, seed: int = 1, fault_rate: float = 0.3,
-        log=lambda *a: None) -> dict:
+        workers: int = 1, log=lambda *a: None) -> dict:
     """Returns the numbers; raises AssertionError when anything is lost or doubled."""
     rng = random.Random(seed)
     with FeedServer() as feed, MastodonServer(token=TOKEN, max_characters=500) as masto, \
@@ -136,13 +141,16 @@ def run(db_url: str, tmp: Path, *, kills: int, seed: int = 1, fault_rate: float 
                 continue
             else:
                 args = ["run"]
-            proc = subprocess.Popen(crier + args, env=env, cwd=tmp,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs = [subprocess.Popen(crier + (args if i == 0 else ["run"]), env=env, cwd=tmp,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for i in range(workers)]
             time.sleep(rng.choice((rng.uniform(0.05, 0.8), rng.uniform(0.8, 3.0))))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                killed += 1
-            proc.wait()
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGKILL)
+                    killed += 1
+            for proc in procs:
+                proc.wait()
             log(f"kill {killed}/{kills}: {len(episodes)} episodes, {len(promos)} promos, "
                 f"faults {sum(masto.chaos.counts.values()) + sum(x.chaos.counts.values())}")
         # the end: no more faults; crier catches up, and the host releases what the flood
@@ -165,7 +173,8 @@ def run(db_url: str, tmp: Path, *, kills: int, seed: int = 1, fault_rate: float 
             raise AssertionError(f"still pending after catching up: {left}")
         statuses = Counter(s["text"] for s in masto.statuses)
         tweets = Counter(t["text"] for t in x.tweets)
-        report = {"kills": killed, "episodes": len(episodes), "promos": len(promos),
+        report = {"workers": workers, "kills": killed, "episodes": len(episodes),
+                  "promos": len(promos),
                   "held_by_flood_guard_then_released": held,
                   "mastodon_posts": len(masto.statuses), "x_posts": len(x.tweets),
                   "faults": dict(masto.chaos.counts + x.chaos.counts),

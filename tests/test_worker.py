@@ -59,7 +59,7 @@ timeout = 3
         env.update({"CRIER_CONFIG": str(cfg), "DATABASE_URL": db_url,
                     "CRIER_MASTO_ACCESS_TOKEN": "tok",
                     **{f"CRIER_BIRD_{k.upper()}": v for k, v in X_KEYS.items()}})
-        yield env, masto, x, tmp_path
+        yield env, masto, x, tmp_path, feed
 
 
 def start(env, cwd):
@@ -68,15 +68,27 @@ def start(env, cwd):
 
 
 def test_worker_posts_once_refuses_a_second_worker_and_stops_cleanly(setup):
-    env, masto, x, cwd = setup
+    """SQLite refuses a second worker; PostgreSQL lets it join (and nothing is sent twice)."""
+    env, masto, x, cwd, feed = setup
     env = dict(env, PYTHONPATH=str(ROOT))
     w1 = start(env, cwd)
     try:
         wait_for(lambda: len(masto.statuses) == 1 and len(x.tweets) == 1, what="first posts")
-        w2 = subprocess.run([sys.executable, "-m", "bot", "run"], env=env, cwd=cwd,
-                            capture_output=True, text=True, timeout=60)
-        assert w2.returncode == 1
-        assert "another crier worker" in w2.stderr + w2.stdout
+        if env["DATABASE_URL"].startswith("sqlite"):  # SQLite: one worker
+            w2 = subprocess.run([sys.executable, "-m", "bot", "run"], env=env, cwd=cwd,
+                                capture_output=True, text=True, timeout=60)
+            assert w2.returncode == 1
+            assert "another crier worker" in w2.stderr + w2.stdout
+        else:  # PostgreSQL: a second worker joins, and posts nothing already posted
+            w2 = start(env, cwd)
+            time.sleep(3)  # a few dispatch passes of both (dispatch_interval = 1)
+            w2.send_signal(signal.SIGTERM)
+            out2, _ = w2.communicate(timeout=20)
+            assert w2.returncode == 0, out2
+            assert "another crier worker" not in out2 and "stopped" in out2
+            assert len(masto.statuses) == 1 and len(x.tweets) == 1
+            # nor polls the feed the first polled (poll_interval = 60: one cycle)
+            assert sum(1 for m, p, _ in feed.requests if m == "GET" and p == "/feed.xml") == 1
         w1.send_signal(signal.SIGTERM)
         out, _ = w1.communicate(timeout=20)
         assert w1.returncode == 0, out
@@ -97,7 +109,7 @@ def test_worker_posts_once_refuses_a_second_worker_and_stops_cleanly(setup):
 
 def test_the_worker_posts_a_queued_promo_once_across_a_restart(setup):
     """Queued from the CLI, fired by the real worker; a restart does not post it again."""
-    env, masto, x, cwd = setup
+    env, masto, x, cwd, _ = setup
     env = dict(env, PYTHONPATH=str(ROOT))
     cfg = Path(env["CRIER_CONFIG"])
     cfg.write_text(cfg.read_text().replace("dispatch_interval = 1",
