@@ -23,6 +23,7 @@ What it does, per path (all setters are thread-safe and take effect on the next 
     srv.delay(path, seconds)                       every request for `path` waits first (0 clears)
 
 State: `srv.requests`, a list of (method, path, headers dict) in arrival order (clear it freely);
+`srv.arrivals`, (time.monotonic(), path) of every request, never cleared;
 `srv.connections`, how many TCP connections were accepted (keep-alive reuse shows here).
 
 It speaks HTTP/1.1 with keep-alive, sends nothing to stderr, and `stop()` (or leaving the `with`
@@ -145,6 +146,7 @@ class FeedServer:
         self._delays: dict[str, float] = {}
         self._open: set[socket.socket] = set()
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.arrivals: list[tuple[float, str]] = []  # (time.monotonic(), path), never cleared
         self.connections = 0
         self._httpd = _HTTPServer((host, port), _Handler, bind_and_activate=True)
         self._httpd.owner = self
@@ -260,6 +262,7 @@ class FeedServer:
         path = h.path.split("?", 1)[0]
         with self._lock:
             self.requests.append((h.command, h.path, dict(h.headers.items())))
+            self.arrivals.append((time.monotonic(), path))
             wait = self._delays.get(path, 0.0)
         if wait and self._stopping.wait(wait):
             h.close_connection = True
