@@ -278,7 +278,9 @@ class PromoQueue:
     def get(self, promo_id: int) -> dict:
         row = self.store.promo(promo_id)
         if row is None:
-            raise errors.CrierError(f"no queued post {promo_id} (see `crier queue list`)")
+            slug = self.settings.slug  # the store is this show's: another show's id is none
+            raise errors.CrierError(f"no queued post {promo_id} in show {slug} (see `crier "
+                                    f"queue list --show {slug}`)")
         return row
 
     def show(self, promo_id: int) -> dict:

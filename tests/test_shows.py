@@ -181,6 +181,28 @@ def test_promos_go_out_on_their_own_show_only(net):
     assert net.posted("alpha") == ([], []) and net.posted("charlie") == ([], [])
 
 
+def test_queue_commands_refuse_another_shows_promo(net):
+    """`queue edit/cancel/pause/resume ID --show S` find the promo in show S only: an id of
+    another show's promo is refused (one line naming the show), and that promo is untouched."""
+    net.cli("run", "--once")
+    net.cli("queue", "add", "Bravo's weekly promo", "--every", "monday 09:00", "--show", "bravo")
+    pid = json.loads(net.cli("queue", "list", "--json", "--show", "bravo"))[0]["id"]
+    for args in (("edit", str(pid), "--text", "Alpha took it"), ("cancel", str(pid)),
+                 ("pause", str(pid)), ("show", str(pid))):
+        out = net.cli("queue", *args, "--show", "alpha", code=1)
+        assert f"no queued post {pid} in show alpha" in out, (args, out)
+        assert "Traceback" not in out and len(out.strip().splitlines()) == 1
+    [row] = json.loads(net.cli("queue", "list", "--json", "--show", "bravo"))
+    assert row["status"] == "active" and row["text"] == "Bravo's weekly promo"
+    net.cli("queue", "pause", str(pid), "--show", "bravo")
+    out = net.cli("queue", "resume", str(pid), "--show", "charlie", code=1)
+    assert f"no queued post {pid} in show charlie" in out
+    [row] = json.loads(net.cli("queue", "list", "--json", "--show", "bravo"))
+    assert row["status"] == "paused"
+    net.cli("queue", "resume", str(pid), "--show", "bravo")
+    net.cli("queue", "cancel", str(pid), "--show", "bravo")
+
+
 def test_a_show_removed_with_deliveries_pending_keeps_its_history(net):
     net.cli("run", "--once")
     net.new_episode("charlie", 4)
