@@ -389,6 +389,8 @@ def _print_overview(obj: Context, as_json: bool) -> bool:
         line = (f"{r['slug']:<24} last poll {iso(r['last_poll_at']) or 'never'} → "
                 f"{r['last_result'] or '-'}; {r['error_count']} error(s) in a row, "
                 f"{r['failed']} failed deliveries, {r['held']} held episode(s)")
+        if r["error_count"] and r["last_error"]:
+            line += f" (last error: {r['last_error']})"
         click.secho(line, fg="yellow" if bad else None)
     click.echo("crier status --show SLUG tells more about one show.")
     return True

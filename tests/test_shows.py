@@ -203,6 +203,31 @@ def test_queue_commands_refuse_another_shows_promo(net):
     net.cli("queue", "cancel", str(pid), "--show", "bravo")
 
 
+def test_status_health_line_per_show(net):
+    """`crier status` with several shows: one line each with its last poll, errors in a row
+    (and the last one), failed deliveries and held episodes, each counted in its own show."""
+    net.cli("run", "--once")
+    for n in range(4, 9):                          # five at once: the flood guard holds them
+        net.new_episode("alpha", n)
+    net.new_episode("charlie", 4)
+    net.feed.fail_next("/bravo.xml", status=500)   # bravo's feed fails once
+    net.x["charlie"].fail_next(403, body={"title": "Forbidden", "detail": "Not today",
+                                          "status": 403, "type": "about:blank"})
+    net.later()
+    net.cli("run", "--once", code=1)               # a poll failed: exit 1
+    lines = {ln.split()[0]: ln for ln in net.cli("status").strip().splitlines()[:3]}
+    assert "0 error(s) in a row, 0 failed deliveries, 5 held episode(s)" in lines["alpha"]
+    assert "1 error(s) in a row, 0 failed deliveries, 0 held episode(s)" in lines["bravo"]
+    assert "500" in lines["bravo"] and "last error" in lines["bravo"]
+    assert "0 error(s) in a row, 1 failed deliveries, 0 held episode(s)" in lines["charlie"]
+    for line in lines.values():
+        assert "last poll 20" in line
+    health = {h["slug"]: h for h in json.loads(net.cli("status", "--json"))}
+    assert (health["alpha"]["held"], health["bravo"]["error_count"],
+            health["charlie"]["failed"]) == (5, 1, 1)
+    assert health["bravo"]["last_poll_at"] is not None
+
+
 def test_a_show_removed_with_deliveries_pending_keeps_its_history(net):
     net.cli("run", "--once")
     net.new_episode("charlie", 4)
