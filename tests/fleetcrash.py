@@ -3,9 +3,11 @@ each worker killed (SIGKILL) and restarted at its own random moments (tests/test
 
 Every show has its own feed (a path on one local feed server) and its own accounts: one local
 Mastodon server and one local X server per show (the fakes know one token / one user each), with
-random platform faults. New episodes appear on random shows during the run. At the end the
-faults stop, time is moved on in the database (retries and polls due, leases of killed workers
-expired), `crier run --once` catches up, and then:
+random platform faults; during the kills the feed server answers slowly (SLOW), so workers
+that poll at once meet on the same feeds (without the poll lease, this test fails). New
+episodes appear on random shows during the run. At the end the faults stop, time is moved on
+in the database (retries and polls due, leases of killed workers expired), `crier run --once`
+catches up, and then:
 
 - every episode is on each account of its own show exactly once, and on no other show's account;
 - no feed was polled twice in one cycle. A feed's cycle is its poll interval: after a poll, the
@@ -39,6 +41,7 @@ from tests.feedgen import item, rss
 
 POLL_INTERVAL = 60
 CYCLE = 0.9 * POLL_INTERVAL - 1.0   # the shortest gap allowed between two GETs of one feed
+SLOW = 0.3                          # seconds the feed server takes per feed during the kills
 TAG = re.compile(r"\[s(\d+)-e(\d+)\]")
 
 
@@ -117,6 +120,8 @@ def run(db_url: str, tmp: Path, *, shows: int = 50, workers: int = 3, seconds: f
         chaos_from = len(feed.arrivals)  # the first run's polls start every feed's first cycle
         first = once("run", "--once")   # every show on its first run: the baseline
         assert first.returncode == 0, first.stderr[-3000:]
+        for i in range(shows):  # a slow host: each poll holds its lease a while, so workers
+            feed.delay(f"/s{i:02d}.xml", SLOW)  # polling at once meet on the same feeds
         logs = [open(tmp / f"worker-{k}.log", "ab") for k in range(workers)]  # noqa: SIM115
         stack.callback(lambda: [f.close() for f in logs])
 
@@ -156,6 +161,8 @@ def run(db_url: str, tmp: Path, *, shows: int = 50, workers: int = 3, seconds: f
         # the end: no more faults; time moves on; crier catches up
         for srv in mastos + xs:
             srv.chaos.enabled = False
+        for i in range(shows):
+            feed.delay(f"/s{i:02d}.xml", 0)
         twice_in_round = []
         for _ in range(20):
             _age(db_url)
