@@ -130,9 +130,12 @@ class CrierState:
 
 def _start(state: CrierState, workers: int) -> list[subprocess.Popen]:
     procs = []
+    profile = os.environ.get("CRIER_BENCH_PROFILE")  # a file: worker 0 runs under cProfile
     for i in range(workers):
         out = open(state.ctx.tmp / f"worker-{workers}-{i}.log", "ab")
-        procs.append(subprocess.Popen([sys.executable, "-m", "bot", "run"], env=state.env(),
+        prof = ["-m", "cProfile", "-o", f"{profile}.{workers}"] if profile and i == 0 else []
+        procs.append(subprocess.Popen([sys.executable, *prof, "-m", "bot", "run"],
+                                      env=state.env(),
                                       cwd=state.ctx.tmp, stdout=out, stderr=subprocess.STDOUT,
                                       start_new_session=True))
         out.close()
