@@ -130,11 +130,12 @@ class CrierState:
 
 def _start(state: CrierState, workers: int) -> list[subprocess.Popen]:
     procs = []
-    profile = os.environ.get("CRIER_BENCH_PROFILE")  # a file: worker 0 runs under cProfile
+    profile = os.environ.get("CRIER_BENCH_PROFILE")  # a file: worker 0 runs under yappi
     for i in range(workers):
         out = open(state.ctx.tmp / f"worker-{workers}-{i}.log", "ab")
-        prof = ["-m", "cProfile", "-o", f"{profile}.{workers}"] if profile and i == 0 else []
-        procs.append(subprocess.Popen([sys.executable, *prof, "-m", "bot", "run"],
+        cmd = ([str(HERE / "profworker.py"), f"{profile}.{workers}", "run"] if profile and i == 0
+               else ["-m", "bot", "run"])
+        procs.append(subprocess.Popen([sys.executable, *cmd],
                                       env=state.env(),
                                       cwd=state.ctx.tmp, stdout=out, stderr=subprocess.STDOUT,
                                       start_new_session=True))
