@@ -1,4 +1,4 @@
-"""Benchmark: many shows' feeds on one machine — the bare floor now, crier's workers later.
+"""Benchmark: many shows' feeds on one machine — the bare floor, and crier's workers.
 
     python bench/scale.py                       # N = 1,000 and 10,000 feeds (a few minutes)
     python bench/scale.py --feeds 100000        # 100,000 feeds (~5 GB of files in /tmp)
@@ -18,11 +18,12 @@ pool over requests. Per client: polls per second sustained over a whole cycle, C
 (the client process's CPU time / polls; nginx's separately), p50/p99 latency, peak RSS, and the
 200 and 304 counts, checked against the feeds that changed (exactly those answer 200).
 
-crier itself (`measure_crier`: 1, 2 and 4 `crier run` workers on the PostgreSQL database) is not
-measured yet: crier cannot serve many shows before issue 14's multi-show support lands; the
-table says so. Nothing here is a test; the test suite never runs it. Every loop is bounded in
-count and time, all traffic is on 127.0.0.1, and nginx, PostgreSQL, the client processes and
-the temporary folder are cleaned up on exit, also on Ctrl-C or SIGTERM.
+crier itself (`measure_crier`, read by bench/crierrun.py): one dry-run show per feed, `crier
+shows import` timed, then 1, 2 and 4 `crier run` workers on the PostgreSQL database, a second
+table beside the floor's (polls/s, worker CPU per poll, lateness, RSS, episode to dry-run
+delivery, exactly once). Nothing here is a test; the test suite never runs it. Every loop is
+bounded in count and time, all traffic is on 127.0.0.1, and nginx, PostgreSQL, the client
+processes and the temporary folder are cleaned up on exit, also on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
