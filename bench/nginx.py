@@ -69,7 +69,9 @@ def _ppid(pid: int) -> int:
 
 
 class Nginx:
-    def __init__(self, binary: str, root: Path, tmp: Path, workers: str = "auto") -> None:
+    def __init__(self, binary: str, root: Path, tmp: Path, workers: str = "auto",
+                 access_log: Path | None = None) -> None:
+        self.access_log = access_log  # None: off; else "$msec $status $uri" per request
         self.binary, self.root, self.tmp, self.workers = binary, root, tmp, workers
         self.port = 0
         self.proc: subprocess.Popen | None = None
@@ -80,6 +82,9 @@ class Nginx:
             (t / d).mkdir(exist_ok=True)
         user = "user root root;\n" if os.geteuid() == 0 else ""
         conf = t / "nginx.conf"
+        log_fmt = ("access_log off;" if self.access_log is None else
+                   "log_format crier '$msec $status $uri';\n    "
+                   f"access_log {self.access_log} crier buffer=64k flush=1s;")
         conf.write_text(f"""{user}daemon off;
 worker_processes {self.workers};
 pid {t}/nginx.pid;
@@ -88,7 +93,7 @@ events {{ worker_connections 4096; }}
 http {{
     types {{ application/rss+xml rss; }}
     default_type application/octet-stream;
-    access_log off;
+    {log_fmt}
     sendfile on;
     tcp_nopush on;
     keepalive_timeout 65;

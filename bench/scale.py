@@ -1,4 +1,4 @@
-"""Benchmark: many shows' feeds on one machine — the bare floor now, crier's workers later.
+"""Benchmark: many shows' feeds on one machine — the bare floor, and crier's workers.
 
     python bench/scale.py                       # N = 1,000 and 10,000 feeds (a few minutes)
     python bench/scale.py --feeds 100000        # 100,000 feeds (~5 GB of files in /tmp)
@@ -18,11 +18,12 @@ pool over requests. Per client: polls per second sustained over a whole cycle, C
 (the client process's CPU time / polls; nginx's separately), p50/p99 latency, peak RSS, and the
 200 and 304 counts, checked against the feeds that changed (exactly those answer 200).
 
-crier itself (`measure_crier`: 1, 2 and 4 `crier run` workers on the PostgreSQL database) is not
-measured yet: crier cannot serve many shows before issue 14's multi-show support lands; the
-table says so. Nothing here is a test; the test suite never runs it. Every loop is bounded in
-count and time, all traffic is on 127.0.0.1, and nginx, PostgreSQL, the client processes and
-the temporary folder are cleaned up on exit, also on Ctrl-C or SIGTERM.
+crier itself (`measure_crier`, read by bench/crierrun.py): one dry-run show per feed, `crier
+shows import` timed, then 1, 2 and 4 `crier run` workers on the PostgreSQL database, a second
+table beside the floor's (polls/s, worker CPU per poll, lateness, RSS, episode to dry-run
+delivery, exactly once). Nothing here is a test; the test suite never runs it. Every loop is
+bounded in count and time, all traffic is on 127.0.0.1, and nginx, PostgreSQL, the client
+processes and the temporary folder are cleaned up on exit, also on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from nginx import Nginx, find_or_install, version  # noqa: E402
 from scalefeeds import Change, FeedSet  # noqa: E402
 
 CLIENTS = ("aiohttp", "requests", "requests-threads")
-CRIER_PENDING = "crier: not yet measurable (needs multi-show support, issue 14)"
+CRIER_PENDING = "crier: not measured (--no-postgres, or the run failed: see the log above)"
 TARGET_POLLS = 100_000 / 300  # 100,000 shows on a 5-minute cycle (issue 14)
 _children: list[subprocess.Popen] = []
 
@@ -179,6 +180,7 @@ class CrierBench:
     tmp: Path                 # a folder of its own for show files, config and logs
     cycles: int
     cycle_seconds: float = 300.0
+    access_log: Path | None = None  # nginx's access log ($msec $status $uri)
 
 
 @dataclass
@@ -193,23 +195,43 @@ class CrierResult:
     delivery_max_s: float
     exactly_once: bool        # every new episode delivered once per account, never twice
     import_s: float | None = None  # `crier shows import` of the N show files
+    due_per_s: float = 0.0    # polls/s the shows ask for: N / poll_interval
+    missing: int = 0          # dry-run deliveries not made within a cycle after the change
 
 
 def measure_crier(ctx: CrierBench, workers: int) -> CrierResult | None:
-    """crier with `workers` `crier run` processes on ctx.database_url; None until it can.
+    """crier with `workers` `crier run` processes on ctx.database_url (None without one).
 
-    The plan, once issue 14's multi-show support exists (commands not written yet):
     1. scalefeeds.write_show_file(folder, k, ctx.base_url + ctx.feeds.url_path(k)) for every
        feed (today's single-show layout, dry-run Mastodon and X accounts, `poll_interval`
-       ctx.cycle_seconds), then time `crier shows import FOLDER` (target: 100,000 in ≤ 2 min);
-    2. start `workers` × `crier run` with DATABASE_URL = ctx.database_url, let the first cycle
-       baseline every feed, then per cycle ctx.feeds.gain_episodes(0.01, rng);
-    3. read back from the database: polls (start and due time → lateness), dry-run deliveries
-       (their time minus Change.at of ctx.feeds.changes → delivery time; each exactly once);
+       ctx.cycle_seconds), then `crier shows import FOLDER`, timed (once per N);
+    2. `workers` × `crier run` with DATABASE_URL = ctx.database_url; the first start waits
+       until every feed is baselined, then per cycle ctx.feeds.gain_episodes(0.01, rng);
+    3. read back (bench/crierrun.py): polls from nginx's access log, due times from the feeds
+       table's next_poll_at, dry-run deliveries (sent_at minus Change.at; each exactly once),
        CPU per poll from the workers' /proc/PID/stat, RSS from their VmHWM;
-    4. stop the workers (SIGTERM, then SIGKILL after a bound), like every other child here.
+    4. stop the workers (SIGTERM, then SIGKILL after 30 s), like every other child here.
     """
-    return None
+    if ctx.database_url is None:
+        return None
+    import crierrun
+    import sqlalchemy as sa
+    state = _crier_states.get(id(ctx))
+    if state is None:
+        ctx.tmp.mkdir(parents=True, exist_ok=True)
+        state = crierrun.CrierState(ctx, int(ctx.cycle_seconds), sa.create_engine(
+            ctx.database_url, poolclass=sa.pool.NullPool))
+        _crier_states[id(ctx)] = state
+        state.prepare()
+    try:
+        return crierrun.run_workers(state, workers, ctx.access_log, random.Random(workers),
+                                    _children, CrierResult)
+    except RuntimeError as e:
+        log(f"crier × {workers}: {e}")
+        return None
+
+
+_crier_states: dict[int, object] = {}
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -253,17 +275,21 @@ def report(runs: list[FloorRun], machine: str, args, crier: dict, gen: dict) -> 
         for i, c in enumerate(r.cycles):
             if not c.ok:
                 print(f"⚠ {r.kind}, N={r.n:,}, cycle {i}: {c.note}")
-    print()
+    print("\n| feeds | crier | polls/s (due) | worker CPU ms/poll | lateness p50 / p99 s | "
+          "max RSS MB | episode → dry-run delivery p50 / max s | exactly once | shows import |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n, results in crier.items():
         for workers, res in results.items():
             if res is None:
                 print(f"| {n:,} | crier run × {workers} | {CRIER_PENDING} |")
             else:
-                print(f"| {n:,} | crier run × {workers} | {res.polls_per_s:.0f} polls/s | "
-                      f"{res.cpu_per_poll_ms:.2f} ms/poll | lateness p50/p99 "
-                      f"{res.lateness_p50_s:.1f}/{res.lateness_p99_s:.1f} s | "
-                      f"{res.rss_mb:.0f} MB | delivery p50/max {res.delivery_p50_s:.1f}/"
-                      f"{res.delivery_max_s:.1f} s | exactly once: {res.exactly_once} |")
+                imp = f"{res.import_s:.1f} s" if res.import_s is not None else "–"
+                print(f"| {n:,} | crier run × {workers} | {res.polls_per_s:.1f} "
+                      f"(due {res.due_per_s:.1f}) | {res.cpu_per_poll_ms:.1f} | "
+                      f"{res.lateness_p50_s:.1f} / {res.lateness_p99_s:.1f} | {res.rss_mb:.0f} | "
+                      f"{res.delivery_p50_s:.1f} / {res.delivery_max_s:.1f} | "
+                      f"{'yes' if res.exactly_once else 'NO'}"
+                      f"{f' ({res.missing} missing)' if res.missing else ''} | {imp} |")
     print(f"\nThe floor against issue 14's target ({TARGET_POLLS:.0f} polls/s sustained: 100,000 "
           "shows on a 5-minute cycle):")
     for r in runs:
@@ -297,6 +323,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--nginx-workers", default="auto", help="nginx worker_processes")
     p.add_argument("--no-postgres", action="store_true",
                    help="the floor alone: no PostgreSQL for the crier measurement")
+    p.add_argument("--crier-workers", default="1,2,4",
+                   help="numbers of `crier run` workers to measure, e.g. 1,2,4 ('' skips)")
+    p.add_argument("--crier-interval", type=int, default=0,
+                   help="the shows' poll_interval in s (default: 60 up to 10,000, else 300)")
+    p.add_argument("--crier-cycles", type=int, default=1, help="measured crier cycles")
     p.add_argument("--request-timeout", type=float, default=30.0)
     p.add_argument("--cycle-timeout", type=float, default=600.0,
                    help="a client's cycle stops issuing requests after this many seconds")
@@ -304,6 +335,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
     a.feeds = _ints(a.feeds)
+    a.crier_workers = _ints(a.crier_workers)
     a.clients = [c for c in a.clients.split(",") if c]
     bad = [c for c in a.clients if c.partition(":")[0] not in CLIENTS
            or not (c.partition(":")[2] or "1").isdigit()
@@ -368,10 +400,20 @@ def main(argv: list[str] | None = None) -> int:
                                          for k in range(n)))
             for kind in args.clients:
                 runs.append(run_floor(kind, fs, nginx, urls_file, args, rng))
-            ctx = CrierBench(fs, nginx.base_url, db_url, tmp / f"crier-{n}", args.cycles)
-            crier[n] = {w: measure_crier(ctx, w) for w in (1, 2, 4)}
             nginx.stop()
             nginx = None
+            if db_url is not None and args.crier_workers:
+                # crier's run: a second nginx on the same files, logging each request
+                alog = tmp / f"access-{n}.log"
+                nginx = Nginx(binary, root, tmp / f"nginx-crier-{n}", args.nginx_workers, alog)
+                nginx.tmp.mkdir()
+                nginx.start()
+                interval = args.crier_interval or (60 if n <= 10_000 else 300)
+                ctx = CrierBench(fs, nginx.base_url, db_url, tmp / f"crier-{n}",
+                                 args.crier_cycles, interval, alog)
+                crier[n] = {w: measure_crier(ctx, w) for w in args.crier_workers}
+                nginx.stop()
+                nginx = None
             shutil.rmtree(root, ignore_errors=True)
         report(runs, machine, args, crier, gen)
         return 0 if all(c.ok for r in runs for c in r.cycles) else 1
