@@ -74,9 +74,11 @@ class Fleet:
         """The shows whose feed is due (one query), or every show with `force`."""
         if force or not self.services:
             return list(self.services)
-        due = self.store.due_feed_urls(self.now())
+        now = self.now()
+        due = self.store.due_feed_urls(now)
         return [s for s in self.services
-                if s.settings.feed in due or s.settings.feed not in self._known]
+                if (s.settings.feed in due or s.settings.feed not in self._known)
+                and not _known_later(s, now)]
 
     def poll(self, *, force: bool = False, backfill: int | None = None) -> list:
         """Poll every show whose feed is due (`force`: every show), a bounded number at once;
@@ -128,3 +130,9 @@ class Fleet:
     def close(self) -> None:
         for svc in self.services:
             svc.notifier.close()
+
+
+def _known_later(svc: Service, now) -> bool:
+    """The show's own poller knows its feed is not due yet (a quiet poll not yet written)."""
+    after = svc.poller.due_after()
+    return after is not None and now < after

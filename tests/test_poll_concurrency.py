@@ -29,7 +29,7 @@ class Shows:
     "hosts"), each with its own Mastodon account on one local Mastodon server."""
 
     def __init__(self, stack: ExitStack, tmp, db_url: str, monkeypatch, n: int, *,
-                 in_flight: int, per_host: int):
+                 in_flight: int, per_host: int, clock=None, extra: str = ""):
         self.feed = stack.enter_context(FeedServer())
         self.masto = stack.enter_context(MastodonServer(token=TOKEN))
         self.now = datetime.now(UTC).replace(microsecond=0)
@@ -47,7 +47,7 @@ class Shows:
 show = "Show {slug}"
 slug = "{slug}"
 feed = "http://{host}:{self.feed.port}/{slug}.xml"
-[shows.promos]
+{extra}[shows.promos]
 min_gap = 0
 [[shows.accounts]]
 platform = "mastodon"
@@ -60,7 +60,8 @@ timeout = 2
         self.store = Store(db_url)
         stack.callback(self.store.close)
         self.store.migrate()
-        self.fleet = Fleet(self.store, lambda: load_deployment(self.cfg))
+        kw = {"clock": clock} if clock else {}
+        self.fleet = Fleet(self.store, lambda: load_deployment(self.cfg), **kw)
         stack.callback(self.fleet.close)
 
     def publish(self, slug: str) -> None:
@@ -96,9 +97,9 @@ timeout = 2
 @pytest.fixture
 def make(db_url, tmp_path, monkeypatch):
     with ExitStack() as stack:
-        def make(n: int, *, in_flight: int = 8, per_host: int = 2) -> Shows:
+        def make(n: int, *, in_flight: int = 8, per_host: int = 2, **kw) -> Shows:
             return Shows(stack, tmp_path, db_url, monkeypatch, n, in_flight=in_flight,
-                         per_host=per_host)
+                         per_host=per_host, **kw)
         yield make
 
 
@@ -154,6 +155,25 @@ def test_only_due_shows_are_polled(make):
     reports = net.fleet.poll()
     assert [(s.settings.slug, r.result) for s, r in reports] == [("s1", "unchanged")]
     assert [p for _m, p, _h in net.feed.requests] == ["/s1.xml"]
+
+
+def test_a_quiet_poll_not_yet_written_is_not_due(make):
+    """An unchanged poll writes its poll times at most every QUIET_WRITE: the database still
+    says "due", the show's own poller knows better, and the feed is not asked again."""
+    t = [datetime.now(UTC)]
+    net = make(3, clock=lambda: t[0], extra="poll_interval = 60\n")
+    assert len(net.fleet.poll()) == 3                 # baseline
+    t[0] += timedelta(minutes=10)
+    assert [r.result for _s, r in net.fleet.poll()] == ["unchanged"] * 3   # written
+    t[0] += timedelta(minutes=3)
+    assert [r.result for _s, r in net.fleet.poll()] == ["unchanged"] * 3   # quiet
+    t[0] += timedelta(seconds=30)
+    # the database's view (on PostgreSQL the lease's release writes the time: not due)
+    assert bool(net.store.due_feed_urls(t[0])) is not net.store.many_workers
+    assert net.fleet.due() == []
+    net.feed.requests.clear()
+    assert net.fleet.poll() == []
+    assert net.feed.requests == []
 
 
 def test_a_failing_feed_does_not_stop_the_others(make):
