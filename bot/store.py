@@ -206,6 +206,11 @@ def _redact(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
+# Connections opened beyond the pool's 5 kept ones when a worker's concurrent polls
+# (bot.fleet, max_polls_in_flight) need them at once; closed again when given back.
+POOL_OVERFLOW = 20
+
+
 class Store:
     def __init__(self, url: str):
         self.url = url
@@ -223,9 +228,11 @@ class Store:
             if db and db != ":memory:" and not db.startswith("file:"):
                 self.sqlite_path = Path(db)
                 _prepare_sqlite_file(self.sqlite_path)
+                kw["max_overflow"] = POOL_OVERFLOW
             kw["connect_args"] = {"timeout": 30}
         elif self.dialect == "postgresql":
             kw["pool_pre_ping"] = True
+            kw["max_overflow"] = POOL_OVERFLOW
         try:
             self.engine: Engine = sa.create_engine(sa_url, **kw)
         except Exception as e:  # missing driver, bad options
