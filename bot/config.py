@@ -110,6 +110,9 @@ class Settings:
     allow_private_networks: tuple[str, ...] = ()  # CIDR, e.g. ("10.0.0.0/8",)
     feed_deadline: int = 60
     image_deadline: int = 30
+    # polls in flight at once in one worker, and at most this many to one host (bot.fleet)
+    max_polls_in_flight: int = 16
+    max_polls_per_host: int = 4
     # the promo queue ([promos] table)
     min_gap: int = 1800                   # seconds between two posts of one account
     quiet_hours: str | None = None        # "22:00-07:00": no promo goes out then
@@ -192,6 +195,8 @@ TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "allow_private_networks": ((list,), "a list of networks like [\"10.0.0.0/8\"]"),
     "feed_deadline": ((int, str), "a duration like \"60s\" for a whole feed download"),
     "image_deadline": ((int, str), "a duration like \"30s\" for a whole artwork download"),
+    "max_polls_in_flight": ((int,), "a whole number ≥ 1 (feeds polled at once)"),
+    "max_polls_per_host": ((int,), "a whole number ≥ 1 (feeds polled at once from one host)"),
 }
 COMMUNITY_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "enabled": ((bool,), "true or false"),
@@ -608,6 +613,12 @@ def _safety(raw: dict[str, Any], file: str, text: str) -> dict[str, Any]:
     for key in ("feed_deadline", "image_deadline"):
         if key in raw:
             out[key] = parse_duration(raw[key], file=file, key=key, minimum=1)
+    for key in ("max_polls_in_flight", "max_polls_per_host"):
+        if key in raw:
+            if raw[key] < 1:
+                raise ConfigError(f"must be ≥ 1, got {raw[key]}", file=file, key=key,
+                                  line=_line_of(text, key))
+            out[key] = raw[key]
     return out
 
 

@@ -3,12 +3,23 @@
 
 The config is synced into the registry first (bot.shows), so shows the config no longer
 declares are removed and their unsent deliveries withdrawn; imported shows are served too.
+
+Polls run concurrently (`poll`): a thread pool of `max_polls_in_flight` over the requests code,
+at most `max_polls_per_host` of them to one host (the feed URL's host), so crier never
+hammers one hosting company. Only the shows whose feed is due are polled, found by one query
+(`Store.due_feed_urls`). Each poll's writes are its own transactions (the engine's pool is
+thread-safe; on SQLite the worker's threads take turns writing, see `Store.tx`). The shows
+share one requests session once the first is made (urllib3's connection pools are
+thread-safe).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 from bot.errors import CrierError
 from bot.service import Service
@@ -26,6 +37,9 @@ class Fleet:
         self.store, self._load, self.dry_run = store, load_deployment, dry_run
         self._session, self._kw = session, service_kw
         self.services: list[Service] = []
+        self._known: set[str] = set()   # feeds that have a row (polled at least once)
+        self._hosts: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
         self.last_sync: SyncReport | None = None
         self.reload()
 
@@ -56,15 +70,52 @@ class Fleet:
         from datetime import UTC, datetime
         return self.services[0].clock() if self.services else datetime.now(UTC)
 
+    def due(self, *, force: bool = False) -> list[Service]:
+        """The shows whose feed is due (one query), or every show with `force`."""
+        if force or not self.services:
+            return list(self.services)
+        now = self.now()
+        due = self.store.due_feed_urls(now)
+        return [s for s in self.services
+                if (s.settings.feed in due or s.settings.feed not in self._known)
+                and not _known_later(s, now)]
+
     def poll(self, *, force: bool = False, backfill: int | None = None) -> list:
-        """Poll every show whose feed is due (`force`: every show); (service, report)."""
-        out = []
-        for svc in self.services:
-            try:
-                out.append((svc, svc.poll(force=force, backfill=backfill)))
-            except CrierError as e:
-                log.error("poll %s: %s", svc.settings.slug, e)
-        return out
+        """Poll every show whose feed is due (`force`: every show), a bounded number at once;
+        (service, report) in the shows' order. A failing feed does not stop the others."""
+        todo = self.due(force=force)
+        if not todo:
+            return []
+        first = todo[0].settings
+        in_flight = max(1, getattr(first, "max_polls_in_flight", 16))
+        per_host = max(1, getattr(first, "max_polls_per_host", 4))
+        if in_flight == 1 or len(todo) == 1:
+            results = [self._poll_one(svc, force, backfill, per_host) for svc in todo]
+        else:
+            with ThreadPoolExecutor(min(in_flight, len(todo)),
+                                    thread_name_prefix="crier-poll") as pool:
+                results = list(pool.map(
+                    lambda svc: self._poll_one(svc, force, backfill, per_host), todo))
+        return [r for r in results if r is not None]
+
+    def _host_slot(self, url: str, per_host: int) -> threading.BoundedSemaphore:
+        host = (urlsplit(url).hostname or "").lower()  # a file path: one "host" too
+        with self._lock:
+            sem = self._hosts.get((host, per_host))
+            if sem is None:
+                sem = self._hosts[(host, per_host)] = threading.BoundedSemaphore(per_host)
+            return sem
+
+    def _poll_one(self, svc: Service, force: bool, backfill: int | None, per_host: int):
+        try:
+            with self._host_slot(svc.settings.feed, per_host):
+                report = svc.poll(force=force, backfill=backfill)
+        except CrierError as e:
+            log.error("poll %s: %s", svc.settings.slug, e)
+            return None
+        with self._lock:
+            self._known.add(svc.settings.feed)
+        return svc, report
 
     def dispatch(self, **kw) -> list:
         """Send what is due, show after show."""
@@ -79,3 +130,9 @@ class Fleet:
     def close(self) -> None:
         for svc in self.services:
             svc.notifier.close()
+
+
+def _known_later(svc: Service, now) -> bool:
+    """The show's own poller knows its feed is not due yet (a quiet poll not yet written)."""
+    after = svc.poller.due_after()
+    return after is not None and now < after

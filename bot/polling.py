@@ -93,6 +93,12 @@ class Poller:
             return report
         return self._poll_feed(feed, now, backfill, report)
 
+    def due_after(self) -> datetime | None:
+        """When this feed is next due as only this worker knows it (an unchanged poll writes
+        its poll times at most every QUIET_WRITE), or None: the database knows."""
+        feed = self._feed
+        return feed["next_poll_at"] if feed and feed["url"] == self.settings.feed else None
+
     def _poll_leased(self, now: datetime, force: bool, backfill: int | None) -> PollReport:
         """Many workers: poll the feed only if this worker wins its poll lease."""
         feed = self.store.ensure_feed(self.settings.feed, now)

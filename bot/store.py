@@ -17,8 +17,10 @@ import errno
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -204,6 +206,11 @@ def _redact(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
+# Connections opened beyond the pool's 5 kept ones when a worker's concurrent polls
+# (bot.fleet, max_polls_in_flight) need them at once; closed again when given back.
+POOL_OVERFLOW = 20
+
+
 class Store:
     def __init__(self, url: str):
         self.url = url
@@ -221,9 +228,11 @@ class Store:
             if db and db != ":memory:" and not db.startswith("file:"):
                 self.sqlite_path = Path(db)
                 _prepare_sqlite_file(self.sqlite_path)
+                kw["max_overflow"] = POOL_OVERFLOW
             kw["connect_args"] = {"timeout": 30}
         elif self.dialect == "postgresql":
             kw["pool_pre_ping"] = True
+            kw["max_overflow"] = POOL_OVERFLOW
         try:
             self.engine: Engine = sa.create_engine(sa_url, **kw)
         except Exception as e:  # missing driver, bad options
@@ -233,6 +242,7 @@ class Store:
         # PostgreSQL: any number of workers, coordinating by leases on rows (see "claims");
         # SQLite: one worker, kept alone by the lease in `locks` (bot/locks.py).
         self.many_workers = self.dialect == "postgresql"
+        self._write_lock = threading.RLock() if self.dialect == "sqlite" else None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -301,8 +311,17 @@ class Store:
                               "DATABASE_URL / data_dir)")
         return StoreError(f"cannot reach database {_redact(self.url)}: {detail}")
 
+    @contextmanager
     def tx(self):
-        return self.engine.begin()
+        """One transaction. On SQLite (one writer per file) the threads of a worker take
+        turns: a write transaction that began as a read cannot wait for another writer
+        (SQLITE_BUSY at once, busy_timeout or not), so this process serializes its own."""
+        if self._write_lock is None:
+            with self.engine.begin() as c:
+                yield c
+            return
+        with self._write_lock, self.engine.begin() as c:
+            yield c
 
     # -- feeds ----------------------------------------------------------------------------
     def ensure_feed(self, url: str, now: datetime, show_id: int | None = None) -> dict:
@@ -620,6 +639,15 @@ class Store:
                 poll_owner=owner, poll_lease_until=now + lease))
             rows = c.execute(sa.select(feeds).where(feeds.c.id.in_(got)).order_by(feeds.c.id))
             return [dict(r) for r in rows.mappings()]
+
+    def due_feed_urls(self, now: datetime) -> set[str]:
+        """The URLs of the feeds whose next poll has come and that no live lease holds (one
+        query: a poll job costs in proportion to what is due, not to every show)."""
+        q = sa.select(feeds.c.url).where(
+            sa.or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now),
+            sa.or_(feeds.c.poll_lease_until.is_(None), feeds.c.poll_lease_until <= now))
+        with self.engine.connect() as c:
+            return set(c.execute(q).scalars())
 
     def release_feed(self, feed_id: int, owner: str, **values: Any) -> bool:
         """End `owner`'s poll lease on a feed, writing `values` with it; False (and nothing

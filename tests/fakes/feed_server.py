@@ -24,7 +24,9 @@ What it does, per path (all setters are thread-safe and take effect on the next 
 
 State: `srv.requests`, a list of (method, path, headers dict) in arrival order (clear it freely);
 `srv.arrivals`, (time.monotonic(), path) of every request, never cleared;
-`srv.connections`, how many TCP connections were accepted (keep-alive reuse shows here).
+`srv.connections`, how many TCP connections were accepted (keep-alive reuse shows here);
+`srv.peak`, the most requests in flight at once per Host name (the Host header without its
+port: "127.0.0.1" and "localhost" reach this one server as two hosts), and `srv.peak_total`.
 
 It speaks HTTP/1.1 with keep-alive, sends nothing to stderr, and `stop()` (or leaving the `with`
 block) wakes pending delays, closes open connections and joins every thread.
@@ -148,6 +150,9 @@ class FeedServer:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.arrivals: list[tuple[float, str]] = []  # (time.monotonic(), path), never cleared
         self.connections = 0
+        self._in_flight: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+        self.peak_total = 0
         self._httpd = _HTTPServer((host, port), _Handler, bind_and_activate=True)
         self._httpd.owner = self
         self._thread: threading.Thread | None = None
@@ -259,6 +264,18 @@ class FeedServer:
             self._open.discard(conn)
 
     def _handle(self, h: _Handler, *, head: bool) -> None:
+        host = (h.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+        with self._lock:
+            self._in_flight[host] = self._in_flight.get(host, 0) + 1
+            self.peak[host] = max(self.peak.get(host, 0), self._in_flight[host])
+            self.peak_total = max(self.peak_total, sum(self._in_flight.values()))
+        try:
+            self._answer(h, head=head)
+        finally:
+            with self._lock:
+                self._in_flight[host] -= 1
+
+    def _answer(self, h: _Handler, *, head: bool) -> None:
         path = h.path.split("?", 1)[0]
         with self._lock:
             self.requests.append((h.command, h.path, dict(h.headers.items())))
