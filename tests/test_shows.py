@@ -410,14 +410,7 @@ def test_the_worker_serves_every_show_and_syncs_on_sighup(net):
     import time
 
     from tests.conftest import ROOT
-
-    def wait_for(cond, what, timeout=30.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if cond():
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
+    from tests.test_worker import wait_for
 
     net.cfg.write_text('include = ["shows/*.toml"]\ndispatch_interval = 1\n')
     for slug in SLUGS:
@@ -429,13 +422,13 @@ def test_the_worker_serves_every_show_and_syncs_on_sighup(net):
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: all(len(net.posted(s)[0]) == 1 and len(net.posted(s)[1]) == 1
-                             for s in ("alpha", "bravo")), "alpha and bravo announced")
+                             for s in ("alpha", "bravo")), what="alpha and bravo announced")
         assert net.posted("charlie") == ([], [])
         shutil.move(aside, net.tmp / "shows" / "charlie.toml")
         (net.tmp / "shows" / "bravo.toml").unlink()
         w.send_signal(signal.SIGHUP)
         wait_for(lambda: len(net.posted("charlie")[0]) == 1 and
-                 len(net.posted("charlie")[1]) == 1, "charlie announced after SIGHUP")
+                 len(net.posted("charlie")[1]) == 1, what="charlie announced after SIGHUP")
         listed = {r["slug"] for r in json.loads(net.cli("shows", "list", "--json"))}
         assert listed == {"alpha", "charlie"}
         time.sleep(2)                               # a few more dispatch rounds: nothing new
