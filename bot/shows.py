@@ -153,6 +153,7 @@ def _sync(c, declared, now: datetime, *, remove: bool, whole: bool) -> SyncRepor
     for i in range(0, len(new), CHUNK):
         c.execute(shows.insert(), new[i:i + CHUNK])
     _update(c, updates)
+    _ensure_feeds(c, [(slug_of(s), s.feed, s.poll_interval) for s in declared], now)
     if remove:
         gone = [r for slug, r in rows.items() if slug not in seen
                 and r["source"] == "config" and r["removed_at"] is None]
@@ -178,6 +179,7 @@ def _remove(c, show_id: int, now: datetime) -> int:
     """Mark a show removed; withdraw its deliveries that have not started. The count."""
     c.execute(shows.update().where(shows.c.id == show_id).values(removed_at=now,
                                                                    updated_at=now))
+    Store.park_feeds(c, show_id=show_id)
     return c.execute(deliveries.update().where(
         deliveries.c.show_id == show_id, deliveries.c.status.in_(("pending", "held"))
     ).values(status="cancelled", last_error=WITHDRAWN, updated_at=now)).rowcount
@@ -235,6 +237,7 @@ def import_shows(store: Store, deployment: Deployment, path: str | os.PathLike, 
     config_slugs = set(deployment.slugs)
     names = {a.name: s.slug for s in deployment.shows for a in s.accounts}
     parsed: dict[str, tuple[str, str, str, str]] = {}
+    polled: dict[str, tuple[str, int]] = {}
     feeds_seen = _same_feed((s.slug, s.feed, str(s.path)) for s in deployment.shows)
     for file in show_files(path):
         data = file.read_bytes()
@@ -262,6 +265,7 @@ def import_shows(store: Store, deployment: Deployment, path: str | os.PathLike, 
                                   "deployment)", file=str(file))
         _same_feed([(slug, s.feed, str(file))], feeds_seen)
         parsed[slug] = (s.show, str(file.absolute()), hashlib.sha256(data).hexdigest(), text)
+        polled[slug] = (s.feed, s.poll_interval)
         report.files += 1
     with store.tx() as c:
         _registry_lock(c)
@@ -284,7 +288,23 @@ def import_shows(store: Store, deployment: Deployment, path: str | os.PathLike, 
         for i in range(0, len(new), CHUNK):
             c.execute(shows.insert(), new[i:i + CHUNK])
         _update(c, updates)
+        _ensure_feeds(c, [(slug, feed, interval) for slug, (feed, interval)
+                          in polled.items()], now)
     return report
+
+
+def _ensure_feeds(c, wanted: list[tuple[str, str, int]], now: datetime) -> None:
+    """Each (slug, feed URL, poll interval) gets its active feed row (bot.store.ensure_feeds),
+    so any worker claims it when due without loading the show first."""
+    if not wanted:
+        return
+    ids: dict[str, int] = {}
+    slugs = [slug for slug, _f, _i in wanted]
+    for i in range(0, len(slugs), CHUNK):
+        ids.update(c.execute(sa.select(shows.c.slug, shows.c.id).where(
+            shows.c.slug.in_(slugs[i:i + CHUNK]))).all())
+    Store.ensure_feeds(c, [(ids[slug], feed, int(interval)) for slug, feed, interval in wanted],
+                       now, chunk=CHUNK)
 
 
 def _env(deployment: Deployment, env: dict[str, str] | None) -> dict[str, str]:

@@ -41,7 +41,8 @@ class ShowStore:
 
     # -- rows added: stamped with the show ------------------------------------------------
     def ensure_feed(self, url: str, now: datetime) -> dict:
-        return self._store.ensure_feed(url, now, show_id=self.show_id)
+        return self._store.ensure_feed(url, now, show_id=self.show_id,
+                                       poll_interval=self._settings.poll_interval)
 
     def enqueue(self, c, **kw: Any) -> int | None:
         return self._store.enqueue(c, show_id=self._id_in(c), **kw)

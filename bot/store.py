@@ -34,7 +34,7 @@ from bot.models import DeliveryStatus
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0007"
+HEAD = "0008"
 MAX_KEY = 300
 MIGRATE_WAIT = 60.0          # seconds a migration retries a locked SQLite file
 MIGRATION_LOCK = 0x63726965  # "crie": the PostgreSQL advisory lock taken while migrating
@@ -75,6 +75,8 @@ feeds = sa.Table(
     sa.Column("show_id", sa.Integer, index=True),            # migration 0006
     sa.Column("poll_owner", sa.String(128)), sa.Column("poll_lease_until", TS),  # 0007
     sa.Index("ix_feeds_next_poll", "next_poll_at"),
+    sa.Column("poll_interval", sa.Integer),                   # 0008: the show's, in seconds
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),  # 0008
 )
 episodes = sa.Table(
     "episodes", md,
@@ -87,6 +89,7 @@ episodes = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),
     sa.Index("ix_episodes_feed_status", "feed_id", "status"),
     sa.Index("ix_episodes_feed_published", "feed_id", "published_at"),
+    sa.Index("ix_episodes_due", "status", "published_at"),   # 0008
 )
 episode_keys = sa.Table(
     "episode_keys", md,
@@ -185,6 +188,7 @@ shows = sa.Table(  # the show registry (migration 0006; bot/shows.py)
     sa.Column("config", sa.Text),                             # import: the file's TOML
     sa.Column("created_at", TS, nullable=False), sa.Column("updated_at", TS, nullable=False),
     sa.Column("removed_at", TS),
+    sa.Index("ix_shows_updated", "updated_at"),              # 0008
 )
 locks = sa.Table(
     "locks", md,
@@ -324,22 +328,75 @@ class Store:
             yield c
 
     # -- feeds ----------------------------------------------------------------------------
-    def ensure_feed(self, url: str, now: datetime, show_id: int | None = None) -> dict:
+    def ensure_feed(self, url: str, now: datetime, show_id: int | None = None,
+                    poll_interval: int | None = None) -> dict:
+        """The feed's row, made (due now) when there is none; taken over by `show_id` and
+        made active again when it was another show's or parked."""
         with self.tx() as c:
             row = c.execute(sa.select(feeds).where(feeds.c.url == url)).mappings().first()
-            if row and (show_id is None or row["show_id"] == show_id):
+            if row and (show_id is None or row["show_id"] == show_id) and row["active"] \
+                    and (poll_interval is None or row["poll_interval"] == poll_interval):
                 return dict(row)
-            if row:  # a show's feed (before 0006: none), or another show's URL taken over
-                c.execute(feeds.update().where(feeds.c.id == row["id"]).values(
-                    show_id=show_id))
-                return {**dict(row), "show_id": show_id}
+            if row:  # a show's feed (before 0006: none), another show's URL taken over, parked
+                values = {"show_id": show_id if show_id is not None else row["show_id"],
+                          "active": True}
+                if poll_interval is not None:
+                    values["poll_interval"] = poll_interval
+                c.execute(feeds.update().where(feeds.c.id == row["id"]).values(**values))
+                return {**dict(row), **values}
             try:
                 c.execute(feeds.insert().values(url=url, created_at=now, baseline_done=False,
-                                                error_count=0, show_id=show_id))
+                                                error_count=0, show_id=show_id,
+                                                next_poll_at=now, poll_interval=poll_interval,
+                                                active=True))
             except sa.exc.IntegrityError:
                 pass
         with self.tx() as c:
             return dict(c.execute(sa.select(feeds).where(feeds.c.url == url)).mappings().one())
+
+    @classmethod
+    def ensure_feeds(cls, c, wanted: Sequence[tuple[int, str, int]], now: datetime, *,
+                     chunk: int = 2000) -> int:
+        """In `c`'s transaction: each (show_id, url, poll_interval) gets its feed row (new
+        ones due now), active and stamped with the show and interval; any other feed of these
+        shows is parked (`active` false: a feed URL changed). Rows written, in a few
+        statements per `chunk` shows."""
+        written = 0
+        for i in range(0, len(wanted), chunk):
+            part = wanted[i:i + chunk]
+            urls = {u: (sid, iv) for sid, u, iv in part}
+            sids = {sid for sid, _u, _iv in part}
+            have = {r.url: r for r in c.execute(
+                sa.select(feeds.c.id, feeds.c.url, feeds.c.show_id, feeds.c.poll_interval,
+                          feeds.c.active).where(
+                    sa.or_(feeds.c.url.in_(list(urls)), feeds.c.show_id.in_(list(sids)))))}
+            new = [{"url": u, "show_id": sid, "poll_interval": iv, "created_at": now,
+                    "next_poll_at": now, "baseline_done": False, "error_count": 0,
+                    "active": True} for u, (sid, iv) in urls.items() if u not in have]
+            if new:
+                c.execute(feeds.insert(), new)
+            changed = [{"_id": r.id, "_sid": urls[u][0], "_iv": urls[u][1]}
+                       for u, r in have.items() if u in urls and (
+                           r.show_id, r.poll_interval, r.active) != (*urls[u], True)]
+            if changed:
+                c.execute(feeds.update().where(feeds.c.id == sa.bindparam("_id")).values(
+                    show_id=sa.bindparam("_sid"), poll_interval=sa.bindparam("_iv"),
+                    active=True), changed)
+            parked = [r.id for u, r in have.items() if u not in urls and r.active]
+            if parked:
+                cls.park_feeds(c, parked)
+            written += len(new) + len(changed) + len(parked)
+        return written
+
+    @staticmethod
+    def park_feeds(c, feed_ids: Sequence[int] | None = None, *,
+                   show_id: int | None = None) -> int:
+        """No worker polls these feeds (or every feed of `show_id`) any more; their history
+        stays. `ensure_feed(s)` makes one active again."""
+        q = feeds.update().values(active=False)
+        q = q.where(feeds.c.id.in_(list(feed_ids))) if feed_ids is not None else \
+            q.where(feeds.c.show_id == show_id)
+        return c.execute(q).rowcount
 
     def update_feed(self, feed_id: int, **values: Any) -> None:
         with self.tx() as c:
@@ -619,10 +676,11 @@ class Store:
     def claim_due_feeds(self, now: datetime, owner: str, lease: timedelta, *,
                         limit: int = 100, ids: Sequence[int] | None = None,
                         force: bool = False) -> list[dict]:
-        """Lease up to `limit` feeds that are due (all of `ids` when `force`) and that no live
-        lease holds, to `owner` until now + `lease`. The owner polls them, then
-        `release_feed`s each."""
+        """Lease up to `limit` active feeds that are due (all of `ids` when `force`), earliest
+        first, that no live lease holds, to `owner` until now + `lease`. The owner polls
+        them, then `release_feed(s)` each. One indexed walk of `ix_feeds_next_poll`."""
         q = sa.select(feeds.c.id).where(
+            feeds.c.active.is_(True),
             sa.or_(feeds.c.poll_lease_until.is_(None), feeds.c.poll_lease_until <= now))
         if not force:
             q = q.where(sa.or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now))
@@ -635,19 +693,26 @@ class Store:
             got = list(c.execute(q).scalars())
             if not got:
                 return []
-            c.execute(feeds.update().where(feeds.c.id.in_(got)).values(
-                poll_owner=owner, poll_lease_until=now + lease))
-            rows = c.execute(sa.select(feeds).where(feeds.c.id.in_(got)).order_by(feeds.c.id))
-            return [dict(r) for r in rows.mappings()]
+            rows = c.execute(feeds.update().where(feeds.c.id.in_(got)).values(
+                poll_owner=owner, poll_lease_until=now + lease).returning(*feeds.c))
+            order = {f: i for i, f in enumerate(got)}
+            return sorted((dict(r) for r in rows.mappings()), key=lambda r: order[r["id"]])
 
     def due_feed_urls(self, now: datetime) -> set[str]:
-        """The URLs of the feeds whose next poll has come and that no live lease holds (one
-        query: a poll job costs in proportion to what is due, not to every show)."""
+        """The URLs of the active feeds whose next poll has come and that no live lease holds
+        (one query: a poll job costs in proportion to what is due, not to every show)."""
         q = sa.select(feeds.c.url).where(
+            feeds.c.active.is_(True),
             sa.or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now),
             sa.or_(feeds.c.poll_lease_until.is_(None), feeds.c.poll_lease_until <= now))
         with self.engine.connect() as c:
             return set(c.execute(q).scalars())
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest active feed is next due (None: no feed)."""
+        with self.engine.connect() as c:
+            return c.execute(sa.select(sa.func.min(feeds.c.next_poll_at)).where(
+                feeds.c.active.is_(True))).scalar()
 
     def release_feed(self, feed_id: int, owner: str, **values: Any) -> bool:
         """End `owner`'s poll lease on a feed, writing `values` with it; False (and nothing
@@ -656,6 +721,23 @@ class Store:
             return c.execute(feeds.update().where(
                 feeds.c.id == feed_id, feeds.c.poll_owner == owner).values(
                 poll_owner=None, poll_lease_until=None, **values)).rowcount == 1
+
+    def release_feeds(self, owner: str, done: Sequence[tuple[int, dict]]) -> int:
+        """`release_feed` for many feeds in one transaction: one executemany per set of
+        columns written. The number released (a lease that ran out is skipped)."""
+        groups: dict[tuple[str, ...], list[dict]] = {}
+        for feed_id, values in done:
+            groups.setdefault(tuple(sorted(values)), []).append(
+                {"_id": feed_id, **{f"_{k}": v for k, v in values.items()}})
+        n = 0
+        with self.tx() as c:
+            for keys, rows in groups.items():
+                stmt = feeds.update().where(
+                    feeds.c.id == sa.bindparam("_id"), feeds.c.poll_owner == owner).values(
+                    poll_owner=None, poll_lease_until=None,
+                    **{k: sa.bindparam(f"_{k}") for k in keys})
+                n += c.execute(stmt, rows).rowcount
+        return n
 
     # -- community --------------------------------------------------------------------------
     def add_community(self, c, account: str, cand, now: datetime, status: str, *,

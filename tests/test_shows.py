@@ -347,6 +347,9 @@ def old_database(db_url: str) -> None:
         c.execute(sa.text("INSERT INTO promos (id, kind, text, status, fit, fired, missed, "
                           "created_at, updated_at) VALUES (1, 'once', 'P', 'paused', :f, 0, "
                           "0, :t, :t)"), {**ins, "f": False})
+        if store.dialect == "postgresql":  # ids written by hand: move the sequences past them
+            for table in ("feeds", "episodes", "posts", "deliveries", "promos"):
+                c.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 1)"))
     store.close()
 
 
