@@ -180,17 +180,16 @@ def run(obj: Context, once: bool, dry_run: bool, backfill: int | None) -> None:
             raise CrierError(f"another crier worker is running ({holder['owner']}); it polls "
                              "and posts already — stop it first to run --once")
         try:
-            for svc in fleet.services:
-                svc.wake_auth_stopped()
-            several = len(fleet.services) > 1
+            fleet.wake_auth_stopped()
+            several = fleet.count > 1
             # one show: polled now, as always; several: those due (all on their first run)
             reports = fleet.poll(force=not several, backfill=backfill)
-            for svc, report in reports:
+            for show, report in reports:
                 if several:
-                    click.secho(f"[{svc.settings.slug}]", bold=True)
+                    click.secho(f"[{show.slug}]", bold=True)
                 _print_poll(report)
             # one pass: wait for feed artwork as long as it may take, not the worker's slice
-            wait = fleet.services[0].settings.image_deadline + 1 if fleet.services else 0
+            wait = fleet.deployment.image_deadline + 1
             _print_outcomes(fleet.dispatch(artwork_wait=wait))
         finally:
             if alone:
@@ -324,7 +323,7 @@ def status(obj: Context, as_json: bool) -> None:
                         fg="red")
         counts = ", ".join(f"{n} {s}" for s, n in sorted(f["episodes"].items()))
         click.echo(f"  episodes: {counts or 'none yet'}")
-    if not st["feeds"]:
+    if not any(f["last_poll_at"] for f in st["feeds"]):
         click.echo("No feed polled yet: run `crier run --once`.")
     if st["held_episodes"]:
         click.secho("Held by the flood guard (`crier release ID...` announces them, "

@@ -55,6 +55,14 @@ class PollReport:
 
 
 
+def next_poll_at(now: datetime, interval: int, max_age: int | None, rng) -> datetime:
+    """When a feed polled now is next due: its interval with ±10% jitter, longer when the
+    server's Cache-Control max-age asks (at most 4× the interval)."""
+    if max_age and max_age > interval:  # the server asks us to wait longer: honour it,
+        interval = min(max_age, interval * 4)  # within reason
+    return now + timedelta(seconds=interval * rng.uniform(0.9, 1.1))
+
+
 class Poller:
     """Polls the feed of `svc` and records what it finds (see the module docstring)."""
 
@@ -63,6 +71,7 @@ class Poller:
         self.clock, self.rng, self.alerts = svc.clock, svc.rng, svc.alerts
         self._feed: dict | None = None  # the feed's row as of the last unchanged poll
         self._with_release: dict = {}   # what a quiet poll writes with its lease's release
+        self._leased = False            # polling a feed bot.fleet claimed (poll_claimed)
         import os
         import socket
         import uuid
@@ -116,18 +125,37 @@ class Poller:
                 log.warning("feed %s: the poll lease ran out during the poll",
                             self.settings.feed)
 
+    def poll_claimed(self, feed: dict, now: datetime, backfill: int | None, *,
+                     res=None, error: errors.FetchError | None = None
+                     ) -> tuple[PollReport, dict]:
+        """A feed whose poll lease the caller holds (bot.fleet claimed it), fetched already
+        (`res` or `error`) or not: handle it. The report, and what to write when the caller
+        releases the lease."""
+        self._with_release, self._leased = {}, True
+        try:
+            report = self._poll_feed(feed, now, backfill,
+                                     PollReport(feed=self.settings.feed, result="waiting"),
+                                     res=res, error=error)
+            return report, self._with_release
+        finally:
+            self._feed, self._leased = None, False
+
     def _poll_feed(self, feed: dict, now: datetime, backfill: int | None,
-                   report: PollReport) -> PollReport:
+                   report: PollReport, *, res=None,
+                   error: errors.FetchError | None = None) -> PollReport:
         from bot.fetch import fetch_feed
 
         url = feed["redirect_url"] or feed["url"]
-        try:
-            res = fetch_feed(url, session=self.session, etag=feed["etag"],
-                             last_modified=feed["last_modified"],
-                             previous_hash=feed["body_hash"],
-                             deadline=self.settings.feed_deadline)
-        except errors.FetchError as e:
-            return self._feed_failed(feed, now, e, report, retry_after=e.retry_after)
+        if res is None and error is None:
+            try:
+                res = fetch_feed(url, session=self.session, etag=feed["etag"],
+                                 last_modified=feed["last_modified"],
+                                 previous_hash=feed["body_hash"],
+                                 deadline=self.settings.feed_deadline)
+            except errors.FetchError as e:
+                error = e
+        if error is not None:
+            return self._feed_failed(feed, now, error, report, retry_after=error.retry_after)
 
         updates: dict = {"last_poll_at": now, "last_ok_at": now, "error_count": 0,
                          "last_error": None,
@@ -150,7 +178,7 @@ class Poller:
                 and timedelta(0) <= now - feed["last_poll_at"] < QUIET_WRITE
             if not quiet:
                 self.store.update_feed(feed["id"], **updates)
-            elif self.store.many_workers:  # the other workers read when it is due from the row
+            elif self.store.many_workers or self._leased:  # others read when it is due here
                 self._with_release = {"next_poll_at": updates["next_poll_at"]}
             self._feed = {**feed, **updates} if not quiet else \
                 {**feed, "next_poll_at": updates["next_poll_at"]}
@@ -199,10 +227,7 @@ class Poller:
         return report
 
     def _next_poll(self, now: datetime, max_age: int | None) -> datetime:
-        interval = self.settings.poll_interval
-        if max_age and max_age > interval:  # the server asks us to wait longer: honour it,
-            interval = min(max_age, interval * 4)  # within reason
-        return now + timedelta(seconds=interval * self.rng.uniform(0.9, 1.1))
+        return next_poll_at(now, self.settings.poll_interval, max_age, self.rng)
 
     def _feed_failed(self, feed: dict, now: datetime, e: errors.FeedError, report: PollReport,
                      retry_after: float | None = None) -> PollReport:

@@ -334,6 +334,51 @@ def imported_settings(store: Store, deployment: Deployment, *,
     return out
 
 
+def settings_by_id(store: Store, deployment: Deployment, ids: set[int], *,
+                   env: dict[str, str] | None = None) -> dict[int, Settings]:
+    """The Settings of the served shows among `ids` (config shows from `deployment`, imported
+    ones rebuilt from their stored file); removed or unknown ids are left out."""
+    if not ids:
+        return {}
+    out: dict[int, Settings] = {}
+    imported: dict[str, int] = {}
+    with store.tx() as c:
+        rows = list(c.execute(sa.select(shows.c.id, shows.c.slug, shows.c.source).where(
+            shows.c.id.in_(sorted(ids)), shows.c.removed_at.is_(None))))
+    for sid, slug, source in rows:
+        if source == "config" and slug in deployment.slugs:
+            out[sid] = deployment.show(slug)
+        elif source == "import":
+            imported[slug] = sid
+    if imported:
+        for st in imported_settings(store, deployment, env=env, slugs=set(imported)):
+            out[imported[st.slug]] = st
+    return out
+
+
+def served_ids(store: Store, *, since: datetime | None = None) -> dict[int, str | None]:
+    """Show id -> slug of every show served (None for one removed); with `since`, only the
+    shows changed after it (ix_shows_updated)."""
+    q = sa.select(shows.c.id, shows.c.slug, shows.c.removed_at)
+    if since is not None:
+        q = q.where(shows.c.updated_at > since)
+    else:
+        q = q.where(shows.c.removed_at.is_(None))
+    with store.tx() as c:
+        return {sid: (None if removed else slug) for sid, slug, removed in c.execute(q)}
+
+
+def community_ids(store: Store, deployment: Deployment) -> list[int]:
+    """The served shows that may have a community watch: config shows with it on, and the
+    imported ones whose file mentions it (the caller checks their Settings)."""
+    with store.tx() as c:
+        rows = list(c.execute(sa.select(shows.c.id, shows.c.slug, shows.c.source).where(
+            shows.c.removed_at.is_(None),
+            sa.or_(shows.c.source == "config", shows.c.config.like("%community%")))))
+    on = {s.slug for s in deployment.shows if s.community}
+    return [sid for sid, slug, source in rows if source == "import" or slug in on]
+
+
 def imported_slugs(store: Store) -> list[str]:
     with store.tx() as c:
         return list(c.execute(sa.select(shows.c.slug).where(

@@ -330,8 +330,8 @@ class Store:
     # -- feeds ----------------------------------------------------------------------------
     def ensure_feed(self, url: str, now: datetime, show_id: int | None = None,
                     poll_interval: int | None = None) -> dict:
-        """The feed's row, made (due now) when there is none; taken over by `show_id` and
-        made active again when it was another show's or parked."""
+        """The feed's row, made (never polled: due at once) when there is none; taken over
+        by `show_id` and made active again when it was another show's or parked."""
         with self.tx() as c:
             row = c.execute(sa.select(feeds).where(feeds.c.url == url)).mappings().first()
             if row and (show_id is None or row["show_id"] == show_id) and row["active"] \
@@ -347,7 +347,7 @@ class Store:
             try:
                 c.execute(feeds.insert().values(url=url, created_at=now, baseline_done=False,
                                                 error_count=0, show_id=show_id,
-                                                next_poll_at=now, poll_interval=poll_interval,
+                                                poll_interval=poll_interval,
                                                 active=True))
             except sa.exc.IntegrityError:
                 pass
@@ -358,9 +358,9 @@ class Store:
     def ensure_feeds(cls, c, wanted: Sequence[tuple[int, str, int]], now: datetime, *,
                      chunk: int = 2000) -> int:
         """In `c`'s transaction: each (show_id, url, poll_interval) gets its feed row (new
-        ones due now), active and stamped with the show and interval; any other feed of these
-        shows is parked (`active` false: a feed URL changed). Rows written, in a few
-        statements per `chunk` shows."""
+        ones never polled: due at once), active and stamped with the show and interval; any
+        other feed of these shows is parked (`active` false: a feed URL changed). Rows
+        written, in a few statements per `chunk` shows."""
         written = 0
         for i in range(0, len(wanted), chunk):
             part = wanted[i:i + chunk]
@@ -371,7 +371,7 @@ class Store:
                           feeds.c.active).where(
                     sa.or_(feeds.c.url.in_(list(urls)), feeds.c.show_id.in_(list(sids)))))}
             new = [{"url": u, "show_id": sid, "poll_interval": iv, "created_at": now,
-                    "next_poll_at": now, "baseline_done": False, "error_count": 0,
+                    "next_poll_at": None, "baseline_done": False, "error_count": 0,
                     "active": True} for u, (sid, iv) in urls.items() if u not in have]
             if new:
                 c.execute(feeds.insert(), new)

@@ -2,8 +2,9 @@
 `bot.service.Service` per show served).
 
 Jobs (stable ids, replace_existing, coalesce, max_instances=1, UTC):
-- `poll`: every 30 s, polls each show's feed whose `next_poll_at` has come (interval with
-  jitter, backoff after errors, both decided by the service and kept in the database);
+- `poll`: every 5 s, claims the feeds whose `next_poll_at` has come, across every show, in
+  batches, and polls them until none is due (bot.fleet; interval with jitter and backoff
+  after errors are kept in the database);
 - `dispatch`: every `dispatch_interval` seconds, fires due queued posts, sends due deliveries
   of every show and renews the worker lock;
 - `community`: every 60 s, each show with `[community] enabled` whose `interval` has passed
@@ -31,7 +32,7 @@ from bot.errors import CrierError
 
 log = logging.getLogger(__name__)
 
-POLL_CHECK_SECONDS = 30
+POLL_CHECK_SECONDS = 5
 COMMUNITY_CHECK_SECONDS = 60
 
 
@@ -50,8 +51,7 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
                 f"another crier worker holds this database ({holder['owner']}, lease until "
                 f"{holder['expires_at']:%Y-%m-%d %H:%M:%S} UTC); refusing to start a second "
                 "scheduler")
-        for s in fleet.services:
-            s.wake_auth_stopped()
+        fleet.wake_auth_stopped()
         first_backfill = [backfill]
         reload_wanted = threading.Event()
         community_at: dict[str, object] = {}
@@ -63,7 +63,7 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
                     log.info("SIGHUP: config synced: %s", fleet.reload())
                 except CrierError as e:
                     log.error("SIGHUP: the config was not reloaded: %s", e)
-            fleet.poll(backfill=first_backfill[0])
+            fleet.poll(backfill=first_backfill[0], stop=stopping.is_set)
             first_backfill[0] = None
 
         def dispatch_job() -> None:
@@ -75,12 +75,17 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
             fleet.dispatch(stop=stopping.is_set)
 
         def community_job() -> None:
-            for s in fleet.services:
+            from bot.shows import community_ids
+            for sid in community_ids(store, fleet.deployment):
+                if stopping.is_set():
+                    return
+                s = fleet.service_for(sid)
+                if s is None or not s.settings.community:
+                    continue
                 now = s.clock()
                 last = community_at.get(s.settings.slug)
-                if not s.settings.community or (
-                        last is not None and (now - last).total_seconds()
-                        < s.settings.community_interval):
+                if last is not None and (now - last).total_seconds() \
+                        < s.settings.community_interval:
                     continue
                 community_at[s.settings.slug] = now
                 try:
@@ -95,8 +100,8 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
         dep = ctx.deployment()
         sched.add_job(dispatch_job, "interval", seconds=dep.dispatch_interval,
                       id="dispatch", replace_existing=True, next_run_time=fleet.now())
-        every = min([COMMUNITY_CHECK_SECONDS] + [s.settings.community_interval
-                                                 for s in fleet.services if s.settings.community])
+        every = min([COMMUNITY_CHECK_SECONDS] + [s.community_interval
+                                                 for s in dep.shows if s.community])
         sched.add_job(community_job, "interval", seconds=every,
                       id="community", replace_existing=True, next_run_time=fleet.now())
 
@@ -116,13 +121,13 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGHUP, on_hangup)
-        if len(fleet.services) == 1:
-            one = fleet.services[0].settings
+        if fleet.count == 1 and len(dep.shows) == 1:
+            one = dep.shows[0]
             log.info("crier worker %s started: feed %s every %ss, %d account(s)%s", owner,
                      one.feed, one.poll_interval, len(one.accounts),
                      " (dry run)" if dry_run else "")
         else:
-            log.info("crier worker %s started: %d shows%s", owner, len(fleet.services),
+            log.info("crier worker %s started: %d shows%s", owner, fleet.count,
                      " (dry run)" if dry_run else "")
         try:
             sched.start()

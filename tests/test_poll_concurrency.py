@@ -151,29 +151,62 @@ def test_only_due_shows_are_polled(make):
     assert net.feed.requests == []
     assert net.fleet.due() == []
     net.due_now([net.url("s1")])
-    assert [s.settings.slug for s in net.fleet.due()] == ["s1"]
+    assert net.fleet.due() == [net.url("s1")]
     reports = net.fleet.poll()
-    assert [(s.settings.slug, r.result) for s, r in reports] == [("s1", "unchanged")]
+    assert [(s.slug, r.result) for s, r in reports] == [("s1", "unchanged")]
     assert [p for _m, p, _h in net.feed.requests] == ["/s1.xml"]
 
 
-def test_a_quiet_poll_not_yet_written_is_not_due(make):
-    """An unchanged poll writes its poll times at most every QUIET_WRITE: the database still
-    says "due", the show's own poller knows better, and the feed is not asked again."""
+def test_an_unchanged_feed_is_polled_from_its_row_alone(make):
+    """A healthy show's unchanged feed needs no Service: its validators and interval are on
+    its row, and the new poll times are written with the lease's release."""
     t = [datetime.now(UTC)]
     net = make(3, clock=lambda: t[0], extra="poll_interval = 60\n")
-    assert len(net.fleet.poll()) == 3                 # baseline
+    assert len(net.fleet.poll()) == 3                 # baseline: each show's Service
+    assert net.fleet.loaded == 3
+    net.fleet.reload()                                # the cache starts empty again
+    assert net.fleet.loaded == 0
     t[0] += timedelta(minutes=10)
-    assert [r.result for _s, r in net.fleet.poll()] == ["unchanged"] * 3   # written
-    t[0] += timedelta(minutes=3)
-    assert [r.result for _s, r in net.fleet.poll()] == ["unchanged"] * 3   # quiet
+    assert [r.result for _s, r in net.fleet.poll()] == ["unchanged"] * 3
+    assert net.fleet.loaded == 0                      # no show was loaded
+    with net.store.tx() as c:
+        rows = list(c.execute(feeds.select()).mappings())
+    for row in rows:
+        assert row["last_poll_at"] == t[0] and row["last_result"] == "unchanged"
+        assert timedelta(seconds=54) <= row["next_poll_at"] - t[0] <= timedelta(seconds=66)
+        assert row["poll_owner"] is None and row["poll_lease_until"] is None
     t[0] += timedelta(seconds=30)
-    # the database's view (on PostgreSQL the lease's release writes the time: not due)
-    assert bool(net.store.due_feed_urls(t[0])) is not net.store.many_workers
     assert net.fleet.due() == []
     net.feed.requests.clear()
     assert net.fleet.poll() == []
     assert net.feed.requests == []
+    t[0] += timedelta(seconds=40)                     # 70 s: every feed is due again
+    assert len(net.fleet.due()) == 3
+    assert [r.result for _s, r in net.fleet.poll()] == ["unchanged"] * 3
+    assert len(net.feed.requests) == 3
+
+
+def test_a_removed_show_or_a_moved_feed_is_not_polled(make):
+    """Show s1 leaves the config and s2's feed moves: the old feed rows are parked (their
+    history kept), no worker polls them; the new feed gets its first run."""
+    net = make(3)
+    net.fleet.poll()
+    head, *blocks = net.cfg.read_text().split("\n[[shows]]")
+    blocks = [b for b in blocks if 'slug = "s1"' not in b]
+    text = "\n[[shows]]".join([head, *blocks]).replace("/s2.xml", "/s2-new.xml")
+    net.cfg.write_text(text)
+    net.feed.set_feed("/s2-new.xml", rss(net.items["s2"], title="Show s2"))
+    report = net.fleet.reload()
+    assert report.removed == ["s1"] and report.changed == ["s2"]
+    net.due_now()
+    net.feed.requests.clear()
+    reports = net.fleet.poll()
+    assert sorted((s.slug, r.result) for s, r in reports) == [
+        ("s0", "unchanged"), ("s2", "baseline")]
+    assert sorted(p for _m, p, _h in net.feed.requests) == ["/s0.xml", "/s2-new.xml"]
+    with net.store.tx() as c:
+        active = {r.url.rsplit("/", 1)[1]: r.active for r in c.execute(feeds.select())}
+    assert active == {"s0.xml": True, "s1.xml": False, "s2.xml": False, "s2-new.xml": True}
 
 
 def test_a_failing_feed_does_not_stop_the_others(make):
@@ -184,7 +217,7 @@ def test_a_failing_feed_does_not_stop_the_others(make):
     net.feed.set_feed("/s3.xml", b"<html>not a feed</html>")
     net.feed.fail_next("/s4.xml", disconnect=True)
     net.due_now()
-    reports = dict((s.settings.slug, r) for s, r in net.fleet.poll())
+    reports = dict((s.slug, r) for s, r in net.fleet.poll())
     assert {slug: r.result for slug, r in reports.items()} == {
         "s0": "error", "s1": "new", "s2": "new", "s3": "error", "s4": "error", "s5": "new"}
     net.fleet.dispatch()

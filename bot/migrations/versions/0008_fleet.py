@@ -4,8 +4,6 @@
   synced or a show imported, so an unchanged poll is handled from the feed's row alone;
 - `feeds.active`: false for a feed no show polls any more (a removed show, a feed URL
   changed); its history stays, no worker claims it;
-- `feeds.next_poll_at` is set for every feed (now, for a feed never polled), so the claim of
-  due feeds walks `ix_feeds_next_poll` in order;
 - `ix_episodes_due` (status, published_at): scheduled episodes whose date has come, found
   across every show in one indexed query;
 - `ix_shows_updated` (updated_at): the shows changed since a worker last looked.
@@ -28,7 +26,6 @@ def upgrade() -> None:
     op.add_column("feeds", sa.Column("poll_interval", sa.Integer))
     op.add_column("feeds", sa.Column("active", sa.Boolean, nullable=False,
                                      server_default=sa.true()))
-    op.execute("UPDATE feeds SET next_poll_at = created_at WHERE next_poll_at IS NULL")
     op.create_index("ix_episodes_due", "episodes", ["status", "published_at"])
     op.create_index("ix_shows_updated", "shows", ["updated_at"])
 
