@@ -150,19 +150,29 @@ class Fleet:
                 old.notifier.close()
             return svc
 
+    def _preload(self, ids: set) -> None:
+        """Build the Services of these shows that are not cached, their settings read in one
+        query (a batch of first runs needs every one of them)."""
+        with self._lock:
+            wanted = {sid for sid in ids if sid is not None and sid not in self._cache}
+        for sid, settings in settings_by_id(self.store, self.deployment, wanted).items():
+            self._keep(sid, self._build(settings))
+
     @property
     def services(self) -> list[Service]:
         """Every show served, each as a Service, in slug order (builds them all: for the
         commands and a small deployment, not the worker's loop)."""
         ids = dict(self._slugs)
-        wanted = {sid for sid in ids if sid not in self._cache}
-        for sid, settings in settings_by_id(self.store, self.deployment, wanted).items():
-            self._keep(sid, self._build(settings))
         if not ids and len(self.deployment.shows) == 1:
             svc = self.service_for(None)
             return [svc] if svc else []
-        out = [self._cache[sid] for sid in sorted(ids, key=ids.get) if sid in self._cache]
-        return out
+        with self._lock:
+            have = {sid: self._cache[sid] for sid in ids if sid in self._cache}
+        for sid, settings in settings_by_id(self.store, self.deployment,
+                                            set(ids) - set(have)).items():
+            have[sid] = self._keep(sid, self._build(settings)) \
+                if len(self._cache) < self._cache_size else self._build(settings)
+        return [have[sid] for sid in sorted(ids, key=ids.get) if sid in have]
 
     @property
     def session(self):
@@ -211,6 +221,8 @@ class Fleet:
             if not rows:
                 break
             until = time.monotonic() + (POLL_LEASE.total_seconds() - dep.feed_deadline - 5)
+            self._preload({r["show_id"] for r in rows
+                           if not r["baseline_done"] or r["error_count"]})
             if in_flight == 1 or len(rows) == 1:
                 done = [self._poll_row(r, backfill, per_host, until) for r in rows]
             else:
