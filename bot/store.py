@@ -455,8 +455,12 @@ class Store:
             c.execute(episode_keys.insert(), new)
 
     def episodes_with_status(self, status: str, feed_id: int | None = None, *,
-                             show_id: int | None = None) -> list[dict]:
+                             show_id: int | None = None,
+                             published_by: datetime | None = None) -> list[dict]:
+        """`published_by`: only those dated then or earlier (ix_episodes_due)."""
         q = sa.select(episodes).where(episodes.c.status == status)
+        if published_by is not None:
+            q = q.where(episodes.c.published_at <= published_by)
         if feed_id is not None:
             q = q.where(episodes.c.feed_id == feed_id)
         if show_id is not None:
@@ -634,6 +638,36 @@ class Store:
                          claim_token=None, next_attempt_at=now, updated_at=now,
                          last_error="interrupted while sending; will check before resending"))
         return ids
+
+    # -- due work across shows (bot.dispatch.due_show_ids) --------------------------------
+    def shows_with_due_work(self, now: datetime, lease: timedelta) -> set[int | None]:
+        """The shows that have something to dispatch at `now`, in one statement (a UNION of
+        four indexed look-ups): pending deliveries due and not leased (`lease_due_deliveries`'
+        rule; SQLite has no batch leases), deliveries left `sending` longer than `lease`
+        (`recover_stale`), active promos due (`due_promos`) and scheduled episodes whose date
+        has come (`release_scheduled`). Removed shows are left out (nobody serves them); None
+        stands for rows that belong to no show. Reads only: no write lock is taken."""
+        pending = [deliveries.c.status == DeliveryStatus.PENDING.value,
+                   deliveries.c.next_attempt_at <= now]
+        if self.many_workers:
+            pending.append(sa.or_(deliveries.c.claim_token.is_(None),
+                                  deliveries.c.claimed_at.is_(None),
+                                  deliveries.c.claimed_at < now - lease))
+        due = sa.union(
+            sa.select(deliveries.c.show_id).where(*pending),
+            sa.select(deliveries.c.show_id).where(
+                deliveries.c.status == DeliveryStatus.SENDING.value,
+                deliveries.c.claimed_at < now - lease),
+            sa.select(promos.c.show_id).where(promos.c.status == "active",
+                                              promos.c.next_at <= now),
+            sa.select(feeds.c.show_id).select_from(episodes.join(
+                feeds, feeds.c.id == episodes.c.feed_id)).where(
+                episodes.c.status == "scheduled", episodes.c.published_at <= now),
+        ).subquery("due")
+        q = sa.select(due.c.show_id).select_from(due.outerjoin(
+            shows, shows.c.id == due.c.show_id)).where(shows.c.removed_at.is_(None))
+        with self.engine.connect() as c:
+            return set(c.execute(q).scalars())
 
     # -- locks ----------------------------------------------------------------------------
     # -- claims: many workers on PostgreSQL ---------------------------------------------
