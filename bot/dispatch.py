@@ -98,7 +98,7 @@ class Dispatcher:
         try:
             return self._send_all(due, stop)
         finally:
-            if self._lease is not None:
+            if self._lease is not None:  # the leased rows only: no scan when none were
                 self.store.release_deliveries(self._lease)
                 self._lease = None
 

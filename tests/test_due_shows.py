@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from bot.config import Account, Secret, Settings
 from bot.dispatch import SENDING_LEASE, due_show_ids, recover_stale
@@ -193,3 +194,41 @@ def test_a_show_dispatch_alone_still_recovers_what_a_dead_worker_left(five):
     [o] = s.svc["delta"].dispatch()
     assert o.status == "sent" and s.due() == set()
     assert len(s.masto.statuses) == 1
+
+
+def _statements(store: Store) -> list[str]:
+    """Every SQL statement the store's engine runs from now on (first word, upper-case)."""
+    seen: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute",
+                    lambda conn, cur, stmt, *a: seen.append(stmt.split(None, 1)[0].upper()))
+    return seen
+
+
+def test_a_show_with_nothing_due_costs_a_few_reads_and_no_write(five):
+    """Per-show dispatch on a show with nothing due (its promo and its scheduled episode
+    later): no UPDATE (before, every pass released its empty batch lease by reading every
+    delivery), and reads only of what is due."""
+    s = five
+    s.svc["quiet"].queue.add("Later: https://example.com/later", at="in 1h")
+    s.add_item("quiet", 4, hours=2)
+    s.svc["quiet"].poll(force=True)
+    seen = _statements(s.store)
+    assert s.svc["quiet"].dispatch(recover=False) == []
+    assert seen and set(seen) == {"SELECT"}, seen
+    assert len(seen) <= 4
+
+
+def test_release_deliveries_by_ids_frees_only_the_rows_given(five):
+    s = five
+    for slug in ("alpha", "bravo"):
+        s.add_item(slug, 4, minutes=-5)
+        s.svc[slug].poll(force=True)
+    rows = s.store.lease_due_deliveries(s.clock(), "lease:mine", SENDING_LEASE)
+    assert len(rows) == 2
+    first, second = (r["id"] for r in rows)
+    assert s.store.release_deliveries("lease:mine", []) == 0
+    assert s.store.release_deliveries("lease:other", [first]) == 0
+    assert s.store.release_deliveries("lease:mine", [first]) == 1
+    assert s.store.delivery(first)["claim_token"] is None
+    assert s.store.delivery(second)["claim_token"] == "lease:mine"
+    assert s.store.release_deliveries("lease:mine") == 1
