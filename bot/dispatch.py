@@ -99,7 +99,7 @@ class Dispatcher:
             return self._send_all(due, stop)
         finally:
             if self._lease is not None:  # the leased rows only: no scan when none were
-                self.store.release_deliveries(self._lease)
+                self.store.release_deliveries(self._lease, [d["id"] for d in due])
                 self._lease = None
 
     def _send_all(self, due: list[dict], stop: Callable[[], bool] | None) -> list[Outcome]:
