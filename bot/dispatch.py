@@ -8,7 +8,9 @@ checked on the platform before it is sent again (and Mastodon gets the same Idem
 every failure is recorded on its row with the platform's message; nothing is dropped.
 On PostgreSQL, where many workers dispatch, the due rows are first leased in a batch
 (`Store.lease_due_deliveries`: FOR UPDATE SKIP LOCKED, SENDING_LEASE long), so two workers
-never compose or send the same row; the lease ends when the pass does.
+never compose or send the same row; the lease ends when the pass does (by the ids leased).
+Across shows, a worker's tick costs what is due, not the number of shows: `recover_stale`
+once for every show, then `dispatch(recover=False)` for each show `due_show_ids` names.
 """
 
 from __future__ import annotations
