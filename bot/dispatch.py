@@ -8,7 +8,9 @@ checked on the platform before it is sent again (and Mastodon gets the same Idem
 every failure is recorded on its row with the platform's message; nothing is dropped.
 On PostgreSQL, where many workers dispatch, the due rows are first leased in a batch
 (`Store.lease_due_deliveries`: FOR UPDATE SKIP LOCKED, SENDING_LEASE long), so two workers
-never compose or send the same row; the lease ends when the pass does.
+never compose or send the same row; the lease ends when the pass does (by the ids leased).
+Across shows, a worker's tick costs what is due, not the number of shows: `recover_stale`
+once for every show, then `dispatch(recover=False)` for each show `due_show_ids` names.
 """
 
 from __future__ import annotations
@@ -72,17 +74,16 @@ class Dispatcher:
 
     # -- sending ----------------------------------------------------------------------
     def dispatch(self, *, stop: Callable[[], bool] | None = None,
-                 limit: int = 50, artwork_wait: float | None = None) -> list[Outcome]:
+                 limit: int = 50, artwork_wait: float | None = None,
+                 recover: bool = True) -> list[Outcome]:
         """Send every due delivery once (each claimed first); record each outcome.
-        `artwork_wait`: real seconds this pass may wait for feed artwork (ARTWORK_WAIT)."""
+        `artwork_wait`: real seconds this pass may wait for feed artwork (ARTWORK_WAIT).
+        `recover` False: the caller ran `recover_stale` (every show's) for this tick."""
         import time
         wait = ARTWORK_WAIT if artwork_wait is None else artwork_wait
         self.svc.composer.artwork_until = time.monotonic() + wait
-        now = self.clock()
-        stale = self.store.recover_stale(now, SENDING_LEASE)
-        for d in stale:
-            log.warning("delivery %d: was interrupted while sending; will check the platform "
-                        "before sending again", d)
+        if recover:
+            recover_stale(self.store, self.clock())
         self.svc.release_scheduled()
         self.svc.queue.fire()
         now = self.clock()  # what fire() just queued is due by then (a real clock moved on)
@@ -99,8 +100,8 @@ class Dispatcher:
         try:
             return self._send_all(due, stop)
         finally:
-            if self._lease is not None:
-                self.store.release_deliveries(self._lease)
+            if self._lease is not None:  # the leased rows only: no scan when none were
+                self.store.release_deliveries(self._lease, [d["id"] for d in due])
                 self._lease = None
 
     def _send_all(self, due: list[dict], stop: Callable[[], bool] | None) -> list[Outcome]:
@@ -315,6 +316,27 @@ class Dispatcher:
                 deliveries.c.error_kind == "auth"):
             self.store.update_delivery(d["id"], now, next_attempt_at=now)
 
+
+
+# -- across shows: what a worker's dispatch tick does once, not once per show --------------
+def recover_stale(store, now: datetime) -> list[int]:
+    """Deliveries of every show left `sending` longer than SENDING_LEASE (their process
+    died) go back to pending, flagged to be checked on the platform first; their ids. One
+    transaction whatever the number of shows: a worker runs it once per dispatch tick, then
+    `dispatch(recover=False)` for each show `due_show_ids` names."""
+    stale = store.recover_stale(now, SENDING_LEASE)
+    for d in stale:
+        log.warning("delivery %d: was interrupted while sending; will check the platform "
+                    "before sending again", d)
+    return stale
+
+
+def due_show_ids(store, now: datetime) -> set[int | None]:
+    """The ids of the (not removed) shows whose dispatch has something to do at `now`: a due
+    delivery no live lease holds, one stuck in `sending` past SENDING_LEASE, a due promo, or
+    a scheduled episode whose date has come (`Store.shows_with_due_work`: one statement).
+    None in the set: such rows belong to no show (none are written since migration 0006)."""
+    return store.shows_with_due_work(now, SENDING_LEASE)
 
 
 def _since_first_attempt(d: dict, now: datetime) -> datetime:

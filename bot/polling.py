@@ -415,8 +415,8 @@ class Poller:
     def release_scheduled(self) -> list[int]:
         """Future-dated episodes whose date has come are announced now."""
         now = self.clock()
-        due = [e for e in self.store.episodes_with_status(EpisodeStatus.SCHEDULED.value)
-               if e["published_at"] and e["published_at"] <= now]
+        due = self.store.episodes_with_status(EpisodeStatus.SCHEDULED.value,
+                                              published_by=now)  # the due ones only
         released = []
         if due:
             from bot.store import episodes

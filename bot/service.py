@@ -162,9 +162,12 @@ class Service:
 
     # -- the outbox (bot.dispatch) --------------------------------------------------------
     def dispatch(self, *, stop: Callable[[], bool] | None = None,
-                 limit: int = 50, artwork_wait: float | None = None) -> list[Outcome]:
-        """Send every due delivery once (each claimed first); record each outcome."""
-        return self.dispatcher.dispatch(stop=stop, limit=limit, artwork_wait=artwork_wait)
+                 limit: int = 50, artwork_wait: float | None = None,
+                 recover: bool = True) -> list[Outcome]:
+        """Send every due delivery once (each claimed first); record each outcome.
+        `recover` False: the caller already ran `bot.dispatch.recover_stale` this tick."""
+        return self.dispatcher.dispatch(stop=stop, limit=limit, artwork_wait=artwork_wait,
+                                        recover=recover)
 
     def retry_failed(self, delivery_ids: Iterable[int]) -> int:
         """The host asks deliveries to be tried again (see `bot.outbox.retry`)."""

@@ -58,8 +58,9 @@ class ShowStore:
     def all_feeds(self) -> list[dict]:
         return self._store.all_feeds(show_id=self.show_id)
 
-    def episodes_with_status(self, status: str, feed_id: int | None = None) -> list[dict]:
-        return self._store.episodes_with_status(status, feed_id, show_id=self.show_id)
+    def episodes_with_status(self, status: str, feed_id: int | None = None,
+                             **kw: Any) -> list[dict]:
+        return self._store.episodes_with_status(status, feed_id, show_id=self.show_id, **kw)
 
     def episode_by_guid(self, guid: str) -> dict | None:
         return self._store.episode_by_guid(guid, show_id=self.show_id)

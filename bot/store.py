@@ -455,8 +455,12 @@ class Store:
             c.execute(episode_keys.insert(), new)
 
     def episodes_with_status(self, status: str, feed_id: int | None = None, *,
-                             show_id: int | None = None) -> list[dict]:
+                             show_id: int | None = None,
+                             published_by: datetime | None = None) -> list[dict]:
+        """`published_by`: only those dated then or earlier (ix_episodes_due)."""
         q = sa.select(episodes).where(episodes.c.status == status)
+        if published_by is not None:
+            q = q.where(episodes.c.published_at <= published_by)
         if feed_id is not None:
             q = q.where(episodes.c.feed_id == feed_id)
         if show_id is not None:
@@ -635,6 +639,42 @@ class Store:
                          last_error="interrupted while sending; will check before resending"))
         return ids
 
+    # -- due work across shows (bot.dispatch.due_show_ids) --------------------------------
+    def shows_with_due_work(self, now: datetime, lease: timedelta) -> set[int | None]:
+        """The shows that have something to dispatch at `now`, in one statement (a UNION of
+        four indexed look-ups): pending deliveries due and not leased (`lease_due_deliveries`'
+        rule; SQLite has no batch leases), deliveries left `sending` longer than `lease`
+        (`recover_stale`), active promos due (`due_promos`) and scheduled episodes whose date
+        has come (`release_scheduled`). Removed shows are left out (nobody serves them); None
+        stands for rows that belong to no show. Reads only: no write lock is taken."""
+        pending = [deliveries.c.status == DeliveryStatus.PENDING.value,
+                   deliveries.c.next_attempt_at <= now]
+        if self.many_workers:
+            pending.append(sa.or_(deliveries.c.claim_token.is_(None),
+                                  deliveries.c.claimed_at.is_(None),
+                                  deliveries.c.claimed_at < now - lease))
+        due = sa.union(
+            sa.select(deliveries.c.show_id).where(*pending),
+            sa.select(deliveries.c.show_id).where(
+                deliveries.c.status == DeliveryStatus.SENDING.value,
+                deliveries.c.claimed_at < now - lease),
+            sa.select(promos.c.show_id).where(promos.c.status == "active",
+                                              promos.c.next_at <= now),
+            sa.select(sa.select(feeds.c.show_id).where(
+                feeds.c.id == episodes.c.feed_id).scalar_subquery()).where(
+                episodes.c.status == "scheduled", episodes.c.published_at <= now),
+        ).subquery("due")
+        # per due row, a primary-key look-up (correlated, so never a join that reads every
+        # feed or show when the planner overestimates what is due)
+        removed = sa.select(shows.c.removed_at).where(
+            shows.c.id == due.c.show_id).scalar_subquery()
+        q = sa.select(due.c.show_id).where(removed.is_(None))
+        with self.engine.connect() as c:
+            if self.dialect == "postgresql":  # the planner guesses far more due rows than a
+                # tick finds; JIT-compiling for its guess costs ~50 ms, the query ~1 ms
+                c.exec_driver_sql("SET LOCAL jit = off")
+            return set(c.execute(q).scalars())
+
     # -- locks ----------------------------------------------------------------------------
     # -- claims: many workers on PostgreSQL ---------------------------------------------
     # A due row is leased by one worker at a time: selected FOR UPDATE SKIP LOCKED (a row
@@ -664,14 +704,18 @@ class Store:
             order = {d: i for i, d in enumerate(ids)}
             return sorted((dict(r) for r in rows.mappings()), key=lambda r: order[r["id"]])
 
-    def release_deliveries(self, token: str) -> int:
+    def release_deliveries(self, token: str, ids: Sequence[int] | None = None) -> int:
         """End the lease `token` holds on the deliveries still pending (sent or parked ones
-        no longer carry it)."""
+        no longer carry it). `ids`: the rows it was given (primary-key look-ups; without
+        them every delivery is read, claim_token having no index)."""
+        q = deliveries.update().where(deliveries.c.claim_token == token,
+                                      deliveries.c.status == DeliveryStatus.PENDING.value)
+        if ids is not None:
+            if not ids:
+                return 0
+            q = q.where(deliveries.c.id.in_(list(ids)))
         with self.tx() as c:
-            return c.execute(deliveries.update().where(
-                deliveries.c.claim_token == token,
-                deliveries.c.status == DeliveryStatus.PENDING.value,
-            ).values(claim_token=None, claimed_at=None)).rowcount
+            return c.execute(q.values(claim_token=None, claimed_at=None)).rowcount
 
     def claim_due_feeds(self, now: datetime, owner: str, lease: timedelta, *,
                         limit: int = 100, ids: Sequence[int] | None = None,
