@@ -56,6 +56,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
     ap.add_argument("--in-flight", type=int, default=16)
     ap.add_argument("--per-host", type=int, default=4)
+    ap.add_argument("--profile", metavar="FILE",
+                    help="profile the unchanged cycle with yappi (every thread, CPU clock) "
+                         "into FILE (pstats)")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="crier-engine-"))
     os.chmod(tmp, 0o755)
@@ -99,7 +102,14 @@ def main(argv=None) -> int:
 
         step("first run (baseline) of every show", len, fleet.poll)
         due_all()
+        if args.profile:
+            import yappi
+            yappi.set_clock_type("cpu")
+            yappi.start()
         step("every feed due, unchanged (304)", len, fleet.poll)
+        if args.profile:
+            yappi.stop()
+            yappi.get_func_stats().save(args.profile, type="pstat")
         print(f"   shows loaded after it: {fleet.loaded}")
         changed = fs.gain_episodes(0.01, random.Random(1))
         print(f"   {len(changed)} feeds gained an episode")

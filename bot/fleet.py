@@ -310,19 +310,18 @@ class Fleet:
 
     # -- dispatch -------------------------------------------------------------------------
     def dispatch(self, **kw) -> list:
-        """Send what is due: only the shows the database says have something due."""
-        from bot.dispatch import SENDING_LEASE
+        """Send what is due: deliveries stuck in `sending` are recovered once for every show,
+        then only the shows the database says have something due are dispatched."""
+        from bot.dispatch import due_show_ids, recover_stale
+        now = self.now()
+        recover_stale(self.store, now)
         outcomes = []
-        due = self.store.shows_with_due_work(self.now(), SENDING_LEASE) \
-            if hasattr(self.store, "shows_with_due_work") else None
-        if due is None:
-            targets = self.services
-        else:
-            targets = [s for s in (self.service_for(sid) for sid in sorted(
-                due, key=lambda x: (x is None, x or 0))) if s is not None]
-        for svc in targets:
+        for sid in sorted(due_show_ids(self.store, now) - {None}):
+            svc = self.service_for(sid)
+            if svc is None:
+                continue
             try:
-                outcomes.extend(svc.dispatch(**kw))
+                outcomes.extend(svc.dispatch(recover=False, **kw))
             except errors.CrierError as e:
                 log.error("dispatch %s: %s", svc.settings.slug, e)
         return outcomes

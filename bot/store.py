@@ -243,6 +243,8 @@ class Store:
             raise StoreError(f"cannot open database {_redact(url)}: {e}") from None
         if self.dialect == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:  # short queries only: JIT compiling one the planner overestimates costs 50-120 ms
+            sa.event.listen(self.engine, "connect", _postgres_session)
         # PostgreSQL: any number of workers, coordinating by leases on rows (see "claims");
         # SQLite: one worker, kept alone by the lease in `locks` (bot/locks.py).
         self.many_workers = self.dialect == "postgresql"
@@ -992,6 +994,12 @@ class Store:
                 return None
             c.execute(notices.delete().where(notices.c.key == key))
             return dict(r)
+
+
+def _postgres_session(dbapi_conn, _record) -> None:
+    with dbapi_conn.cursor() as cur:
+        cur.execute("SET jit = off")
+    dbapi_conn.commit()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
