@@ -131,12 +131,11 @@ class Fleet:
             settings = settings_by_id(self.store, self.deployment, {show_id}).get(show_id)
         if settings is None:
             return None
-        return self._keep(show_id, self._build(settings))
+        return self._keep(show_id, self._build(settings, show_id))
 
-    def _build(self, settings) -> Service:
-        svc = Service(settings, self.store, dry_run=self.dry_run, session=self.session,
-                      **self._kw)
-        return svc
+    def _build(self, settings, show_id: int | None = None) -> Service:
+        return Service(settings, self.store, dry_run=self.dry_run, session=self.session,
+                       show_id=show_id, **self._kw)
 
     def _keep(self, show_id, svc: Service) -> Service:
         with self._lock:
@@ -156,7 +155,7 @@ class Fleet:
         with self._lock:
             wanted = {sid for sid in ids if sid is not None and sid not in self._cache}
         for sid, settings in settings_by_id(self.store, self.deployment, wanted).items():
-            self._keep(sid, self._build(settings))
+            self._keep(sid, self._build(settings, sid))
 
     @property
     def services(self) -> list[Service]:
@@ -170,8 +169,8 @@ class Fleet:
             have = {sid: self._cache[sid] for sid in ids if sid in self._cache}
         for sid, settings in settings_by_id(self.store, self.deployment,
                                             set(ids) - set(have)).items():
-            have[sid] = self._keep(sid, self._build(settings)) \
-                if len(self._cache) < self._cache_size else self._build(settings)
+            svc = self._build(settings, sid)
+            have[sid] = self._keep(sid, svc) if len(self._cache) < self._cache_size else svc
         return [have[sid] for sid in sorted(ids, key=ids.get) if sid in have]
 
     @property

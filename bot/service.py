@@ -80,12 +80,13 @@ class Service:
     def __init__(self, settings: Settings, store: Store, *,
                  publishers: dict[str, Publisher] | None = None, session=None,
                  clock: Clock = utcnow, rng: random.Random | None = None,
-                 dry_run: bool = False, notifier=None):
+                 dry_run: bool = False, notifier=None, show_id: int | None = None):
         from bot.alerts import Alerts, notifier_for
         from bot.showscope import ShowStore
         self.settings, self.clock = settings, clock
         # this show's view of the store (bot.showscope); `store.unscoped` is the whole
-        self.store = store if isinstance(store, ShowStore) else ShowStore(store, settings)
+        self.store = store if isinstance(store, ShowStore) else ShowStore(store, settings,
+                                                                           show_id)
         self.notifier = notifier if notifier is not None else notifier_for(settings)
         self.alerts = Alerts(settings, self.store, self.notifier, clock)  # tells the host
         self.rng = rng or random.Random()

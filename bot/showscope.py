@@ -17,9 +17,9 @@ from bot.store import Store, deliveries
 class ShowStore:
     """`store`, scoped to the show `settings` describes (by its slug)."""
 
-    def __init__(self, store: Store, settings):
+    def __init__(self, store: Store, settings, show_id: int | None = None):
         self._store, self._settings = store, settings
-        self._show_id: int | None = None
+        self._show_id: int | None = show_id    # known to the caller (bot.fleet), or looked up
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
