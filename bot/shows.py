@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.config import Settings, dotenv_values_for, validate_show
+from bot.config import Settings, dotenv_values_for, tomllib, validate_show
 from bot.deployment import _SHARED_FIELDS, Deployment, _slug_of, slugify
 from bot.errors import ConfigError
 from bot.store import Store, deliveries, shows
