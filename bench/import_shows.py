@@ -103,6 +103,7 @@ def run_import(cfg: Path, folder: Path, database_url: str, db: str, label: str,
 
 def check(url: str, n: int) -> str:
     import sqlalchemy as sa
+
     from bot.store import Store
     store = Store(url)
     try:

@@ -17,6 +17,7 @@ import errno
 import hashlib
 import logging
 import os
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -213,6 +214,11 @@ def _redact(url: str) -> str:
 # Connections opened beyond the pool's 5 kept ones when a worker's concurrent polls
 # (bot.fleet, max_polls_in_flight) need them at once; closed again when given back.
 POOL_OVERFLOW = 20
+# PostgreSQL connections that went bad while pooled are found without a round trip per
+# transaction (`_PoolHealth`); one idle longer than IDLE_PING seconds is pinged before use, and
+# none is used past POOL_RECYCLE seconds of age.
+IDLE_PING = 30.0
+POOL_RECYCLE = 3600
 
 
 class Store:
@@ -235,14 +241,15 @@ class Store:
                 kw["max_overflow"] = POOL_OVERFLOW
             kw["connect_args"] = {"timeout": 30}
         elif self.dialect == "postgresql":
-            kw["pool_pre_ping"] = True
             kw["max_overflow"] = POOL_OVERFLOW
+            kw["pool_recycle"] = POOL_RECYCLE
         try:
             self.engine: Engine = sa.create_engine(sa_url, **kw)
         except Exception as e:  # missing driver, bad options
             raise StoreError(f"cannot open database {_redact(url)}: {e}") from None
         if self.dialect == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.pool_health = _PoolHealth(self.engine) if self.dialect == "postgresql" else None
         # PostgreSQL: any number of workers, coordinating by leases on rows (see "claims");
         # SQLite: one worker, kept alone by the lease in `locks` (bot/locks.py).
         self.many_workers = self.dialect == "postgresql"
@@ -321,8 +328,15 @@ class Store:
         turns: a write transaction that began as a read cannot wait for another writer
         (SQLITE_BUSY at once, busy_timeout or not), so this process serializes its own."""
         if self._write_lock is None:
-            with self.engine.begin() as c:
-                yield c
+            try:
+                with self.engine.begin() as c:
+                    yield c
+            except sa.exc.DBAPIError as e:
+                if not e.connection_invalidated:
+                    raise
+                raise StoreError(f"lost the connection to the database {_redact(self.url)} "
+                                 f"during a transaction ({str(e.orig or e).strip()}); it did not"
+                                 " complete, the next one reconnects") from e
             return
         with self._write_lock, self.engine.begin() as c:
             yield c
@@ -948,6 +962,56 @@ class Store:
                 return None
             c.execute(notices.delete().where(notices.c.key == key))
             return dict(r)
+
+
+class _PoolHealth:
+    """PostgreSQL pool checks without `pool_pre_ping`'s round trip on every checkout.
+
+    A connection the server closed while it sat in the pool (a restart, pg_terminate_backend,
+    idle_session_timeout) has something to read, its closing message or EOF, while a healthy
+    idle one has nothing: a zero-timeout poll of its socket (no round trip) finds it, and only
+    then, or after `idle_ping` seconds unused (a network path may have died silently), is it
+    pinged. A failed ping replaces that connection before the transaction starts. A connection
+    that dies mid-transaction fails that transaction (`Store.tx`: a StoreError), and SQLAlchemy
+    then drops every connection the pool opened before it."""
+
+    def __init__(self, engine: Engine, idle_ping: float = IDLE_PING,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.engine, self.idle_ping, self.clock = engine, idle_ping, clock
+        self.pings = 0
+        sa.event.listen(engine, "checkin", self._checkin)
+        sa.event.listen(engine, "checkout", self._checkout)
+
+    def _checkin(self, dbapi_conn, record) -> None:
+        if dbapi_conn is not None:
+            record.info["crier_idle_since"] = self.clock()
+
+    def _checkout(self, dbapi_conn, record, _proxy) -> None:
+        since = record.info.pop("crier_idle_since", None)
+        if since is None:  # just connected
+            return
+        if self.clock() - since <= self.idle_ping and not _readable(dbapi_conn):
+            return
+        self.pings += 1
+        try:
+            ok = self.engine.dialect.do_ping(dbapi_conn)
+        except Exception as e:  # the connection is gone: SQLAlchemy connects a new one
+            raise sa.exc.DisconnectionError(f"pooled connection lost: {e}") from e
+        if not ok:
+            raise sa.exc.DisconnectionError("pooled connection lost")
+
+
+def _readable(dbapi_conn) -> bool:
+    """Whether an idle connection's socket has data waiting (no round trip)."""
+    try:
+        fd = dbapi_conn.fileno()
+    except Exception:  # closed
+        return True
+    if hasattr(select, "poll"):  # no FD_SETSIZE limit
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        return bool(p.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
