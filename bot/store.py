@@ -376,29 +376,45 @@ class Store:
         shows is parked (`active` false: a feed URL changed). Rows written, in a few
         statements per `chunk` shows."""
         written = 0
+        cols = (feeds.c.id, feeds.c.url, feeds.c.show_id, feeds.c.poll_interval, feeds.c.active)
+        snap: dict[str, list] | None = None    # many: url -> [id, show_id, interval, active]
+        by_show: dict[int, set[str]] = {}
+        if len(wanted) > chunk and len({u for _s, u, _i in wanted}) == len(
+                {s for s, _u, _i in wanted}) == len(wanted):
+            # one read of the table beats many statements with long IN lists; kept up to date
+            snap = {r.url: list(r[:1] + r[2:]) for r in c.execute(sa.select(*cols))}
+            for u, r in snap.items():
+                by_show.setdefault(r[1], set()).add(u)
         for i in range(0, len(wanted), chunk):
             part = wanted[i:i + chunk]
             urls = {u: (sid, iv) for sid, u, iv in part}
             sids = {sid for sid, _u, _iv in part}
-            have = {r.url: r for r in c.execute(
-                sa.select(feeds.c.id, feeds.c.url, feeds.c.show_id, feeds.c.poll_interval,
-                          feeds.c.active).where(
+            if snap is None:
+                have = {r.url: tuple(r[:1] + r[2:]) for r in c.execute(sa.select(*cols).where(
                     sa.or_(feeds.c.url.in_(list(urls)), feeds.c.show_id.in_(list(sids)))))}
+            else:
+                have = {u: tuple(snap[u]) for sid in sids for u in by_show.get(sid, ())}
+                have.update((u, tuple(snap[u])) for u in urls if u in snap)
             new = [{"url": u, "show_id": sid, "poll_interval": iv, "created_at": now,
                     "next_poll_at": now, "baseline_done": False, "error_count": 0,
                     "active": True} for u, (sid, iv) in urls.items() if u not in have]
             if new:
                 c.execute(feeds.insert(), new)
-            changed = [{"_id": r.id, "_sid": urls[u][0], "_iv": urls[u][1]}
-                       for u, r in have.items() if u in urls and (
-                           r.show_id, r.poll_interval, r.active) != (*urls[u], True)]
+            changed = [u for u, r in have.items() if u in urls and r[1:] != (*urls[u], True)]
             if changed:
                 c.execute(feeds.update().where(feeds.c.id == sa.bindparam("_id")).values(
                     show_id=sa.bindparam("_sid"), poll_interval=sa.bindparam("_iv"),
-                    active=True), changed)
-            parked = [r.id for u, r in have.items() if u not in urls and r.active]
+                    active=True), [{"_id": have[u][0], "_sid": urls[u][0], "_iv": urls[u][1]}
+                                   for u in changed])
+            parked = [u for u, r in have.items() if u not in urls and r[3]]
             if parked:
-                cls.park_feeds(c, parked)
+                cls.park_feeds(c, [have[u][0] for u in parked])
+            for u in changed if snap is not None else ():
+                by_show[snap[u][1]].discard(u)
+                by_show.setdefault(urls[u][0], set()).add(u)
+                snap[u][1:] = [*urls[u], True]
+            for u in parked if snap is not None else ():
+                snap[u][3] = False
             written += len(new) + len(changed) + len(parked)
         return written
 
