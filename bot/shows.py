@@ -227,7 +227,7 @@ def show_files(path: str | os.PathLike) -> list[Path]:
     raise ConfigError("no such file or folder", file=str(p))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Show:
     """What an import needs of one file: for its row, its feed row and the checks across
     files. `text` only for a file to write (None: unchanged)."""
