@@ -69,8 +69,8 @@ class FeedItems:
         parsed = parse_feed(data, url=url)
         keys = feed_identity_keys(parsed)
         digests, scanned = (), None
-        if not scan:
-            scanned = scan_feed(data, url=url)
+        if not scan:  # the digests, with no second feedparser run (`parsed` stands in)
+            scanned = scan_feed(data, url=url, parsed=parsed)
             if scanned is not None and scanned.keys == keys:
                 digests = scanned.digests
             else:

@@ -57,9 +57,28 @@ def test_first_run_parses_in_full(world, parses):
     big_feed(world)
     report, _ = world.cycle()
     assert report.result == "baseline" and report.baseline == 40
-    # every item, then the channel alone: the scan that learns each item's digest
-    assert parses == [40, 0]
+    # every item, once: the scan that learns each item's digest takes the channel (and any
+    # item it cannot read alone) from that parse instead of running feedparser again
+    assert parses == [40]
     assert world.store.load_item_cache(world.store.all_feeds()[0]["id"])
+
+
+def test_first_run_parses_once_when_the_scan_needs_feedparser_for_some_items(world, parses):
+    """Items the scanner cannot read alone (an HTML-looking title) are taken from the one
+    full parse too; the item cache is the same as a scan with its own feedparser run."""
+    from bot.feed import ItemCache, next_item_cache, scan_feed
+    big_feed(world, 12)
+    body = rss(world.items).replace(b"<title>Episode 3", b"<title>Episode 3 &lt;b&gt;x&lt;/b&gt;")
+    world.feed_srv.set_feed("/feed.xml", body)
+    report, _ = world.cycle()
+    assert report.result == "baseline" and report.baseline == 12
+    assert parses == [12]
+    parses.clear()
+    alone = scan_feed(body, url=world.settings.feed)
+    assert parses == [2]  # (alone, the scan runs feedparser on that item and the first)
+    assert [it.exact for it in alone.items].count(False) == 1
+    expected = next_item_cache(alone, range(12), ItemCache()).pack()
+    assert world.store.load_item_cache(world.store.all_feeds()[0]["id"]) == expected
 
 
 def test_a_changed_feed_parses_only_the_new_items(world, parses):
