@@ -271,8 +271,9 @@ class Poller:
             return tuple(episodes.values()) + tuple(episode_from_data(r) for r in recent)
 
         with self.store.tx() as c:
+            if learned:
+                self.store.add_episode_keys(c, feed["id"], learned)
             for eid, missing in learned:
-                self.store.add_keys(c, feed["id"], eid, missing)
                 log.info("episode %d: learned new identity %s", eid,
                          ", ".join(k.split(":", 1)[0] for k in missing))
 
@@ -291,50 +292,52 @@ class Poller:
                     found.append(sorted(find_boilerplate(sample())))
                 return found[0]
 
-            def add(ep: Episode, keys, status: EpisodeStatus, i: int) -> int:
-                data = episode_to_data(ep, items.channel.language, items.channel.image)
-                if status != EpisodeStatus.BASELINE:
-                    data["boilerplate"] = boilerplate()
-                eid = resolved[i] = self.store.add_episode(
-                    c, feed["id"], title=ep.title, guid=ep.guid, link=ep.link,
-                    published_at=ep.published, status=status.value, now=now,
-                    data=data, keys=keys)
-                return eid
-
+            chosen: list = []
             if first_run:
                 n = self.settings.first_run_backfill if backfill is None else backfill
                 chosen = current[len(current) - n:] if n > 0 else []
-                for ep, keys, i in current[:len(current) - len(chosen)]:
-                    add(ep, keys, EpisodeStatus.BASELINE, i)
+                known_before = current[:len(current) - len(chosen)]
+                plan = [(t, EpisodeStatus.BASELINE) for t in known_before] + \
+                    [(t, EpisodeStatus.ANNOUNCED) for t in chosen]
+            elif len(current) > self.settings.max_new_per_poll:
+                plan = [(t, EpisodeStatus.HELD) for t in current]
+            else:
+                plan = [(t, EpisodeStatus.ANNOUNCED) for t in current]
+            plan += [(t, EpisodeStatus.SCHEDULED) for t in future]
+            # every new episode in one INSERT and their keys in one more, ids in plan order
+            rows = []
+            for (ep, keys, _), status in plan:
+                data = episode_to_data(ep, items.channel.language, items.channel.image)
+                if status != EpisodeStatus.BASELINE:
+                    data["boilerplate"] = boilerplate()
+                rows.append(dict(title=ep.title, guid=ep.guid, link=ep.link,
+                                 published_at=ep.published, status=status.value, data=data,
+                                 keys=keys))
+            ids = self.store.add_episodes(c, feed["id"], rows, now)
+            for ((ep, _, i), status), eid in zip(plan, ids, strict=True):
+                resolved[i] = eid
+                if status == EpisodeStatus.BASELINE:
                     report.baseline += 1
-                for ep, keys, i in chosen:
-                    eid = add(ep, keys, EpisodeStatus.ANNOUNCED, i)
+                elif status == EpisodeStatus.ANNOUNCED:
                     self._enqueue_episode(c, eid, now)
                     report.announced.append(eid)
-                    log.info("episode %d %r: announced (backfill)", eid, ep.title)
+                    log.info("episode %d %r: %s", eid, ep.title, "announced (backfill)"
+                             if first_run else "new, announcement enqueued")
+                elif status == EpisodeStatus.HELD:
+                    report.held.append(eid)
+                    log.warning("episode %d %r: held (flood guard: %d new in one poll > "
+                                "max_new_per_poll %d); `crier release` announces it",
+                                eid, ep.title, len(current), self.settings.max_new_per_poll)
+                else:
+                    report.scheduled.append(eid)
+                    log.info("episode %d %r: dated %s, waits until then", eid, ep.title,
+                             ep.published.isoformat())
+            if first_run:
                 c.execute(self._feeds().update().where(self._feeds().c.id == feed["id"])
                           .values(baseline_done=True))
                 log.info("feed %s: first run, %d episodes recorded as already known%s",
                          feed["url"], report.baseline,
                          f", newest {len(chosen)} announced" if chosen else "")
-            elif len(current) > self.settings.max_new_per_poll:
-                for ep, keys, i in current:
-                    eid = add(ep, keys, EpisodeStatus.HELD, i)
-                    report.held.append(eid)
-                    log.warning("episode %d %r: held (flood guard: %d new in one poll > "
-                                "max_new_per_poll %d); `crier release` announces it",
-                                eid, ep.title, len(current), self.settings.max_new_per_poll)
-            else:
-                for ep, keys, i in current:
-                    eid = add(ep, keys, EpisodeStatus.ANNOUNCED, i)
-                    self._enqueue_episode(c, eid, now)
-                    report.announced.append(eid)
-                    log.info("episode %d %r: new, announcement enqueued", eid, ep.title)
-            for ep, keys, i in future:
-                eid = add(ep, keys, EpisodeStatus.SCHEDULED, i)
-                report.scheduled.append(eid)
-                log.info("episode %d %r: dated %s, waits until then", eid, ep.title,
-                         ep.published.isoformat())
             self._remember_items(c, feed["id"], items, cache, resolved)
         self.alerts.held(report.held)
         if first_run:

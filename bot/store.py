@@ -437,20 +437,52 @@ class Store:
     def add_episode(self, c, feed_id: int, *, title: str, guid: str | None, link: str | None,
                     published_at: datetime | None, status: str, now: datetime,
                     data: dict, keys: Iterable[str]) -> int:
-        eid = c.execute(episodes.insert().values(
-            feed_id=feed_id, title=title, guid=guid, link=link, published_at=published_at,
-            status=status, first_seen_at=now, data=data)).inserted_primary_key[0]
-        self.add_keys(c, feed_id, eid, keys)
-        return eid
+        return self.add_episodes(c, feed_id, [dict(
+            title=title, guid=guid, link=link, published_at=published_at, status=status,
+            data=data, keys=keys)], now)[0]
+
+    def add_episodes(self, c, feed_id: int, rows: Sequence[dict], now: datetime) -> list[int]:
+        """Insert episodes (dicts of title, guid, link, published_at, status, data, keys) in
+        one statement and their identity keys in one more; their ids, in the order given
+        (ascending: ids follow the rows). As `add_keys` one by one: a key already held (by
+        an earlier row or episode) is not added again."""
+        if not rows:
+            return []
+        values = [{"feed_id": feed_id, "title": r["title"], "guid": r["guid"],
+                   "link": r["link"], "published_at": r["published_at"], "status": r["status"],
+                   "first_seen_at": now, "data": r["data"]} for r in rows]
+        if len(values) == 1 or not c.dialect.insert_executemany_returning_sort_by_parameter_order:
+            ids = [c.execute(episodes.insert().values(**v)).inserted_primary_key[0]
+                   for v in values]  # (SQLite before 3.35 has no RETURNING)
+        else:  # one multi-row INSERT … RETURNING (SQLAlchemy's insertmanyvalues)
+            ids = list(c.execute(episodes.insert().returning(
+                episodes.c.id, sort_by_parameter_order=True), values).scalars())
+        self.add_episode_keys(c, feed_id, [(eid, r["keys"]) for eid, r in zip(ids, rows,
+                                                                           strict=True)])
+        return ids
 
     def add_keys(self, c, feed_id: int, episode_id: int, keys: Iterable[str]) -> None:
-        keys = sorted({storage_key(k) for k in keys})
-        if not keys:
+        self.add_episode_keys(c, feed_id, [(episode_id, keys)])
+
+    @staticmethod
+    def add_episode_keys(c, feed_id: int, owned: Sequence[tuple[int, Iterable[str]]]) -> None:
+        """Each (episode id, keys): the keys (storage form) no episode of the feed holds yet,
+        in one SELECT and one executemany (the first episode given a key keeps it)."""
+        wanted = [(eid, sorted({storage_key(k) for k in keys})) for eid, keys in owned]
+        every = sorted({k for _, keys in wanted for k in keys})
+        if not every:
             return
-        have = set(c.execute(sa.select(episode_keys.c.key).where(
-            episode_keys.c.feed_id == feed_id, episode_keys.c.key.in_(keys))).scalars())
-        new = [{"feed_id": feed_id, "key": k, "episode_id": episode_id}
-               for k in keys if k not in have]
+        have: set[str] = set()
+        for i in range(0, len(every), 500):
+            have.update(c.execute(sa.select(episode_keys.c.key).where(
+                episode_keys.c.feed_id == feed_id,
+                episode_keys.c.key.in_(every[i:i + 500]))).scalars())
+        new = []
+        for eid, keys in wanted:
+            for k in keys:
+                if k not in have:
+                    have.add(k)
+                    new.append({"feed_id": feed_id, "key": k, "episode_id": eid})
         if new:
             c.execute(episode_keys.insert(), new)
 
