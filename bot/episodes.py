@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -17,13 +17,32 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# Episode's fields with a default: stored only when they differ from it (a baseline of
+# thousands of episodes is mostly None, "" and () ), read back as that default.
+_DEFAULTS = {f.name: f.default for f in fields(Episode) if f.default is not MISSING}
+_NAMES = tuple(f.name for f in fields(Episode))
+
+
 def episode_to_data(ep: Episode, language: str | None = None,
                     show_image: str | None = None) -> dict:
-    d = asdict(ep)
-    d["published"] = ep.published.isoformat() if ep.published else None
-    d["persons"] = [asdict(p) for p in ep.persons]
-    d["language"] = language
-    d["show_image"] = show_image
+    """The JSON kept on an episode's row: every field of `ep` that is not at its default
+    (`episode_from_data` gives those back), the channel's `language` (in place of the
+    episode's) and the show's image."""
+    d: dict = {}
+    for name in _NAMES:
+        value = getattr(ep, name)
+        if name in _DEFAULTS and value == _DEFAULTS[name]:
+            continue
+        if name == "published":
+            value = value.isoformat()
+        elif name == "persons":
+            value = [asdict(p) for p in value]
+        d[name] = value
+    d.pop("language", None)
+    if language is not None:
+        d["language"] = language
+    if show_image is not None:
+        d["show_image"] = show_image
     return d
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -206,6 +207,10 @@ def storage_key(key: str) -> str:
     return f"{kind}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
 def _redact(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
 
@@ -225,7 +230,8 @@ class Store:
         if sa_url.drivername in ("postgres", "postgresql"):  # Heroku & co: psycopg 3
             sa_url = sa_url.set(drivername="postgresql+psycopg")
         self.dialect = sa_url.get_backend_name()
-        kw: dict[str, Any] = {"future": True}
+        # JSON columns without the blanks json.dumps puts after "," and ":" by default
+        kw: dict[str, Any] = {"future": True, "json_serializer": _compact_json}
         self.sqlite_path: Path | None = None
         if self.dialect == "sqlite":
             db = sa_url.database
