@@ -80,6 +80,7 @@ class FeedItems:
         `known` items of the last poll) reads the items; without it (the first run needs
         every episode) the feed is parsed in full, and scanned too for the item digests.
         Raises ParseError when the feed is unreadable (as parse_feed does)."""
+        from bot import feed
         from bot.feed import feed_identity_keys, parse_feed, scan_feed
         pre = scan_feed(body, url=url, known=known) if scan else None
         if pre is not None:
@@ -88,7 +89,12 @@ class FeedItems:
         parsed = parse_feed(data, url=url)
         keys = feed_identity_keys(parsed)
         digests, scanned = (), None
-        if not scan:  # the digests, with no second feedparser run (`parsed` stands in)
+        # The first run learns the item digests (the item cache) of a feed big enough for its
+        # next poll to read with them (`scan_feed` does above KNOWN_MIN_BYTES; half of that
+        # leaves room to grow); a smaller feed's next changed poll scans it whole anyway and
+        # learns them then. The scan takes the channel and any item it cannot read alone from
+        # `parsed`: feedparser runs once.
+        if not scan and len(data) > feed.KNOWN_MIN_BYTES // 2:
             scanned = scan_feed(data, url=url, parsed=parsed)
             if scanned is not None and scanned.keys == keys:
                 digests = scanned.digests

@@ -3,8 +3,9 @@ new (identity keys, the first-run baseline, the flood guard), record it with its
 keep the item cache, and release held and scheduled episodes.
 
 Guarantee kept here: an episode's row, its identity keys and its deliveries are written in one
-transaction, and the feed's validators (ETag, body hash) only after it commits: a crash
-re-reads the feed. On PostgreSQL, where many workers poll, a feed is polled only under a
+transaction, and the feed's validators (ETag, body hash) in that same transaction, never
+before it: a crash re-reads the feed. A poll's new episodes go in together (one INSERT, ids
+oldest first, and one for their keys), so a first run of thousands of episodes is cheap. On PostgreSQL, where many workers poll, a feed is polled only under a
 poll lease (`Store.claim_due_feeds`, POLL_LEASE long): no worker polls a feed another is
 polling, and a due feed is polled by one of them.
 """
@@ -179,8 +180,11 @@ class Poller:
             log.warning("feed %s: %s", url, msg)
             report.warnings.append(msg)
 
+        # The validators go in with the episodes (one transaction): never before them.
+        updates.update(etag=res.etag, last_modified=res.last_modified, body_hash=res.body_hash,
+                       title=items.channel.title or feed["title"])
         try:
-            self._detect(feed, items, cache, now, backfill, report)
+            self._detect(feed, items, cache, now, backfill, report, updates)
         except Exception:
             # Another process may have recorded the same episodes at the same moment
             # (a unique key tripped): the next poll sees them as known. Nothing is lost:
@@ -191,10 +195,6 @@ class Poller:
                                    next_poll_at=now + FEED_RETRY_BASE)
             report.result, report.error = "error", "could not record episodes"
             return report
-        # Validators only after the episodes are safely recorded.
-        updates.update(etag=res.etag, last_modified=res.last_modified, body_hash=res.body_hash,
-                       title=items.channel.title or feed["title"], last_result=report.result)
-        self.store.update_feed(feed["id"], **updates)
         self.alerts.feed_ok(feed, now)
         return report
 
@@ -220,15 +220,21 @@ class Poller:
         return report
 
     def _detect(self, feed: dict, items: FeedItems, cache: ItemCache, now: datetime,
-                backfill: int | None, report: PollReport) -> None:
+                backfill: int | None, report: PollReport, updates: dict) -> None:
+        """Record what is new and, in the same transaction, the feed's row (`updates`, with
+        its validators and `last_result`): a crash leaves neither, and the feed is read
+        again."""
         keysets = items.keys
         # An item whose bytes are as the last poll left them is that episode still (every key
         # it has was recorded then); the rest are matched on their identity keys.
         resolved: dict[int, int | None] = {i: None for i in range(len(keysets))
                                            if items.is_known(i)}
-        known = self.store.match_keys(feed["id"], {k for i, ks in enumerate(keysets)
-                                                   if i not in resolved for k in ks})
         first_run = not feed["baseline_done"]
+        # A first run's feed has no episodes yet (they are recorded in the transaction that
+        # ends the first run), so none of its keys is known: one cheap look settles that.
+        known = self.store.match_keys(feed["id"], {k for i, ks in enumerate(keysets)
+                                                   if i not in resolved for k in ks}) \
+            if not first_run or self.store.count_episodes(feed["id"]) else {}
         # Which items are new is decided on keys alone (a GUID rewrite is learned, not
         # announced); only those items need their Episode (a feedparser read, when scanned).
         learned: list[tuple[int, list[str]]] = []
@@ -333,19 +339,20 @@ class Poller:
                     log.info("episode %d %r: dated %s, waits until then", eid, ep.title,
                              ep.published.isoformat())
             if first_run:
-                c.execute(self._feeds().update().where(self._feeds().c.id == feed["id"])
-                          .values(baseline_done=True))
                 log.info("feed %s: first run, %d episodes recorded as already known%s",
                          feed["url"], report.baseline,
                          f", newest {len(chosen)} announced" if chosen else "")
             self._remember_items(c, feed["id"], items, cache, resolved)
+            if first_run:
+                report.result = "baseline"
+            elif report.announced or report.held or report.scheduled:
+                report.result = "new"
+            else:
+                report.result = "nothing-new"
+            c.execute(self._feeds().update().where(self._feeds().c.id == feed["id"]).values(
+                **updates, last_result=report.result,
+                **({"baseline_done": True} if first_run else {})))
         self.alerts.held(report.held)
-        if first_run:
-            report.result = "baseline"
-        elif report.announced or report.held or report.scheduled:
-            report.result = "new"
-        else:
-            report.result = "nothing-new"
         if not report.announced:
             log.info("feed %s: %s", feed["url"], report.result)
 
