@@ -157,3 +157,34 @@ def test_real_feeds_episodes_read_back_the_same_from_smaller_data(name):
         assert episode_from_data(json.loads(json.dumps(data))) == \
             Episode(**{**asdict(ep), "persons": ep.persons, "language": parsed.language})
         assert all(v not in (None, "", [], ()) for v in data.values())
+
+
+def test_a_first_run_that_cannot_record_leaves_no_validators_and_reads_again(world,
+                                                                           monkeypatch):
+    """The feed row's validators go in the episodes' transaction: when recording fails at
+    its end (another process's key tripped the unique index), neither is kept, and the next
+    poll downloads and baselines the feed."""
+    from bot.store import Store as RealStore
+    real = RealStore.add_episode_keys
+
+    def trips(*a, **kw):
+        real(*a, **kw)
+        raise sa.exc.IntegrityError("INSERT INTO episode_keys", {}, Exception("duplicate"))
+
+    monkeypatch.setattr(RealStore, "add_episode_keys", staticmethod(trips))
+    report = world.svc.poll(force=True)
+    assert report.result == "error" and report.error == "could not record episodes"
+    (feed,) = world.store.all_feeds()
+    assert (feed["etag"], feed["body_hash"], feed["baseline_done"]) == (None, None, False)
+    assert rows_by_id(world.store) == [] and keys_by_episode(world.store) == {}
+    monkeypatch.setattr(RealStore, "add_episode_keys", staticmethod(real))
+    world.feed_srv.requests.clear()
+    report = world.svc.poll(force=True)
+    assert report.result == "baseline" and report.baseline == 5
+    assert "If-None-Match" not in world.feed_srv.requests[0][2]  # no validators were kept
+    (feed,) = world.store.all_feeds()
+    assert feed["etag"] and feed["body_hash"] and feed["baseline_done"]
+    assert feed["last_result"] == "baseline"
+    world.feed_srv.requests.clear()
+    assert world.svc.poll(force=True).result == "unchanged"
+    assert "If-None-Match" in world.feed_srv.requests[0][2]  # (as a poll after a success)
