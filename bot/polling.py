@@ -5,9 +5,11 @@ keep the item cache, and release held and scheduled episodes.
 Guarantee kept here: an episode's row, its identity keys and its deliveries are written in one
 transaction, and the feed's validators (ETag, body hash) in that same transaction, never
 before it: a crash re-reads the feed. A poll's new episodes go in together (one INSERT, ids
-oldest first, and one for their keys), so a first run of thousands of episodes is cheap. On PostgreSQL, where many workers poll, a feed is polled only under a
-poll lease (`Store.claim_due_feeds`, POLL_LEASE long): no worker polls a feed another is
-polling, and a due feed is polled by one of them.
+oldest first, and one for their keys), so a first run of thousands of episodes is cheap. On
+PostgreSQL, where many workers poll, a feed is polled only under a poll lease
+(`Store.claim_due_feeds`, POLL_LEASE long): no worker polls a feed another is polling, and a
+due feed is polled by one of them; should a lease run out mid-poll, a new episode's keys are
+unique in the database, so the later of two workers records nothing and reads again.
 """
 
 from __future__ import annotations

@@ -448,10 +448,11 @@ class Store:
             data=data, keys=keys)], now)[0]
 
     def add_episodes(self, c, feed_id: int, rows: Sequence[dict], now: datetime) -> list[int]:
-        """Insert episodes (dicts of title, guid, link, published_at, status, data, keys) in
-        one statement and their identity keys in one more; their ids, in the order given
-        (ascending: ids follow the rows). As `add_keys` one by one: a key already held (by
-        an earlier row or episode) is not added again."""
+        """Insert new episodes (dicts of title, guid, link, published_at, status, data, keys)
+        in one statement and their identity keys in one more; their ids, in the order given
+        (ascending: ids follow the rows). The episodes are new, so none of their keys may be
+        recorded yet: one that is (another process recorded the episode meanwhile) trips the
+        unique key (IntegrityError) and the caller's transaction records nothing."""
         if not rows:
             return []
         values = [{"feed_id": feed_id, "title": r["title"], "guid": r["guid"],
@@ -463,8 +464,11 @@ class Store:
         else:  # one multi-row INSERT … RETURNING (SQLAlchemy's insertmanyvalues)
             ids = list(c.execute(episodes.insert().returning(
                 episodes.c.id, sort_by_parameter_order=True), values).scalars())
-        self.add_episode_keys(c, feed_id, [(eid, r["keys"]) for eid, r in zip(ids, rows,
-                                                                           strict=True)])
+        keys = [{"feed_id": feed_id, "key": k, "episode_id": eid}
+                for eid, r in zip(ids, rows, strict=True)
+                for k in sorted({storage_key(k) for k in r["keys"]})]
+        if keys:
+            c.execute(episode_keys.insert(), keys)
         return ids
 
     def add_keys(self, c, feed_id: int, episode_id: int, keys: Iterable[str]) -> None:
@@ -472,8 +476,9 @@ class Store:
 
     @staticmethod
     def add_episode_keys(c, feed_id: int, owned: Sequence[tuple[int, Iterable[str]]]) -> None:
-        """Each (episode id, keys): the keys (storage form) no episode of the feed holds yet,
-        in one SELECT and one executemany (the first episode given a key keeps it)."""
+        """Each (recorded episode id, keys it was found with): the keys (storage form) no
+        episode of the feed holds yet, in one SELECT and one executemany (the first episode
+        given a key keeps it)."""
         wanted = [(eid, sorted({storage_key(k) for k in keys})) for eid, keys in owned]
         every = sorted({k for _, keys in wanted for k in keys})
         if not every:

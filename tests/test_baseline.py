@@ -96,7 +96,7 @@ def store(db_url):
     s.close()
 
 
-def test_add_episodes_returns_ids_in_order_and_keeps_add_keys_rules(store, db_url):
+def test_add_episodes_returns_ids_in_order_with_their_keys(store):
     from datetime import UTC, datetime
     now = datetime(2026, 12, 6, 12, tzinfo=UTC)
     feed = store.ensure_feed("https://example.com/feed.xml", now)["id"]
@@ -108,9 +108,10 @@ def test_add_episodes_returns_ids_in_order_and_keeps_add_keys_rules(store, db_ur
         # another feed's episode holding the same key does not count
         store.add_episode(c, other, title="x", guid="g1", link=None, published_at=None,
                           status="baseline", now=now, data={"title": "x"}, keys=["guid:g1"])
+    long_key = "x:" + "y" * 400
     rows = [dict(title=f"t{n}", guid=f"g{n}", link=None, published_at=now + timedelta(days=n),
                  status="baseline", data={"title": f"t{n}", "n": n},
-                 keys=[f"guid:g{n}", f"fp:shared-{n // 2}", "guid:g0", "x:" + "y" * 400])
+                 keys=[f"guid:g{n}", f"fp:{n}", f"{long_key}{n}", f"guid:g{n}"])
              for n in range(1, 8)]
     with store.tx() as c:
         ids = store.add_episodes(c, feed, rows, now)
@@ -119,14 +120,59 @@ def test_add_episodes_returns_ids_in_order_and_keeps_add_keys_rules(store, db_ur
     assert [got[i]["title"] for i in ids] == [f"t{n}" for n in range(1, 8)]
     assert [got[i]["data"]["n"] for i in ids] == list(range(1, 8))
     held = keys_by_episode(store)
-    # a key already held (g0) stays with its episode; a key two rows share goes to the first;
-    # a long key is stored hashed (once, with the first row that has it)
     assert held[old] == {"guid:g0"}
-    long_key = storage_key("x:" + "y" * 400)
-    for n, eid in zip(range(1, 8), ids, strict=True):
-        mine = {f"guid:g{n}"} | ({f"fp:shared-{n // 2}"} if n % 2 == 0 or n == 1 else set())
-        assert held[eid] == mine | ({long_key} if n == 1 else set()), n
+    for n, eid in zip(range(1, 8), ids, strict=True):  # long keys stored hashed
+        assert held[eid] == {f"guid:g{n}", f"fp:{n}", storage_key(f"{long_key}{n}")}, n
     assert store.add_episodes(None, feed, [], now) == []
+
+
+def test_a_new_episode_whose_key_is_already_recorded_is_refused(store):
+    """New episodes hold no recorded key; one that does was recorded meanwhile by another
+    process: the unique key refuses it and the transaction records nothing."""
+    from datetime import UTC, datetime
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    feed = store.ensure_feed("https://example.com/feed.xml", now)["id"]
+    with store.tx() as c:
+        store.add_episodes(c, feed, [dict(title="a", guid="a", link=None, published_at=None,
+                                          status="baseline", data={}, keys=["guid:a"])], now)
+    before = rows_by_id(store)
+    with pytest.raises(sa.exc.IntegrityError), store.tx() as c:
+        store.add_episodes(c, feed, [dict(title=t, guid=t, link=None, published_at=None,
+                                          status="announced", data={}, keys=[f"guid:{t}"])
+                                     for t in ("b", "a")], now)
+    assert rows_by_id(store) == before and set(keys_by_episode(store)) == {before[0]["id"]}
+
+
+def test_an_episode_recorded_meanwhile_by_another_process_is_not_recorded_twice(
+        world, monkeypatch):
+    """Between the key lookup and the insert, another worker records the same new episode
+    (its lease ran out): this poll records nothing and reads the feed again; the next poll
+    finds it known. One row, one announcement."""
+    world.svc.poll(force=True)
+    new_item = item(6, published=world.clock.now - timedelta(hours=1))
+    world.items.append(new_item)
+    world.publish_feed()
+    real = Store.match_keys
+
+    def then_another_worker_records_it(self, feed_id, keys):
+        found = real(self, feed_id, keys)
+        other = Store(world.db_url)
+        with other.tx() as c:
+            other.add_episodes(c, feed_id, [dict(
+                title=new_item.title, guid=new_item.guid, link=None, published_at=None,
+                status="baseline", data={"title": new_item.title},
+                keys=[f"guid:{new_item.guid}"])], world.clock.now)
+        other.close()
+        return found
+
+    monkeypatch.setattr(Store, "match_keys", then_another_worker_records_it)
+    report = world.svc.poll(force=True)
+    assert report.result == "error" and report.announced == []
+    monkeypatch.setattr(Store, "match_keys", real)
+    report = world.svc.poll(force=True)
+    assert report.result == "nothing-new"  # (the other worker's row: read as known)
+    assert [r["guid"] for r in rows_by_id(world.store)].count(new_item.guid) == 1
+    assert world.rows() == []
 
 
 def test_episode_data_leaves_out_defaults_and_reads_back_the_same():
@@ -164,20 +210,20 @@ def test_a_first_run_that_cannot_record_leaves_no_validators_and_reads_again(wor
     """The feed row's validators go in the episodes' transaction: when recording fails at
     its end (another process's key tripped the unique index), neither is kept, and the next
     poll downloads and baselines the feed."""
-    from bot.store import Store as RealStore
-    real = RealStore.add_episode_keys
+    from bot.polling import Poller
+    real = Poller._remember_items
 
-    def trips(*a, **kw):
+    def trips(*a, **kw):  # (at the end of the transaction, the episodes written)
         real(*a, **kw)
         raise sa.exc.IntegrityError("INSERT INTO episode_keys", {}, Exception("duplicate"))
 
-    monkeypatch.setattr(RealStore, "add_episode_keys", staticmethod(trips))
+    monkeypatch.setattr(Poller, "_remember_items", trips)
     report = world.svc.poll(force=True)
     assert report.result == "error" and report.error == "could not record episodes"
     (feed,) = world.store.all_feeds()
     assert (feed["etag"], feed["body_hash"], feed["baseline_done"]) == (None, None, False)
     assert rows_by_id(world.store) == [] and keys_by_episode(world.store) == {}
-    monkeypatch.setattr(RealStore, "add_episode_keys", staticmethod(real))
+    monkeypatch.setattr(Poller, "_remember_items", real)
     world.feed_srv.requests.clear()
     report = world.svc.poll(force=True)
     assert report.result == "baseline" and report.baseline == 5
