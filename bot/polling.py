@@ -190,7 +190,7 @@ class Poller:
         except Exception:
             # Another process may have recorded the same episodes at the same moment
             # (a unique key tripped): the next poll sees them as known. Nothing is lost:
-            # the validators below are not saved, so the feed is read again.
+            # the validators went down with the transaction, so the feed is read again.
             log.exception("feed %s: could not record episodes; will read the feed again", url)
             self.store.update_feed(feed["id"], last_poll_at=now, last_result="error",
                                    last_error="could not record episodes (see log)",
