@@ -361,7 +361,10 @@ class Poller:
     def _remember_items(self, c, feed_id: int, items: FeedItems, cache: ItemCache,
                         resolved: dict[int, int | None]) -> None:
         """Keep the recorded items' digests for the next poll (see `ItemCache`)."""
-        new = items.next_cache(sorted(resolved), cache).pack()
+        nxt = items.next_cache(sorted(resolved), cache)
+        if not len(nxt) and not cache.blob:
+            return  # nothing learned (a small feed's first run), nothing to forget
+        new = nxt.pack()
         if new != cache.blob:
             self.store.save_item_cache(c, feed_id, new)
 

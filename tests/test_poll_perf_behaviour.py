@@ -72,6 +72,8 @@ def test_first_run_parses_in_full_once(world, parses, monkeypatch, big):
     assert report.result == "baseline" and report.baseline == 40
     assert parses == [40]  # every item, once
     assert len(item_cache(world)) == (40 if big else 0)
+    feed_id = world.store.all_feeds()[0]["id"]
+    assert (world.store.load_item_cache(feed_id) is None) == (not big)  # no empty row written
     new_episode(world, 41)
     report, _ = world.cycle()
     assert report.result == "new" and len(report.announced) == 1
