@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -17,13 +17,32 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# Episode's fields with a default: stored only when they differ from it (a baseline of
+# thousands of episodes is mostly None, "" and () ), read back as that default.
+_DEFAULTS = {f.name: f.default for f in fields(Episode) if f.default is not MISSING}
+_NAMES = tuple(f.name for f in fields(Episode))
+
+
 def episode_to_data(ep: Episode, language: str | None = None,
                     show_image: str | None = None) -> dict:
-    d = asdict(ep)
-    d["published"] = ep.published.isoformat() if ep.published else None
-    d["persons"] = [asdict(p) for p in ep.persons]
-    d["language"] = language
-    d["show_image"] = show_image
+    """The JSON kept on an episode's row: every field of `ep` that is not at its default
+    (`episode_from_data` gives those back), the channel's `language` (in place of the
+    episode's) and the show's image."""
+    d: dict = {}
+    for name in _NAMES:
+        value = getattr(ep, name)
+        if name in _DEFAULTS and value == _DEFAULTS[name]:
+            continue
+        if name == "published":
+            value = value.isoformat()
+        elif name == "persons":
+            value = [asdict(p) for p in value]
+        d[name] = value
+    d.pop("language", None)
+    if language is not None:
+        d["language"] = language
+    if show_image is not None:
+        d["show_image"] = show_image
     return d
 
 
@@ -61,6 +80,7 @@ class FeedItems:
         `known` items of the last poll) reads the items; without it (the first run needs
         every episode) the feed is parsed in full, and scanned too for the item digests.
         Raises ParseError when the feed is unreadable (as parse_feed does)."""
+        from bot import feed
         from bot.feed import feed_identity_keys, parse_feed, scan_feed
         pre = scan_feed(body, url=url, known=known) if scan else None
         if pre is not None:
@@ -69,8 +89,13 @@ class FeedItems:
         parsed = parse_feed(data, url=url)
         keys = feed_identity_keys(parsed)
         digests, scanned = (), None
-        if not scan:
-            scanned = scan_feed(data, url=url)
+        # The first run learns the item digests (the item cache) of a feed big enough for its
+        # next poll to read with them (`scan_feed` does above KNOWN_MIN_BYTES; half of that
+        # leaves room to grow); a smaller feed's next changed poll scans it whole anyway and
+        # learns them then. The scan takes the channel and any item it cannot read alone from
+        # `parsed`: feedparser runs once.
+        if not scan and len(data) > feed.KNOWN_MIN_BYTES // 2:
+            scanned = scan_feed(data, url=url, parsed=parsed)
             if scanned is not None and scanned.keys == keys:
                 digests = scanned.digests
             else:

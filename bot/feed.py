@@ -679,8 +679,8 @@ class FeedScan:
         return self.prefix[start:end] + source[self.skip:max(self.skip, end - p + self.skip)]
 
 
-def scan_feed(data, *, url: str | None = None,
-              known: ItemCache | None = None) -> FeedScan | None:
+def scan_feed(data, *, url: str | None = None, known: ItemCache | None = None,
+              parsed: ParsedFeed | None = None) -> FeedScan | None:
     """Read every item's identity (and byte span) without a full feedparser parse.
 
     Returns None when the document is not one the scan can read exactly (see the notes above
@@ -688,7 +688,10 @@ def scan_feed(data, *, url: str | None = None,
     part as in `parse_feed` (base for relative links). `data` is bytes, or anything with
     `len()`, plain slicing and `chunks()` (`bot.fetch.Body`). `known` is the `ItemCache` an
     earlier poll left (`next_item_cache`): an item whose bytes are unchanged is then neither
-    parsed nor replayed, only hashed. Raises nothing.
+    parsed nor replayed, only hashed. `parsed` is `parse_feed(data, url=url)` when the caller
+    has it (a first run): the channel and the items the scan cannot read alone are then taken
+    from it instead of running feedparser again (`parse_selected` gives the same). Raises
+    nothing.
     """
     try:
         if known and len(data) > KNOWN_MIN_BYTES:
@@ -697,7 +700,8 @@ def scan_feed(data, *, url: str | None = None,
             except _Unreadable as e:
                 log.debug("feed %s: cache-assisted scan not possible (%s); scanning in full",
                           url or "<bytes>", e)
-        return _finish(_scan_feed(data if isinstance(data, bytes) else bytes(data), url))
+        return _finish(_scan_feed(data if isinstance(data, bytes) else bytes(data), url,
+                                  parsed=parsed))
     except (ParseError, _Unreadable):
         return None
     except Exception:  # a bug here must never cost a poll: the full parse is always right
@@ -789,10 +793,12 @@ def _utf8_document(data: bytes) -> tuple[bytes, int, bytes | None, str]:
 
 
 def _scan_feed(data: bytes, url: str | None, *, placeholders: frozenset[int] = frozenset(),
-               podcast_prefixes: set[str] | None = None, seed: int | None = None) -> FeedScan:
+               podcast_prefixes: set[str] | None = None, seed: int | None = None,
+               parsed: ParsedFeed | None = None) -> FeedScan:
     """The expat pass and replay. Items whose index is in `placeholders` (`<item/>` standing
-    in for known items) are only located. Returns a FeedScan whose `keys` are still empty
-    (`_finish` fills them)."""
+    in for known items) are only located. `parsed`: the full parse of `data`, if the caller
+    has one (see `scan_feed`). Returns a FeedScan whose `keys` are still empty (`_finish`
+    fills them)."""
     from feedparser.datetimes import _parse_date
     from feedparser.html import _cp1252
     from feedparser.mixin import _FeedParserMixin as Mixin
@@ -1140,9 +1146,12 @@ def _scan_feed(data: bytes, url: str | None, *, placeholders: frozenset[int] = f
     draft = FeedScan(items=tuple(scanned), keys=(), channel=ParsedFeed(title=""),
                      size=len(data), header_end=header_end, tail_start=tail_start,
                      prefix=prefix, skip=skip, converted=converted)
-    parsed = parse_selected(data, draft, unsure, url=url)
-    if parsed.bozo:
-        raise _Unreadable("feedparser found the document malformed")
+    if parsed is None or parsed.bozo or len(parsed.episodes) != len(items):
+        parsed = parse_selected(data, draft, unsure, url=url)
+        if parsed.bozo:
+            raise _Unreadable("feedparser found the document malformed")
+    else:  # the full parse: the very Episodes (and channel) parse_selected would give
+        parsed = replace(parsed, episodes=tuple(parsed.episodes[i] for i in unsure))
     for i, ep in zip(unsure, parsed.episodes, strict=True):
         it = items[i]
         scanned[i] = ScannedItem(

@@ -3,10 +3,13 @@ new (identity keys, the first-run baseline, the flood guard), record it with its
 keep the item cache, and release held and scheduled episodes.
 
 Guarantee kept here: an episode's row, its identity keys and its deliveries are written in one
-transaction, and the feed's validators (ETag, body hash) only after it commits: a crash
-re-reads the feed. On PostgreSQL, where many workers poll, a feed is polled only under a
-poll lease (`Store.claim_due_feeds`, POLL_LEASE long): no worker polls a feed another is
-polling, and a due feed is polled by one of them.
+transaction, and the feed's validators (ETag, body hash) in that same transaction, never
+before it: a crash re-reads the feed. A poll's new episodes go in together (one INSERT, ids
+oldest first, and one for their keys), so a first run of thousands of episodes is cheap. On
+PostgreSQL, where many workers poll, a feed is polled only under a poll lease
+(`Store.claim_due_feeds`, POLL_LEASE long): no worker polls a feed another is polling, and a
+due feed is polled by one of them; should a lease run out mid-poll, a new episode's keys are
+unique in the database, so the later of two workers records nothing and reads again.
 """
 
 from __future__ import annotations
@@ -207,22 +210,21 @@ class Poller:
             log.warning("feed %s: %s", url, msg)
             report.warnings.append(msg)
 
+        # The validators go in with the episodes (one transaction): never before them.
+        updates.update(etag=res.etag, last_modified=res.last_modified, body_hash=res.body_hash,
+                       title=items.channel.title or feed["title"])
         try:
-            self._detect(feed, items, cache, now, backfill, report)
+            self._detect(feed, items, cache, now, backfill, report, updates)
         except Exception:
             # Another process may have recorded the same episodes at the same moment
             # (a unique key tripped): the next poll sees them as known. Nothing is lost:
-            # the validators below are not saved, so the feed is read again.
+            # the validators went down with the transaction, so the feed is read again.
             log.exception("feed %s: could not record episodes; will read the feed again", url)
             self.store.update_feed(feed["id"], last_poll_at=now, last_result="error",
                                    last_error="could not record episodes (see log)",
                                    next_poll_at=now + FEED_RETRY_BASE)
             report.result, report.error = "error", "could not record episodes"
             return report
-        # Validators only after the episodes are safely recorded.
-        updates.update(etag=res.etag, last_modified=res.last_modified, body_hash=res.body_hash,
-                       title=items.channel.title or feed["title"], last_result=report.result)
-        self.store.update_feed(feed["id"], **updates)
         self.alerts.feed_ok(feed, now)
         return report
 
@@ -245,15 +247,21 @@ class Poller:
         return report
 
     def _detect(self, feed: dict, items: FeedItems, cache: ItemCache, now: datetime,
-                backfill: int | None, report: PollReport) -> None:
+                backfill: int | None, report: PollReport, updates: dict) -> None:
+        """Record what is new and, in the same transaction, the feed's row (`updates`, with
+        its validators and `last_result`): a crash leaves neither, and the feed is read
+        again."""
         keysets = items.keys
         # An item whose bytes are as the last poll left them is that episode still (every key
         # it has was recorded then); the rest are matched on their identity keys.
         resolved: dict[int, int | None] = {i: None for i in range(len(keysets))
                                            if items.is_known(i)}
-        known = self.store.match_keys(feed["id"], {k for i, ks in enumerate(keysets)
-                                                   if i not in resolved for k in ks})
         first_run = not feed["baseline_done"]
+        # A first run's feed has no episodes yet (they are recorded in the transaction that
+        # ends the first run), so none of its keys is known: one cheap look settles that.
+        known = self.store.match_keys(feed["id"], {k for i, ks in enumerate(keysets)
+                                                   if i not in resolved for k in ks}) \
+            if not first_run or self.store.count_episodes(feed["id"]) else {}
         # Which items are new is decided on keys alone (a GUID rewrite is learned, not
         # announced); only those items need their Episode (a feedparser read, when scanned).
         learned: list[tuple[int, list[str]]] = []
@@ -296,8 +304,9 @@ class Poller:
             return tuple(episodes.values()) + tuple(episode_from_data(r) for r in recent)
 
         with self.store.tx() as c:
+            if learned:
+                self.store.add_episode_keys(c, feed["id"], learned)
             for eid, missing in learned:
-                self.store.add_keys(c, feed["id"], eid, missing)
                 log.info("episode %d: learned new identity %s", eid,
                          ", ".join(k.split(":", 1)[0] for k in missing))
 
@@ -316,65 +325,71 @@ class Poller:
                     found.append(sorted(find_boilerplate(sample())))
                 return found[0]
 
-            def add(ep: Episode, keys, status: EpisodeStatus, i: int) -> int:
-                data = episode_to_data(ep, items.channel.language, items.channel.image)
-                if status != EpisodeStatus.BASELINE:
-                    data["boilerplate"] = boilerplate()
-                eid = resolved[i] = self.store.add_episode(
-                    c, feed["id"], title=ep.title, guid=ep.guid, link=ep.link,
-                    published_at=ep.published, status=status.value, now=now,
-                    data=data, keys=keys)
-                return eid
-
+            chosen: list = []
             if first_run:
                 n = self.settings.first_run_backfill if backfill is None else backfill
                 chosen = current[len(current) - n:] if n > 0 else []
-                for ep, keys, i in current[:len(current) - len(chosen)]:
-                    add(ep, keys, EpisodeStatus.BASELINE, i)
+                known_before = current[:len(current) - len(chosen)]
+                plan = [(t, EpisodeStatus.BASELINE) for t in known_before] + \
+                    [(t, EpisodeStatus.ANNOUNCED) for t in chosen]
+            elif len(current) > self.settings.max_new_per_poll:
+                plan = [(t, EpisodeStatus.HELD) for t in current]
+            else:
+                plan = [(t, EpisodeStatus.ANNOUNCED) for t in current]
+            plan += [(t, EpisodeStatus.SCHEDULED) for t in future]
+            # every new episode in one INSERT and their keys in one more, ids in plan order
+            rows = []
+            for (ep, keys, _), status in plan:
+                data = episode_to_data(ep, items.channel.language, items.channel.image)
+                if status != EpisodeStatus.BASELINE:
+                    data["boilerplate"] = boilerplate()
+                rows.append(dict(title=ep.title, guid=ep.guid, link=ep.link,
+                                 published_at=ep.published, status=status.value, data=data,
+                                 keys=keys))
+            ids = self.store.add_episodes(c, feed["id"], rows, now)
+            for ((ep, _, i), status), eid in zip(plan, ids, strict=True):
+                resolved[i] = eid
+                if status == EpisodeStatus.BASELINE:
                     report.baseline += 1
-                for ep, keys, i in chosen:
-                    eid = add(ep, keys, EpisodeStatus.ANNOUNCED, i)
+                elif status == EpisodeStatus.ANNOUNCED:
                     self._enqueue_episode(c, eid, now)
                     report.announced.append(eid)
-                    log.info("episode %d %r: announced (backfill)", eid, ep.title)
-                c.execute(self._feeds().update().where(self._feeds().c.id == feed["id"])
-                          .values(baseline_done=True))
-                log.info("feed %s: first run, %d episodes recorded as already known%s",
-                         feed["url"], report.baseline,
-                         f", newest {len(chosen)} announced" if chosen else "")
-            elif len(current) > self.settings.max_new_per_poll:
-                for ep, keys, i in current:
-                    eid = add(ep, keys, EpisodeStatus.HELD, i)
+                    log.info("episode %d %r: %s", eid, ep.title, "announced (backfill)"
+                             if first_run else "new, announcement enqueued")
+                elif status == EpisodeStatus.HELD:
                     report.held.append(eid)
                     log.warning("episode %d %r: held (flood guard: %d new in one poll > "
                                 "max_new_per_poll %d); `crier release` announces it",
                                 eid, ep.title, len(current), self.settings.max_new_per_poll)
-            else:
-                for ep, keys, i in current:
-                    eid = add(ep, keys, EpisodeStatus.ANNOUNCED, i)
-                    self._enqueue_episode(c, eid, now)
-                    report.announced.append(eid)
-                    log.info("episode %d %r: new, announcement enqueued", eid, ep.title)
-            for ep, keys, i in future:
-                eid = add(ep, keys, EpisodeStatus.SCHEDULED, i)
-                report.scheduled.append(eid)
-                log.info("episode %d %r: dated %s, waits until then", eid, ep.title,
-                         ep.published.isoformat())
+                else:
+                    report.scheduled.append(eid)
+                    log.info("episode %d %r: dated %s, waits until then", eid, ep.title,
+                             ep.published.isoformat())
+            if first_run:
+                log.info("feed %s: first run, %d episodes recorded as already known%s",
+                         feed["url"], report.baseline,
+                         f", newest {len(chosen)} announced" if chosen else "")
             self._remember_items(c, feed["id"], items, cache, resolved)
+            if first_run:
+                report.result = "baseline"
+            elif report.announced or report.held or report.scheduled:
+                report.result = "new"
+            else:
+                report.result = "nothing-new"
+            c.execute(self._feeds().update().where(self._feeds().c.id == feed["id"]).values(
+                **updates, last_result=report.result,
+                **({"baseline_done": True} if first_run else {})))
         self.alerts.held(report.held)
-        if first_run:
-            report.result = "baseline"
-        elif report.announced or report.held or report.scheduled:
-            report.result = "new"
-        else:
-            report.result = "nothing-new"
         if not report.announced:
             log.info("feed %s: %s", feed["url"], report.result)
 
     def _remember_items(self, c, feed_id: int, items: FeedItems, cache: ItemCache,
                         resolved: dict[int, int | None]) -> None:
         """Keep the recorded items' digests for the next poll (see `ItemCache`)."""
-        new = items.next_cache(sorted(resolved), cache).pack()
+        nxt = items.next_cache(sorted(resolved), cache)
+        if not len(nxt) and not cache.blob:
+            return  # nothing learned (a small feed's first run), nothing to forget
+        new = nxt.pack()
         if new != cache.blob:
             self.store.save_item_cache(c, feed_id, new)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
 import select
@@ -207,6 +208,10 @@ def storage_key(key: str) -> str:
     return f"{kind}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
 def _redact(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
 
@@ -231,7 +236,8 @@ class Store:
         if sa_url.drivername in ("postgres", "postgresql"):  # Heroku & co: psycopg 3
             sa_url = sa_url.set(drivername="postgresql+psycopg")
         self.dialect = sa_url.get_backend_name()
-        kw: dict[str, Any] = {"future": True}
+        # JSON columns without the blanks json.dumps puts after "," and ":" by default
+        kw: dict[str, Any] = {"future": True, "json_serializer": _compact_json}
         self.sqlite_path: Path | None = None
         if self.dialect == "sqlite":
             db = sa_url.database
@@ -469,20 +475,57 @@ class Store:
     def add_episode(self, c, feed_id: int, *, title: str, guid: str | None, link: str | None,
                     published_at: datetime | None, status: str, now: datetime,
                     data: dict, keys: Iterable[str]) -> int:
-        eid = c.execute(episodes.insert().values(
-            feed_id=feed_id, title=title, guid=guid, link=link, published_at=published_at,
-            status=status, first_seen_at=now, data=data)).inserted_primary_key[0]
-        self.add_keys(c, feed_id, eid, keys)
-        return eid
+        return self.add_episodes(c, feed_id, [dict(
+            title=title, guid=guid, link=link, published_at=published_at, status=status,
+            data=data, keys=keys)], now)[0]
+
+    def add_episodes(self, c, feed_id: int, rows: Sequence[dict], now: datetime) -> list[int]:
+        """Insert new episodes (dicts of title, guid, link, published_at, status, data, keys)
+        in one statement and their identity keys in one more; their ids, in the order given
+        (ascending: ids follow the rows). The episodes are new, so none of their keys may be
+        recorded yet: one that is (another process recorded the episode meanwhile) trips the
+        unique key (IntegrityError) and the caller's transaction records nothing."""
+        if not rows:
+            return []
+        values = [{"feed_id": feed_id, "title": r["title"], "guid": r["guid"],
+                   "link": r["link"], "published_at": r["published_at"], "status": r["status"],
+                   "first_seen_at": now, "data": r["data"]} for r in rows]
+        if len(values) == 1 or not c.dialect.insert_executemany_returning_sort_by_parameter_order:
+            ids = [c.execute(episodes.insert().values(**v)).inserted_primary_key[0]
+                   for v in values]  # (SQLite before 3.35 has no RETURNING)
+        else:  # one multi-row INSERT … RETURNING (SQLAlchemy's insertmanyvalues)
+            ids = list(c.execute(episodes.insert().returning(
+                episodes.c.id, sort_by_parameter_order=True), values).scalars())
+        keys = [{"feed_id": feed_id, "key": k, "episode_id": eid}
+                for eid, r in zip(ids, rows, strict=True)
+                for k in sorted({storage_key(k) for k in r["keys"]})]
+        if keys:
+            c.execute(episode_keys.insert(), keys)
+        return ids
 
     def add_keys(self, c, feed_id: int, episode_id: int, keys: Iterable[str]) -> None:
-        keys = sorted({storage_key(k) for k in keys})
-        if not keys:
+        self.add_episode_keys(c, feed_id, [(episode_id, keys)])
+
+    @staticmethod
+    def add_episode_keys(c, feed_id: int, owned: Sequence[tuple[int, Iterable[str]]]) -> None:
+        """Each (recorded episode id, keys it was found with): the keys (storage form) no
+        episode of the feed holds yet, in one SELECT and one executemany (the first episode
+        given a key keeps it)."""
+        wanted = [(eid, sorted({storage_key(k) for k in keys})) for eid, keys in owned]
+        every = sorted({k for _, keys in wanted for k in keys})
+        if not every:
             return
-        have = set(c.execute(sa.select(episode_keys.c.key).where(
-            episode_keys.c.feed_id == feed_id, episode_keys.c.key.in_(keys))).scalars())
-        new = [{"feed_id": feed_id, "key": k, "episode_id": episode_id}
-               for k in keys if k not in have]
+        have: set[str] = set()
+        for i in range(0, len(every), 500):
+            have.update(c.execute(sa.select(episode_keys.c.key).where(
+                episode_keys.c.feed_id == feed_id,
+                episode_keys.c.key.in_(every[i:i + 500]))).scalars())
+        new = []
+        for eid, keys in wanted:
+            for k in keys:
+                if k not in have:
+                    have.add(k)
+                    new.append({"feed_id": feed_id, "key": k, "episode_id": eid})
         if new:
             c.execute(episode_keys.insert(), new)
 

@@ -103,6 +103,30 @@ def test_scan_agrees_with_the_full_parse(shared: Path, name: str):
     assert_agrees(data, url, full(name), scan_feed(data, url=url))
 
 
+@pytest.mark.parametrize("name", FEED_FILES)
+def test_a_scan_given_the_full_parse_is_the_scan_alone(shared: Path, name: str, monkeypatch):
+    """A first run hands the scan its full parse (no second feedparser run): the scan is
+    the same as the one that runs feedparser itself (items, keys, digests; the channel's
+    fields that keys and the item cache read), or the same None."""
+    data = (shared / "feeds" / name).read_bytes()
+    url = f"https://example.com/f/{name}"
+    expected = full(name)
+    alone = scan_feed(data, url=url)
+    calls: list[int] = []
+    real = bot.feed.parse_selected
+    monkeypatch.setattr(bot.feed, "parse_selected",
+                        lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    given = scan_feed(data, url=url, parsed=expected) if expected is not None else None
+    if alone is None or given is None:
+        assert alone is None and given is None
+        return
+    if not expected.bozo and len(expected.episodes) == len(alone.items):
+        assert calls == []  # feedparser did not run again
+    assert (given.items, given.keys, given.raw_keys, given.digests) == \
+        (alone.items, alone.keys, alone.raw_keys, alone.digests)
+    assert (given.channel.link, given.channel.title) == (alone.channel.link, alone.channel.title)
+
+
 def test_the_big_real_feeds_are_scanned_not_parsed(shared: Path):
     """The fast path is not a rarity: real hosts' feeds are read by the scanner itself."""
     for name in ("giantbomb-podcast.rss", "simplecast_critical-role_2026-07-21.xml",

@@ -53,13 +53,52 @@ def test_unchanged_200_body_does_not_call_feedparser(world, parses):
     assert report.result == "unchanged" and parses == []  # ...and not parsed
 
 
-def test_first_run_parses_in_full(world, parses):
+def item_cache(world):
+    from bot.feed import ItemCache
+    return ItemCache.unpack(world.store.load_item_cache(world.store.all_feeds()[0]["id"]))
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_first_run_parses_in_full_once(world, parses, monkeypatch, big):
+    """A feed big enough to be read with the item cache later (here: the threshold moved
+    down) has its items' digests learned by a scan that takes the channel (and any item it
+    cannot read alone) from the full parse instead of running feedparser again; a small
+    feed's are learned by its next changed poll (it scans in full anyway)."""
+    import bot.feed
+    if big:
+        monkeypatch.setattr(bot.feed, "KNOWN_MIN_BYTES", 0)
     big_feed(world)
     report, _ = world.cycle()
     assert report.result == "baseline" and report.baseline == 40
-    # every item, then the channel alone: the scan that learns each item's digest
-    assert parses == [40, 0]
-    assert world.store.load_item_cache(world.store.all_feeds()[0]["id"])
+    assert parses == [40]  # every item, once
+    assert len(item_cache(world)) == (40 if big else 0)
+    feed_id = world.store.all_feeds()[0]["id"]
+    assert (world.store.load_item_cache(feed_id) is None) == (not big)  # no empty row written
+    new_episode(world, 41)
+    report, _ = world.cycle()
+    assert report.result == "new" and len(report.announced) == 1
+    assert len(item_cache(world)) == 41
+
+
+def test_first_run_parses_once_when_the_scan_needs_feedparser_for_some_items(
+        world, parses, monkeypatch):
+    """Items the scanner cannot read alone (an HTML-looking title) are taken from the one
+    full parse too; the item cache is the same as a scan with its own feedparser run."""
+    import bot.feed
+    from bot.feed import ItemCache, next_item_cache, scan_feed
+    monkeypatch.setattr(bot.feed, "KNOWN_MIN_BYTES", 0)
+    big_feed(world, 12)
+    body = rss(world.items).replace(b"<title>Episode 3", b"<title>Episode 3 &lt;b&gt;x&lt;/b&gt;")
+    world.feed_srv.set_feed("/feed.xml", body)
+    report, _ = world.cycle()
+    assert report.result == "baseline" and report.baseline == 12
+    assert parses == [12]
+    parses.clear()
+    alone = scan_feed(body, url=world.settings.feed)
+    assert parses == [2]  # (alone, the scan runs feedparser on that item and the first)
+    assert [it.exact for it in alone.items].count(False) == 1
+    expected = next_item_cache(alone, range(12), ItemCache()).pack()
+    assert world.store.load_item_cache(world.store.all_feeds()[0]["id"]) == expected
 
 
 def test_a_changed_feed_parses_only_the_new_items(world, parses):
