@@ -59,6 +59,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", metavar="FILE",
                     help="profile the unchanged cycle with yappi (every thread, CPU clock) "
                          "into FILE (pstats)")
+    ap.add_argument("--profile-first-run", metavar="FILE",
+                    help="the same for the first runs")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="crier-engine-"))
     os.chmod(tmp, 0o755)
@@ -100,7 +102,15 @@ def main(argv=None) -> int:
                 c.execute(feeds.update().values(
                     next_poll_at=datetime.now(UTC) - timedelta(seconds=1)))
 
+        if args.profile_first_run:
+            import yappi
+            yappi.set_clock_type("cpu")
+            yappi.start()
         step("first run (baseline) of every show", len, fleet.poll)
+        if args.profile_first_run:
+            yappi.stop()
+            yappi.get_func_stats().save(args.profile_first_run, type="pstat")
+            yappi.clear_stats()
         due_all()
         if args.profile:
             import yappi
