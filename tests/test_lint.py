@@ -50,7 +50,7 @@ APPLICATION = {"service", "polling", "composer", "dispatch", "promos", "listener
                "shows", "showscope", "fleet", "publishers", "locks", "outbox", "alerts", "checks",
                "history", "held",
                "artwork"}
-ENTRY_POINTS = {"cli", "worker", "__main__"}
+ENTRY_POINTS = {"cli", "worker", "__main__"}  # cli: the package bot/cli/ (one file a concern)
 ADAPTERS = {"fetch", "store", "config", "deployment", "images", "notify", "netguard", "tomlpos",
             "platforms"}
 PURE = {"models", "errors", "textlen", "plaintext", "expatsax", "compose", "feed", "episodes",
@@ -66,7 +66,8 @@ def _imported(path) -> set[str]:
 
 def test_every_module_has_a_layer_and_imports_only_downwards():
     files = {p.stem: p for p in (ROOT / "bot").glob("*.py") if p.stem != "__init__"}
-    files.update({f"platforms/{p.stem}": p for p in (ROOT / "bot" / "platforms").glob("*.py")})
+    for package in ("platforms", "cli"):  # a package is one module's layer
+        files.update({f"{package}/{p.stem}": p for p in (ROOT / "bot" / package).glob("*.py")})
     unplaced = [n for n in files if n.split("/")[0] not in
                 APPLICATION | ENTRY_POINTS | ADAPTERS | PURE]
     assert not unplaced, f"give these modules a layer in tests/test_lint.py: {unplaced}"
@@ -97,3 +98,16 @@ def test_what_was_imported_from_bot_service_still_is():
                  "episode_to_data", "episode_from_data", "PromoQueue", "PromoPreview",
                  "_FeedItems", "_post_from_row", "QUIET_WRITE", "ARTWORK_PATIENCE"):
         assert hasattr(bot.service, name), name
+
+
+def test_entry_points_are_thin_files_that_say_what_they_are_for():
+    """The command line is split by concern (bot/cli/): each file small enough to hold in one's
+    head, with a docstring."""
+    import ast
+    paths = [ROOT / "bot" / "worker.py", ROOT / "bot" / "__main__.py",
+             *sorted((ROOT / "bot" / "cli").glob("*.py"))]
+    for path in paths:
+        src = path.read_text()
+        assert ast.get_docstring(ast.parse(src)), f"{path.name} has no docstring"
+        lines = src.count("\n")
+        assert lines <= 400, f"{path.relative_to(ROOT)} has {lines} lines: split it by concern"
