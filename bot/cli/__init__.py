@@ -6,7 +6,7 @@ live by concern in the modules next to it, and are added to the group below:
 
 - `context`: the object every command is handed (config, --show, a Service or the Fleet);
 - `run`: `crier run` (the worker, or `--once`);
-- `inspect`: `preview`, `status`, `history`, `check` (they look, change nothing);
+- `inspect`: `preview`, `status`, `history`, `check` (they report, send nothing);
 - `episodes`: `release`, `retry`, `share`, `socialinteract` (one episode or delivery);
 - `queue`, `community`, `notify`, `shows`: the command groups of those names.
 

@@ -1,4 +1,4 @@
-"""The commands that look without changing anything: `crier preview` (what would be posted),
+"""The commands that report and send nothing: `crier preview` (what would be posted),
 `crier status` (one show in detail, or a line of health per show), `crier history` (what went
 out) and `crier check` (everything that can fail later)."""
 
