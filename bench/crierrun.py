@@ -4,8 +4,9 @@ then 1 / 2 / 4 `crier run` processes on the bench's PostgreSQL, measured per cyc
 How each number is read (nothing in crier is changed for it):
 - polls: nginx's access log (`$msec $status $uri`, written when the answer is sent) gives
   every feed request with its time; polls/s = requests in the measured window / its length;
-- due time: the feeds table's `next_poll_at`, read every SNAPSHOT seconds; a request's due time
-  is the value its feed had in the last snapshot before it; lateness = request time - due;
+- due time: the feeds table's `next_poll_at`, read every SNAPSHOT seconds (all rows first, then
+  the rows polled since the last read); a request's due time is the value its feed had in the
+  last snapshot before it; lateness = request time - due;
 - CPU per poll: the workers' utime + stime (/proc/PID/stat) over the window / polls;
 - RSS: each worker's VmHWM (/proc/PID/status) before it is stopped; the largest is reported;
 - delivery: deliveries -> posts -> episodes (guid) -> feeds (url); `sent_at` of each dry-run
@@ -109,10 +110,18 @@ class CrierState:
         log(f"crier shows import of {ctx.feeds.n} files: {self.import_s:.1f} s: "
             f"{r.stdout.strip()[-200:]}")
 
-    def snapshot(self) -> dict[int, float]:
+    def snapshot(self, since: float | None = None) -> dict[int, float]:
+        """Each feed's next_poll_at; with `since` (epoch s), only the feeds polled since then
+        (at 100,000 feeds, reading every row every SNAPSHOT s would cost the bench a core)."""
+        from datetime import datetime
+
         import sqlalchemy as sa
+        q, params = "SELECT url, next_poll_at FROM feeds", {}
+        if since is not None:
+            q += " WHERE last_poll_at >= :since"
+            params["since"] = datetime.fromtimestamp(since, UTC)
         with self.engine.connect() as c:
-            rows = c.execute(sa.text("SELECT url, next_poll_at FROM feeds")).all()
+            rows = c.execute(sa.text(q), params).all()
         return {self.url_k[u]: _epoch(n) for u, n in rows if n is not None and u in self.url_k}
 
     def baselined_count(self) -> int:
@@ -193,9 +202,12 @@ def run_workers(state: CrierState, workers: int, access_log: Path, rng, children
             t0 = time.time()
             cpu0 = sum(_proc_cpu(p.pid) for p in procs)
             history: dict[int, list[tuple[float, float]]] = {}
+            since = None
             while time.time() < t0 + state.interval:
                 now = time.time()
-                for k, due in state.snapshot().items():
+                # a poll's row is written when its batch is released: look 10 s back
+                snap, since = state.snapshot(since), now - 10
+                for k, due in snap.items():
                     h = history.setdefault(k, [])
                     if not h or h[-1][1] != due:
                         h.append((now, due))
@@ -232,6 +244,7 @@ def run_workers(state: CrierState, workers: int, access_log: Path, rng, children
                 f"delivered {len(done)}/{ACCOUNTS * len(want)}, delivery max "
                 f"{max(delays, default=float('nan')):.1f} s, exactly once {once}")
         rss = max(_hwm_mb(p.pid) for p in procs)
+        log(f"crier × {workers} N={n}: largest worker's peak RSS {rss:.0f} MB")
     finally:
         _stop(procs)
         for p in procs:

@@ -63,7 +63,9 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
                     log.info("SIGHUP: config synced: %s", fleet.reload())
                 except CrierError as e:
                     log.error("SIGHUP: the config was not reloaded: %s", e)
-            fleet.poll(backfill=first_backfill[0], stop=stopping.is_set)
+            # a long drain (thousands of first runs) yields to a stop or a SIGHUP between batches
+            fleet.poll(backfill=first_backfill[0],
+                       stop=lambda: stopping.is_set() or reload_wanted.is_set())
             first_backfill[0] = None
 
         def dispatch_job() -> None:
