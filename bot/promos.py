@@ -71,7 +71,7 @@ class PromoQueue:
         if not feeds:
             raise errors.CrierError("no episodes recorded yet: run `crier run --once` first")
         if ref == "latest":
-            row = self.store.latest_episode(feeds[0]["id"])
+            row = self.store.latest_episode(feeds[0].id)
         else:
             row = self.store.episode_by_guid(ref)
             if row is None and ref.isdigit():
@@ -213,9 +213,9 @@ class PromoQueue:
             return None
         cooldown = timedelta(days=cooldown_days) if cooldown_days is not None else \
             timedelta(seconds=self.settings.evergreen_cooldown)
-        promoted = self.store.last_promoted(feeds[0]["id"])
+        promoted = self.store.last_promoted(feeds[0].id)
         fresh = EVERGREEN_MIN_AGE
-        rows = [r for r in self.store.episodes_for_promotion(feeds[0]["id"])
+        rows = [r for r in self.store.episodes_for_promotion(feeds[0].id)
                 if not ((p := promoted.get(r["id"])) and now - p < cooldown)
                 and not (r["announced_at"] and now - r["announced_at"] < fresh)
                 and not (r["published_at"] and now - r["published_at"] < fresh)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.models import Feed
 from bot.store import Store, deliveries
 
 
@@ -40,7 +41,7 @@ class ShowStore:
         return self._show_id
 
     # -- rows added: stamped with the show ------------------------------------------------
-    def ensure_feed(self, url: str, now: datetime) -> dict:
+    def ensure_feed(self, url: str, now: datetime) -> Feed:
         return self._store.ensure_feed(url, now, show_id=self.show_id,
                                        poll_interval=self._settings.poll_interval)
 
@@ -55,7 +56,7 @@ class ShowStore:
                                          show_id=self._id_in(c))
 
     # -- queries: this show's rows only ---------------------------------------------------
-    def all_feeds(self) -> list[dict]:
+    def all_feeds(self) -> list[Feed]:
         return self._store.all_feeds(show_id=self.show_id)
 
     def episodes_with_status(self, status: str, feed_id: int | None = None,

@@ -67,7 +67,7 @@ def test_in_duration_and_the_episode_variables(q):
     with pytest.raises(CrierError, match="empty"):  # (these episodes have no artwork)
         q.svc.queue.add("{{ artwork }}", at="in 2h", episode="latest", dry=True)
     assert promo["next_at"] == q.clock.now + timedelta(hours=2)
-    latest = q.store.latest_episode(q.store.all_feeds()[0]["id"])
+    latest = q.store.latest_episode(q.store.all_feeds()[0].id)
     assert all(latest["title"] in p.text and "https://" in p.text for p in previews)
     q.clock.advance(hours=2, seconds=1)
     q.svc.dispatch()
@@ -258,7 +258,7 @@ def test_evergreen_rotates_oldest_first_with_a_cool_down(q):
         q.clock.now = q.store.promo(pid)["next_at"] + timedelta(seconds=1)
         q.svc.dispatch()
         titles.append(posted(q)[0][-1].split("\n")[0] if posted(q)[0] else None)
-    eps = sorted(q.store.episodes_for_promotion(q.store.all_feeds()[0]["id"]),
+    eps = sorted(q.store.episodes_for_promotion(q.store.all_feeds()[0].id),
                  key=lambda r: r["published_at"])
     # never-promoted first, oldest first; then the least recently promoted (cool-down over)
     assert titles == [f"From the archive of The Test Show: {eps[i]['title']}"
