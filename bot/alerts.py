@@ -27,7 +27,7 @@ from bot.notify import Message, Notifier, SendResult, build_notifier, redact
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.models import Feed
+    from bot.models import Feed, Promo
     from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class Alerts:
             return f"the announcement of episode {ep['title']!r}" if ep else "an announcement"
         if kind == "promo":
             promo = self.store.promo(d["promo_id"]) if d.get("promo_id") else None
-            text = _snippet((promo or {}).get("text") or "")
+            text = _snippet((promo.text or "") if promo else "")
             return f"queued post #{d.get('promo_id')}" + (f" ({text!r})" if text else "")
         if kind in ("boost", "community"):
             return f"a boost ({d.get('text') or kind})"
@@ -194,21 +194,21 @@ class Alerts:
         self._send(f"{len(episode_ids)} episodes held by the flood guard", body)
 
     @_safe
-    def promo_missed(self, row: dict, late: list[datetime], grace: timedelta) -> None:
+    def promo_missed(self, row: Promo, late: list[datetime], grace: timedelta) -> None:
         """A queued post's occurrences more than the grace window late were not posted."""
         if not late or not self._on:
             return
         from bot.schedule import format_local
-        text = _snippet(row.get("text") or "")
-        body = (f"Queued post #{row['id']}" + (f" ({text!r})" if text else "") +
+        text = _snippet(row.text or "")
+        body = (f"Queued post #{row.id}" + (f" ({text!r})" if text else "") +
                 f" was due {format_local(late[-1], self.settings.tz)}, more than "
                 f"{_human(grace)} ago, while crier was not running: "
                 f"{len(late)} occurrence(s) not posted.\n\n"
-                f"What to do: `crier queue show {row['id']}`; queue it again with "
+                f"What to do: `crier queue show {row.id}`; queue it again with "
                 "`crier queue add` if it should still go out (the [promos] grace setting "
                 "decides how late a post may be).")
-        accounts = row.get("accounts") or []
-        self._send(f"queued post #{row['id']} was missed", body,
+        accounts = row.accounts or []
+        self._send(f"queued post #{row.id} was missed", body,
                    account=accounts[0] if len(accounts) == 1 else None)
 
     # -- `crier notify test` ----------------------------------------------------------------

@@ -130,6 +130,41 @@ class Feed:
 _FEED_FIELDS = tuple(f.name for f in fields(Feed))
 
 
+@dataclass(frozen=True, slots=True)
+class Promo:
+    """A post in the host's queue (bot.promos) as its row in the store's `promos` table
+    holds it; `Promo.from_row` builds it, a change makes a new one (`dataclasses.replace`)."""
+    kind: str                             # once | recurring | evergreen
+    text: str | None = None               # a template; evergreen: optional
+    accounts: list[str] | None = None     # account names; None: every posting account
+    image_path: str | None = None
+    alt: str | None = None
+    episode_id: int | None = None         # the episode its template speaks of, if any
+    rule: str | None = None               # a repeating post's bot.schedule Rule.text
+    until: datetime | None = None         # the rule's end
+    next_at: datetime | None = None       # the next occurrence (None: none left)
+    status: str = "active"                # active | paused | cancelled | done
+    fit: bool = False                     # shortened to fit each network, not refused
+    pick: str | None = None               # evergreen: oldest | random
+    cooldown_days: int | None = None      # evergreen: days before an episode comes again
+    fired: int = 0                        # occurrences posted (the next one's dedupe key)
+    missed: int = 0                       # occurrences not posted (past the grace window)
+    last_fired_at: datetime | None = None
+    note: str | None = None               # a warning for the host (why one was skipped)
+    id: int | None = None                 # None: not queued (a dry run's preview)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    show_id: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Promo:
+        """From a row mapping holding every column of `promos` (extra keys are ignored)."""
+        return cls(**{name: row[name] for name in _PROMO_FIELDS})
+
+
+_PROMO_FIELDS = tuple(f.name for f in fields(Promo))
+
+
 class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"    # waiting for its next attempt
     SENDING = "sending"    # claimed; the network call may be in flight

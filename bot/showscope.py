@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.models import Feed
+from bot.models import Feed, Promo
 from bot.store import Store, deliveries
 
 
@@ -79,18 +79,18 @@ class ShowStore:
     def sent_deliveries(self, **kw: Any) -> list[dict]:
         return self._store.sent_deliveries(show_id=self.show_id, **kw)
 
-    def all_promos(self, **kw: Any) -> list[dict]:
+    def all_promos(self, **kw: Any) -> list[Promo]:
         return self._store.all_promos(show_id=self.show_id, **kw)
 
-    def due_promos(self, now: datetime) -> list[dict]:
+    def due_promos(self, now: datetime) -> list[Promo]:
         return self._store.due_promos(now, show_id=self.show_id)
 
     def community(self, **kw: Any) -> list[dict]:
         return self._store.community(show_id=self.show_id, **kw)
 
-    def promo(self, promo_id: int) -> dict | None:
+    def promo(self, promo_id: int) -> Promo | None:
         row = self._store.promo(promo_id)
-        return row if row is not None and row.get("show_id") == self.show_id else None
+        return row if row is not None and row.show_id == self.show_id else None
 
     def community_post(self, c, post_id: int) -> dict | None:
         row = self._store.community_post(c, post_id)

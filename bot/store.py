@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bot.errors import StoreError
-from bot.models import DeliveryStatus, Feed
+from bot.models import DeliveryStatus, Feed, Promo
 
 log = logging.getLogger(__name__)
 
@@ -905,28 +905,28 @@ class Store:
                 created_at=now, updated_at=now, fired=0, missed=0, **values)
             ).inserted_primary_key[0]
 
-    def promo(self, promo_id: int) -> dict | None:
+    def promo(self, promo_id: int) -> Promo | None:
         with self.tx() as c:
             r = c.execute(sa.select(promos).where(promos.c.id == promo_id)).mappings().first()
-            return dict(r) if r else None
+            return Promo.from_row(r) if r else None
 
     def all_promos(self, *, include_finished: bool = False,
-                   show_id: int | None = None) -> list[dict]:
+                   show_id: int | None = None) -> list[Promo]:
         q = sa.select(promos).order_by(promos.c.next_at.nulls_last(), promos.c.id)
         if show_id is not None:
             q = q.where(promos.c.show_id == show_id)
         if not include_finished:
             q = q.where(promos.c.status.in_(("active", "paused")))
         with self.tx() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [Promo.from_row(r) for r in c.execute(q).mappings()]
 
-    def promo_in(self, c, promo_id: int) -> dict | None:
+    def promo_in(self, c, promo_id: int) -> Promo | None:
         """The promo's row, read inside the caller's transaction (PostgreSQL: locked)."""
         q = sa.select(promos).where(promos.c.id == promo_id)
         if self.dialect == "postgresql":
             q = q.with_for_update()
         r = c.execute(q).mappings().first()
-        return dict(r) if r else None
+        return Promo.from_row(r) if r else None
 
     def withdraw_promo_deliveries(self, c, promo_id: int, now: datetime, *,
                                   reason: str) -> list[int]:
@@ -962,9 +962,9 @@ class Store:
                 episodes.c.status.in_(("baseline", "announced"))).order_by(
                 episodes.c.published_at, episodes.c.id)).mappings()]
 
-    def due_promos(self, now: datetime, show_id: int | None = None) -> list[dict]:
+    def due_promos(self, now: datetime, show_id: int | None = None) -> list[Promo]:
         with self.tx() as c:
-            return [dict(r) for r in c.execute(sa.select(promos).where(
+            return [Promo.from_row(r) for r in c.execute(sa.select(promos).where(
                 promos.c.status == "active", promos.c.next_at <= now,
                 *([] if show_id is None else [promos.c.show_id == show_id]),
             ).order_by(promos.c.next_at, promos.c.id)).mappings()]

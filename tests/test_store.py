@@ -8,8 +8,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from bot.models import Feed
-from bot.store import HEAD, Store, feeds, md
+from bot.models import Feed, Promo
+from bot.store import HEAD, Store, feeds, md, promos
 
 
 def test_migrations_match_the_tables(db_url):
@@ -31,11 +31,11 @@ def test_migrate_twice_is_a_no_op(db_url):
     store.close()
 
 
-def test_feed_holds_every_column_of_the_feeds_table():
-    """A column added by a migration is added to `bot.models.Feed` too (from_row reads each
-    field by name, so a missing column fails loudly, an extra one is never seen)."""
-    assert [f.name for f in fields(Feed)] and {f.name for f in fields(Feed)} == \
-        {c.name for c in feeds.c}
+@pytest.mark.parametrize(("typed", "table"), [(Feed, feeds), (Promo, promos)])
+def test_the_typed_rows_hold_every_column_of_their_table(typed, table):
+    """A column added by a migration is added to its `bot.models` class too (from_row reads
+    each field by name: a column missing from the row fails loudly)."""
+    assert {f.name for f in fields(typed)} == {c.name for c in table.c}
 
 
 def test_the_store_gives_feeds_as_typed_values(db_url):
@@ -56,4 +56,23 @@ def test_the_store_gives_feeds_as_typed_values(db_url):
     assert claimed == replace(taken, poll_owner="w1", poll_lease_until=now + timedelta(minutes=2))
     with pytest.raises(FrozenInstanceError):
         claimed.etag = "x"  # type: ignore[misc]
+    store.close()
+
+
+def test_the_store_gives_promos_as_typed_values(db_url):
+    from datetime import UTC, datetime, timedelta
+    now = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    store = Store(db_url)
+    store.migrate()
+    pid = store.add_promo(now, kind="once", text="Our book", accounts=["masto"], status="active",
+                          next_at=now + timedelta(hours=1), fit=True, show_id=3)
+    got = store.promo(pid)
+    assert got == Promo(kind="once", text="Our book", accounts=["masto"], status="active",
+                        next_at=now + timedelta(hours=1), fit=True, id=pid, created_at=now,
+                        updated_at=now, show_id=3)
+    assert store.all_promos() == [got] and store.due_promos(now) == []
+    assert store.due_promos(now + timedelta(hours=1)) == [got]
+    with store.tx() as c:
+        assert store.promo_in(c, pid) == got and store.promo_in(c, pid + 1) is None
+    assert store.promo(pid + 1) is None
     store.close()
