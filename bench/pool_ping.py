@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         url = pg.new_database()
         ours = Store(url)
         ours.migrate()
-        feed_id = ours.ensure_feed("https://feeds.example.net/a.rss", datetime.now(UTC))["id"]
+        feed_id = ours.ensure_feed("https://feeds.example.net/a.rss", datetime.now(UTC)).id
         pinged = Store(url)
         pinged.engine.dispose()
         pinged.engine = sa.create_engine(pinged.engine.url, pool_pre_ping=True,

@@ -27,6 +27,7 @@ from bot.notify import Message, Notifier, SendResult, build_notifier, redact
 
 if TYPE_CHECKING:
     from bot.config import Settings
+    from bot.models import Feed, Promo
     from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class Alerts:
             return f"the announcement of episode {ep['title']!r}" if ep else "an announcement"
         if kind == "promo":
             promo = self.store.promo(d["promo_id"]) if d.get("promo_id") else None
-            text = _snippet((promo or {}).get("text") or "")
+            text = _snippet((promo.text or "") if promo else "")
             return f"queued post #{d.get('promo_id')}" + (f" ({text!r})" if text else "")
         if kind in ("boost", "community"):
             return f"a boost ({d.get('text') or kind})"
@@ -126,13 +127,13 @@ class Alerts:
 
     # -- the feed ---------------------------------------------------------------------------
     @_safe
-    def feed_failed(self, feed: dict, now: datetime, error: Exception) -> None:
-        """A poll failed (`feed`: the row before this failure). Told once the feed has been
+    def feed_failed(self, feed: Feed, now: datetime, error: Exception) -> None:
+        """A poll failed (`feed`: as it was before this failure). Told once the feed has been
         failing for `feed_alert_after`."""
         if not self._on:
             return
         error = _said(error)
-        key = f"feed:{feed['id']}"
+        key = f"feed:{feed.id}"
         row = self.store.notice(key)
         if row is None:
             self.store.add_notice(key, now)
@@ -144,9 +145,9 @@ class Alerts:
         if not self.store.mark_notice_sent(key, now):
             return
         from bot.fetch import redact_url
-        url = redact_url(feed["redirect_url"] or feed["url"])
+        url = redact_url(feed.redirect_url or feed.url)
         body = (f"The feed {url} has failed for {_human(now - since)} (since "
-                f"{since:%Y-%m-%d %H:%M} UTC, {feed['error_count'] + 1} failed polls). "
+                f"{since:%Y-%m-%d %H:%M} UTC, {feed.error_count + 1} failed polls). "
                 f"Last error: {error}\n\n"
                 "New episodes are not seen while it fails; crier keeps trying, with "
                 "backoff, and announces what it missed when the feed is back.\n\n"
@@ -155,16 +156,16 @@ class Alerts:
         self._send("the feed is failing", body)
 
     @_safe
-    def feed_ok(self, feed: dict, now: datetime) -> None:
-        """A poll succeeded (`feed`: the row before it). After a failure told to the host,
+    def feed_ok(self, feed: Feed, now: datetime) -> None:
+        """A poll succeeded (`feed`: as it was before it). After a failure told to the host,
         say it is back."""
-        if not feed.get("error_count") or not self._on:
+        if not feed.error_count or not self._on:
             return  # it was fine already: no database work on a healthy poll
-        row = self.store.clear_notice(f"feed:{feed['id']}")
+        row = self.store.clear_notice(f"feed:{feed.id}")
         if row is None or row["sent_at"] is None:
             return  # it came back before the host was told it was down
         from bot.fetch import redact_url
-        url = redact_url(feed["redirect_url"] or feed["url"])
+        url = redact_url(feed.redirect_url or feed.url)
         body = (f"The feed {url} is readable again, after failing for "
                 f"{_human(now - row['since'])} (since {row['since']:%Y-%m-%d %H:%M} UTC). "
                 "Episodes published meanwhile are announced as usual.")
@@ -193,21 +194,21 @@ class Alerts:
         self._send(f"{len(episode_ids)} episodes held by the flood guard", body)
 
     @_safe
-    def promo_missed(self, row: dict, late: list[datetime], grace: timedelta) -> None:
+    def promo_missed(self, row: Promo, late: list[datetime], grace: timedelta) -> None:
         """A queued post's occurrences more than the grace window late were not posted."""
         if not late or not self._on:
             return
         from bot.schedule import format_local
-        text = _snippet(row.get("text") or "")
-        body = (f"Queued post #{row['id']}" + (f" ({text!r})" if text else "") +
+        text = _snippet(row.text or "")
+        body = (f"Queued post #{row.id}" + (f" ({text!r})" if text else "") +
                 f" was due {format_local(late[-1], self.settings.tz)}, more than "
                 f"{_human(grace)} ago, while crier was not running: "
                 f"{len(late)} occurrence(s) not posted.\n\n"
-                f"What to do: `crier queue show {row['id']}`; queue it again with "
+                f"What to do: `crier queue show {row.id}`; queue it again with "
                 "`crier queue add` if it should still go out (the [promos] grace setting "
                 "decides how late a post may be).")
-        accounts = row.get("accounts") or []
-        self._send(f"queued post #{row['id']} was missed", body,
+        accounts = row.accounts or []
+        self._send(f"queued post #{row.id} was missed", body,
                    account=accounts[0] if len(accounts) == 1 else None)
 
     # -- `crier notify test` ----------------------------------------------------------------

@@ -174,16 +174,16 @@ def _queued(svc, out: list[Check]) -> None:
     """Each active queued post composes for its accounts, and its image is readable."""
     q = svc.queue
     for row in svc.store.all_promos():
-        if row["status"] != "active":
+        if row.status != "active":
             continue
-        name = f"queued post #{row['id']}"
+        name = f"queued post #{row.id}"
         try:
-            if row["image_path"]:
-                q._check_image(row["image_path"], row["alt"] or "(alt)")
-            if row["kind"] != "evergreen":
-                episode = svc.store.get_episode(row["episode_id"]) if row["episode_id"] \
+            if row.image_path:
+                q._check_image(row.image_path, row.alt or "(alt)")
+            if row.kind != "evergreen":
+                episode = svc.store.get_episode(row.episode_id) if row.episode_id \
                     else None
-                for a in q.accounts(row["accounts"]):
+                for a in q.accounts(row.accounts):
                     p = q._compose(a, row, episode)
                     if p.length > p.limit:
                         raise CrierError(f"{a.name}: {p.length}/{p.limit} characters")
@@ -191,7 +191,7 @@ def _queued(svc, out: list[Check]) -> None:
             out.append(Check(name, False, str(e)))
             continue
         out.append(Check(name, True, "composes" + (" and its image reads"
-                                                   if row["image_path"] else "")))
+                                                   if row.image_path else "")))
 
 
 def _redacted(url: str) -> str:

@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from bot import errors
+from bot.models import Feed
 from bot.polling import POLL_LEASE, PollReport, next_poll_at
 from bot.service import Service
 from bot.shows import SyncReport, served_ids, settings_by_id, sync_config
@@ -220,8 +221,8 @@ class Fleet:
             if not rows:
                 break
             until = time.monotonic() + (POLL_LEASE.total_seconds() - dep.feed_deadline - 5)
-            self._preload({r["show_id"] for r in rows
-                           if not r["baseline_done"] or r["error_count"]})
+            self._preload({r.show_id for r in rows
+                           if not r.baseline_done or r.error_count})
             if in_flight == 1 or len(rows) == 1:
                 done = [self._poll_row(r, backfill, per_host, until) for r in rows]
             else:
@@ -258,10 +259,10 @@ class Fleet:
                 sem = self._hosts[(host, per_host)] = threading.BoundedSemaphore(per_host)
             return sem
 
-    def _poll_row(self, row: dict, backfill: int | None, per_host: int, until: float):
+    def _poll_row(self, row: Feed, backfill: int | None, per_host: int, until: float):
         """Poll one claimed feed: (feed id, ShowRef, report or None, values for the release)."""
-        fid, ref = row["id"], self.ref(row["show_id"])
-        url = row["redirect_url"] or row["url"]
+        fid, ref = row.id, self.ref(row.show_id)
+        url = row.redirect_url or row.url
         try:
             with self._host_slot(url, per_host):
                 if time.monotonic() > until:  # the lease may run out during the poll: next round
@@ -274,35 +275,35 @@ class Fleet:
             log.exception("poll %s: unexpected error", ref.slug)
             return fid, ref, None, {"next_poll_at": self.now() + timedelta(minutes=1)}
 
-    def _poll_held(self, row: dict, ref: ShowRef, url: str, backfill: int | None):
+    def _poll_held(self, row: Feed, ref: ShowRef, url: str, backfill: int | None):
         now = self.now()
-        quick = row["baseline_done"] and not row["error_count"] and row["poll_interval"]
+        quick = row.baseline_done and not row.error_count and row.poll_interval
         res = error = None
         if quick:
             from bot.fetch import fetch_feed
             try:
-                res = fetch_feed(url, session=self.session, etag=row["etag"],
-                                 last_modified=row["last_modified"],
-                                 previous_hash=row["body_hash"],
+                res = fetch_feed(url, session=self.session, etag=row.etag,
+                                 last_modified=row.last_modified,
+                                 previous_hash=row.body_hash,
                                  deadline=self.deployment.feed_deadline)
             except errors.FetchError as e:
                 error = e
             else:
                 if res.unchanged and (not res.permanent_redirect
-                                      or res.permanent_redirect == row["redirect_url"]):
+                                      or res.permanent_redirect == row.redirect_url):
                     log.debug("feed %s: unchanged (%s)", url,
                               "304" if res.status == 304 else "same body hash")
-                    return PollReport(feed=row["url"], result="unchanged"), {
+                    return PollReport(feed=row.url, result="unchanged"), {
                         "last_poll_at": now, "last_ok_at": now, "last_result": "unchanged",
-                        "etag": res.etag or row["etag"],
-                        "last_modified": res.last_modified or row["last_modified"],
-                        "next_poll_at": next_poll_at(now, row["poll_interval"], res.max_age,
+                        "etag": res.etag or row.etag,
+                        "last_modified": res.last_modified or row.last_modified,
+                        "next_poll_at": next_poll_at(now, row.poll_interval, res.max_age,
                                                      self._rng)}
-        svc = self.service_for(row["show_id"])
-        if svc is None or svc.settings.feed != row["url"]:   # removed or moved meanwhile
+        svc = self.service_for(row.show_id)
+        if svc is None or svc.settings.feed != row.url:   # removed or moved meanwhile
             if res is not None and res.body is not None:
                 res.body.close()
-            log.info("feed %s: no show polls it any more; parked", row["url"])
+            log.info("feed %s: no show polls it any more; parked", row.url)
             return None, {"active": False}
         report, values = svc.poller.poll_claimed(row, now, backfill, res=res, error=error)
         return report, values

@@ -6,8 +6,10 @@ Nothing here does I/O. Datetimes are always timezone-aware UTC.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,76 @@ class Published:
     url: str | None = None
     reply_id: str | None = None
     reply_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """A polled feed as its row in the store's `feeds` table holds it: its address, the
+    validators of its last good read and its poll state. `Feed.from_row` builds it; a poll's
+    changes make a new one (`dataclasses.replace`)."""
+    id: int
+    url: str                              # as the show's config names it
+    created_at: datetime
+    title: str | None = None              # the channel's <title> as last read
+    etag: str | None = None               # the last good read's validators (conditional GET)
+    last_modified: str | None = None
+    body_hash: str | None = None          # the last body's hash: "unchanged" without a 304
+    redirect_url: str | None = None       # a permanent redirect's target: polled instead
+    baseline_done: bool = False           # the first run recorded what was there before crier
+    last_poll_at: datetime | None = None
+    last_ok_at: datetime | None = None
+    last_result: str | None = None        # a PollReport.result: new | unchanged | error ...
+    last_error: str | None = None
+    error_count: int = 0                  # failed polls in a row (the backoff's exponent)
+    next_poll_at: datetime | None = None  # None: due at once
+    show_id: int | None = None            # the show polling it (None: before migration 0006)
+    poll_owner: str | None = None         # the worker holding its poll lease, if any
+    poll_lease_until: datetime | None = None
+    poll_interval: int | None = None      # the show's, in seconds (the quiet-poll fast path)
+    active: bool = True                   # False: parked, no show polls it any more
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Feed:
+        """From a row mapping holding every column of `feeds` (extra keys are ignored)."""
+        return cls(**{name: row[name] for name in _FEED_FIELDS})
+
+
+_FEED_FIELDS = tuple(f.name for f in fields(Feed))
+
+
+@dataclass(frozen=True, slots=True)
+class Promo:
+    """A post in the host's queue (bot.promos) as its row in the store's `promos` table
+    holds it; `Promo.from_row` builds it, a change makes a new one (`dataclasses.replace`)."""
+    kind: str                             # once | recurring | evergreen
+    text: str | None = None               # a template; evergreen: optional
+    accounts: list[str] | None = None     # account names; None: every posting account
+    image_path: str | None = None
+    alt: str | None = None
+    episode_id: int | None = None         # the episode its template speaks of, if any
+    rule: str | None = None               # a repeating post's bot.schedule Rule.text
+    until: datetime | None = None         # the rule's end
+    next_at: datetime | None = None       # the next occurrence (None: none left)
+    status: str = "active"                # active | paused | cancelled | done
+    fit: bool = False                     # shortened to fit each network, not refused
+    pick: str | None = None               # evergreen: oldest | random
+    cooldown_days: int | None = None      # evergreen: days before an episode comes again
+    fired: int = 0                        # occurrences posted (the next one's dedupe key)
+    missed: int = 0                       # occurrences not posted (past the grace window)
+    last_fired_at: datetime | None = None
+    note: str | None = None               # a warning for the host (why one was skipped)
+    id: int | None = None                 # None: not queued (a dry run's preview)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    show_id: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Promo:
+        """From a row mapping holding every column of `promos` (extra keys are ignored)."""
+        return cls(**{name: row[name] for name in _PROMO_FIELDS})
+
+
+_PROMO_FIELDS = tuple(f.name for f in fields(Promo))
 
 
 class DeliveryStatus(enum.StrEnum):

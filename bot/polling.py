@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot import errors
 from bot.episodes import FeedItems, episode_from_data, episode_to_data
-from bot.models import DeliveryStatus, Episode, EpisodeStatus
+from bot.models import DeliveryStatus, Episode, EpisodeStatus, Feed
 
 if TYPE_CHECKING:
     from bot.feed import ItemCache
@@ -72,7 +72,7 @@ class Poller:
     def __init__(self, svc: Service):
         self.svc, self.store, self.settings = svc, svc.store, svc.settings
         self.clock, self.rng, self.alerts = svc.clock, svc.rng, svc.alerts
-        self._feed: dict | None = None  # the feed's row as of the last unchanged poll
+        self._feed: Feed | None = None  # the feed's row as of the last unchanged poll
         self._with_release: dict = {}   # what a quiet poll writes with its lease's release
         self._leased = False            # polling a feed bot.fleet claimed (poll_claimed)
         import os
@@ -97,11 +97,11 @@ class Poller:
         if self.store.many_workers:
             return self._poll_leased(now, force, backfill)
         feed = self._feed
-        if feed is None or feed["url"] != self.settings.feed:
+        if feed is None or feed.url != self.settings.feed:
             feed = self.store.ensure_feed(self.settings.feed, now)
         self._feed = None  # kept again only after an unchanged poll (below)
         report = PollReport(feed=self.settings.feed, result="waiting")
-        if not force and feed["next_poll_at"] and now < feed["next_poll_at"]:
+        if not force and feed.next_poll_at and now < feed.next_poll_at:
             return report
         return self._poll_feed(feed, now, backfill, report)
 
@@ -109,13 +109,13 @@ class Poller:
         """When this feed is next due as only this worker knows it (an unchanged poll writes
         its poll times at most every QUIET_WRITE), or None: the database knows."""
         feed = self._feed
-        return feed["next_poll_at"] if feed and feed["url"] == self.settings.feed else None
+        return feed.next_poll_at if feed and feed.url == self.settings.feed else None
 
     def _poll_leased(self, now: datetime, force: bool, backfill: int | None) -> PollReport:
         """Many workers: poll the feed only if this worker wins its poll lease."""
         feed = self.store.ensure_feed(self.settings.feed, now)
         report = PollReport(feed=self.settings.feed, result="waiting")
-        got = self.store.claim_due_feeds(now, self.owner, POLL_LEASE, ids=[feed["id"]],
+        got = self.store.claim_due_feeds(now, self.owner, POLL_LEASE, ids=[feed.id],
                                          force=force)
         if not got:
             return report  # not due, or another worker is polling it
@@ -124,11 +124,11 @@ class Poller:
             return self._poll_feed(got[0], now, backfill, report)
         finally:
             self._feed = None  # other workers write the row too: read it afresh each time
-            if not self.store.release_feed(feed["id"], self.owner, **self._with_release):
+            if not self.store.release_feed(feed.id, self.owner, **self._with_release):
                 log.warning("feed %s: the poll lease ran out during the poll",
                             self.settings.feed)
 
-    def poll_claimed(self, feed: dict, now: datetime, backfill: int | None, *,
+    def poll_claimed(self, feed: Feed, now: datetime, backfill: int | None, *,
                      res=None, error: errors.FetchError | None = None
                      ) -> tuple[PollReport, dict]:
         """A feed whose poll lease the caller holds (bot.fleet claimed it), fetched already
@@ -143,17 +143,17 @@ class Poller:
         finally:
             self._feed, self._leased = None, False
 
-    def _poll_feed(self, feed: dict, now: datetime, backfill: int | None,
+    def _poll_feed(self, feed: Feed, now: datetime, backfill: int | None,
                    report: PollReport, *, res=None,
                    error: errors.FetchError | None = None) -> PollReport:
         from bot.fetch import fetch_feed
 
-        url = feed["redirect_url"] or feed["url"]
+        url = feed.redirect_url or feed.url
         if res is None and error is None:
             try:
-                res = fetch_feed(url, session=self.session, etag=feed["etag"],
-                                 last_modified=feed["last_modified"],
-                                 previous_hash=feed["body_hash"],
+                res = fetch_feed(url, session=self.session, etag=feed.etag,
+                                 last_modified=feed.last_modified,
+                                 previous_hash=feed.body_hash,
                                  deadline=self.settings.feed_deadline)
             except errors.FetchError as e:
                 error = e
@@ -163,28 +163,28 @@ class Poller:
         updates: dict = {"last_poll_at": now, "last_ok_at": now, "error_count": 0,
                          "last_error": None,
                          "next_poll_at": self._next_poll(now, res.max_age)}
-        if res.permanent_redirect and res.permanent_redirect != feed["redirect_url"]:
+        if res.permanent_redirect and res.permanent_redirect != feed.redirect_url:
             from bot.fetch import redact_url
             msg = (f"feed moved permanently to {redact_url(res.permanent_redirect)}; polling "
                    f"the new address from now on (update 'feed' in {self.settings.path})")
-            log.warning("feed %s: %s", redact_url(feed["url"]), msg)
+            log.warning("feed %s: %s", redact_url(feed.url), msg)
             report.warnings.append(msg)
             updates["redirect_url"] = res.permanent_redirect
 
         if res.unchanged:
-            updates.update(last_result="unchanged", etag=res.etag or feed["etag"],
-                           last_modified=res.last_modified or feed["last_modified"])
+            updates.update(last_result="unchanged", etag=res.etag or feed.etag,
+                           last_modified=res.last_modified or feed.last_modified)
             # Only the times moved: written at most every QUIET_WRITE (a crash loses at most
             # that much "last checked" history; the next start simply polls at once).
-            quiet = all(feed[k] == v for k, v in updates.items() if k not in _POLL_TIMES) \
-                and feed["last_poll_at"] is not None \
-                and timedelta(0) <= now - feed["last_poll_at"] < QUIET_WRITE
+            quiet = all(getattr(feed, k) == v for k, v in updates.items() if k not in _POLL_TIMES) \
+                and feed.last_poll_at is not None \
+                and timedelta(0) <= now - feed.last_poll_at < QUIET_WRITE
             if not quiet:
-                self.store.update_feed(feed["id"], **updates)
+                self.store.update_feed(feed.id, **updates)
             elif self.store.many_workers or self._leased:  # others read when it is due here
                 self._with_release = {"next_poll_at": updates["next_poll_at"]}
-            self._feed = {**feed, **updates} if not quiet else \
-                {**feed, "next_poll_at": updates["next_poll_at"]}
+            self._feed = replace(feed, **updates) if not quiet else \
+                replace(feed, next_poll_at=updates["next_poll_at"])
             log.info("feed %s: unchanged (%s)", url,
                      "304" if res.status == 304 else "same body hash")
             report.result = "unchanged"
@@ -194,14 +194,14 @@ class Poller:
         with res.body:
             return self._changed(feed, res, now, backfill, report, updates)
 
-    def _changed(self, feed: dict, res, now: datetime, backfill: int | None,
+    def _changed(self, feed: Feed, res, now: datetime, backfill: int | None,
                  report: PollReport, updates: dict) -> PollReport:
         url = res.final_url
         from bot.feed import ItemCache
-        cache = ItemCache.unpack(self.store.load_item_cache(feed["id"])
-                                 if feed["baseline_done"] else None)
+        cache = ItemCache.unpack(self.store.load_item_cache(feed.id)
+                                 if feed.baseline_done else None)
         try:
-            items = FeedItems.read(res.body, res.final_url, scan=bool(feed["baseline_done"]),
+            items = FeedItems.read(res.body, res.final_url, scan=feed.baseline_done,
                                     known=cache)
         except errors.ParseError as e:
             return self._feed_failed(feed, now, e, report)
@@ -212,7 +212,7 @@ class Poller:
 
         # The validators go in with the episodes (one transaction): never before them.
         updates.update(etag=res.etag, last_modified=res.last_modified, body_hash=res.body_hash,
-                       title=items.channel.title or feed["title"])
+                       title=items.channel.title or feed.title)
         try:
             self._detect(feed, items, cache, now, backfill, report, updates)
         except Exception:
@@ -220,7 +220,7 @@ class Poller:
             # (a unique key tripped): the next poll sees them as known. Nothing is lost:
             # the validators went down with the transaction, so the feed is read again.
             log.exception("feed %s: could not record episodes; will read the feed again", url)
-            self.store.update_feed(feed["id"], last_poll_at=now, last_result="error",
+            self.store.update_feed(feed.id, last_poll_at=now, last_result="error",
                                    last_error="could not record episodes (see log)",
                                    next_poll_at=now + FEED_RETRY_BASE)
             report.result, report.error = "error", "could not record episodes"
@@ -231,22 +231,22 @@ class Poller:
     def _next_poll(self, now: datetime, max_age: int | None) -> datetime:
         return next_poll_at(now, self.settings.poll_interval, max_age, self.rng)
 
-    def _feed_failed(self, feed: dict, now: datetime, e: errors.FeedError, report: PollReport,
+    def _feed_failed(self, feed: Feed, now: datetime, e: errors.FeedError, report: PollReport,
                      retry_after: float | None = None) -> PollReport:
-        n = feed["error_count"] + 1
+        n = feed.error_count + 1
         delay = min(FEED_RETRY_BASE * 2 ** (n - 1), FEED_RETRY_MAX)
         if retry_after:
             delay = max(delay, timedelta(seconds=retry_after))
         delay *= self.rng.uniform(0.9, 1.1)
-        self.store.update_feed(feed["id"], last_poll_at=now, last_result="error",
+        self.store.update_feed(feed.id, last_poll_at=now, last_result="error",
                                last_error=str(e), error_count=n, next_poll_at=now + delay)
-        log.error("feed %s: %s (failure %d; next try in %ds)", feed["url"], e.detail, n,
+        log.error("feed %s: %s (failure %d; next try in %ds)", feed.url, e.detail, n,
                   delay.total_seconds())
         report.result, report.error = "error", str(e)
         self.alerts.feed_failed(feed, now, e)
         return report
 
-    def _detect(self, feed: dict, items: FeedItems, cache: ItemCache, now: datetime,
+    def _detect(self, feed: Feed, items: FeedItems, cache: ItemCache, now: datetime,
                 backfill: int | None, report: PollReport, updates: dict) -> None:
         """Record what is new and, in the same transaction, the feed's row (`updates`, with
         its validators and `last_result`): a crash leaves neither, and the feed is read
@@ -256,12 +256,12 @@ class Poller:
         # it has was recorded then); the rest are matched on their identity keys.
         resolved: dict[int, int | None] = {i: None for i in range(len(keysets))
                                            if items.is_known(i)}
-        first_run = not feed["baseline_done"]
+        first_run = not feed.baseline_done
         # A first run's feed has no episodes yet (they are recorded in the transaction that
         # ends the first run), so none of its keys is known: one cheap look settles that.
-        known = self.store.match_keys(feed["id"], {k for i, ks in enumerate(keysets)
+        known = self.store.match_keys(feed.id, {k for i, ks in enumerate(keysets)
                                                    if i not in resolved for k in ks}) \
-            if not first_run or self.store.count_episodes(feed["id"]) else {}
+            if not first_run or self.store.count_episodes(feed.id) else {}
         # Which items are new is decided on keys alone (a GUID rewrite is learned, not
         # announced); only those items need their Episode (a feedparser read, when scanned).
         learned: list[tuple[int, list[str]]] = []
@@ -273,7 +273,7 @@ class Poller:
             if not keys:
                 title = items.title(i)
                 log.warning("feed %s: item %r has nothing to identify it by (no GUID, "
-                            "enclosure, link, or title and date); skipped", feed["url"], title)
+                            "enclosure, link, or title and date); skipped", feed.url, title)
                 report.warnings.append(f"skipped an item with no GUID, enclosure, link or "
                                        f"title+date: {title!r}")
                 continue
@@ -287,7 +287,7 @@ class Poller:
                 continue
             if keys & seen_new:
                 log.warning("feed %s: item %r repeats another new item's identity; "
-                            "treated as the same episode", feed["url"], items.title(i))
+                            "treated as the same episode", feed.url, items.title(i))
                 continue
             seen_new |= keys
             fresh_idx.append(i)
@@ -300,12 +300,12 @@ class Poller:
             items and the newest episodes already recorded (as the feed had them then)."""
             if items.parsed is not None:
                 return items.parsed.episodes
-            recent = self.store.recent_episodes(feed["id"], BOILERPLATE_SAMPLE)
+            recent = self.store.recent_episodes(feed.id, BOILERPLATE_SAMPLE)
             return tuple(episodes.values()) + tuple(episode_from_data(r) for r in recent)
 
         with self.store.tx() as c:
             if learned:
-                self.store.add_episode_keys(c, feed["id"], learned)
+                self.store.add_episode_keys(c, feed.id, learned)
             for eid, missing in learned:
                 log.info("episode %d: learned new identity %s", eid,
                          ", ".join(k.split(":", 1)[0] for k in missing))
@@ -346,7 +346,7 @@ class Poller:
                 rows.append(dict(title=ep.title, guid=ep.guid, link=ep.link,
                                  published_at=ep.published, status=status.value, data=data,
                                  keys=keys))
-            ids = self.store.add_episodes(c, feed["id"], rows, now)
+            ids = self.store.add_episodes(c, feed.id, rows, now)
             for ((ep, _, i), status), eid in zip(plan, ids, strict=True):
                 resolved[i] = eid
                 if status == EpisodeStatus.BASELINE:
@@ -367,21 +367,21 @@ class Poller:
                              ep.published.isoformat())
             if first_run:
                 log.info("feed %s: first run, %d episodes recorded as already known%s",
-                         feed["url"], report.baseline,
+                         feed.url, report.baseline,
                          f", newest {len(chosen)} announced" if chosen else "")
-            self._remember_items(c, feed["id"], items, cache, resolved)
+            self._remember_items(c, feed.id, items, cache, resolved)
             if first_run:
                 report.result = "baseline"
             elif report.announced or report.held or report.scheduled:
                 report.result = "new"
             else:
                 report.result = "nothing-new"
-            c.execute(self._feeds().update().where(self._feeds().c.id == feed["id"]).values(
+            c.execute(self._feeds().update().where(self._feeds().c.id == feed.id).values(
                 **updates, last_result=report.result,
                 **({"baseline_done": True} if first_run else {})))
         self.alerts.held(report.held)
         if not report.announced:
-            log.info("feed %s: %s", feed["url"], report.result)
+            log.info("feed %s: %s", feed.url, report.result)
 
     def _remember_items(self, c, feed_id: int, items: FeedItems, cache: ItemCache,
                         resolved: dict[int, int | None]) -> None:

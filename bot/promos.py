@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot import errors
 from bot.config import Account
 from bot.episodes import episode_from_data
-from bot.models import DeliveryStatus, PromoPreview
+from bot.models import DeliveryStatus, Promo, PromoPreview
 from bot.status import iso
 
 if TYPE_CHECKING:
@@ -41,13 +42,13 @@ class PromoQueue:
     def tz(self):
         return self.settings.tz
 
-    def rule(self, row: dict):
+    def rule(self, row: Promo):
         """The promo's recurrence rule (None for a one-off), with its end."""
         from bot.schedule import parse_rule
-        if not row["rule"]:
+        if not row.rule:
             return None
-        rule = parse_rule(row["rule"], tz=self.tz, start=row["created_at"])
-        return rule.with_until(row["until"]) if row["until"] else rule
+        rule = parse_rule(row.rule, tz=self.tz, start=row.created_at)
+        return rule.with_until(row.until) if row.until else rule
 
     def accounts(self, names: Iterable[str] | None) -> list[Account]:
         names = [n for n in (names or ()) if n]
@@ -71,7 +72,7 @@ class PromoQueue:
         if not feeds:
             raise errors.CrierError("no episodes recorded yet: run `crier run --once` first")
         if ref == "latest":
-            row = self.store.latest_episode(feeds[0]["id"])
+            row = self.store.latest_episode(feeds[0].id)
         else:
             row = self.store.episode_by_guid(ref)
             if row is None and ref.isdigit():
@@ -81,33 +82,32 @@ class PromoQueue:
                                     "'latest' picks the newest)")
         return row
 
-    def _compose(self, account: Account, promo: dict, episode_row: dict | None
+    def _compose(self, account: Account, promo: Promo, episode_row: dict | None
                  ) -> PromoPreview:
         from bot.compose import DEFAULT_EVERGREEN_TEMPLATE, compose_episode, compose_promo
         rules = self.svc.rules_for(account)
         ep = episode_from_data(episode_row["data"]) if episode_row else None
         boiler = (episode_row["data"].get("boilerplate") or ()) if episode_row else ()
         options = self.svc.options_for(account, boiler)
-        if promo["kind"] == "evergreen":
+        if promo.kind == "evergreen":
             if ep is None:
                 raise errors.CrierError("no episode to promote")
-            from dataclasses import replace as dc_replace
-            template = promo["text"] or self.settings.evergreen_template or \
+            template = promo.text or self.settings.evergreen_template or \
                 DEFAULT_EVERGREEN_TEMPLATE
-            options = dc_replace(options, template=template, template_name="evergreen")
+            options = replace(options, template=template, template_name="evergreen")
             c = compose_episode(ep, show=self.settings.show, rules=rules, options=options,
                                 show_image=episode_row["data"].get("show_image"))
         else:
-            c = compose_promo(promo["text"], show=self.settings.show, rules=rules, episode=ep,
-                              options=options, fit=bool(promo["fit"]))
-        image, alt = promo.get("image_path"), promo.get("alt")
+            c = compose_promo(promo.text, show=self.settings.show, rules=rules, episode=ep,
+                              options=options, fit=bool(promo.fit))
+        image, alt = promo.image_path, promo.alt
         alt_length = len(alt) if alt is not None else None  # (platforms count characters)
         return PromoPreview(account.name, account.platform, c.text, c.length, c.limit,
                             shortened=c.truncated, image=image, alt=alt, alt_length=alt_length,
                             alt_limit=rules.alt_text_limit if alt is not None else None,
                             episode=ep.title if ep else None)
 
-    def preview(self, promo: dict, accounts: list[Account],
+    def preview(self, promo: Promo, accounts: list[Account],
                 episode_row: dict | None) -> list[PromoPreview]:
         return [self._compose(a, promo, episode_row) for a in accounts]
 
@@ -117,7 +117,7 @@ class PromoQueue:
             image: str | None = None, alt: str | None = None, episode: str | None = None,
             fit: bool = False, evergreen: bool = False, pick: str = "oldest",
             cooldown_days: int | None = None, dry: bool = False
-            ) -> tuple[int | None, dict, list[PromoPreview]]:
+            ) -> tuple[int | None, Promo, list[PromoPreview]]:
         """Validate, compose for every target account, and queue (unless `dry`). Returns
         (id, the promo as stored, previews). Raises CrierError saying what is wrong; nothing
         is queued then."""
@@ -154,31 +154,31 @@ class PromoQueue:
         image_path = self._check_image(image, alt)
         ep_row = self.episode(episode) if not evergreen else self._pick(pick, cooldown_days,
                                                                          now, preview=True)
-        promo = {"kind": kind, "text": (text or None) if evergreen else text,
-                 "accounts": [a.name for a in targets] if accounts else None,
-                 "image_path": image_path, "alt": alt,
-                 "episode_id": ep_row["id"] if ep_row and not evergreen else None,
-                 "rule": rule.text if rule else None, "until": rule.until if rule else None,
-                 "next_at": first, "status": "active", "fit": fit,
-                 "pick": pick if evergreen else None,
-                 "cooldown_days": cooldown_days if evergreen else None}
-        previews = self.preview(promo, targets, ep_row)
+        values = {"kind": kind, "text": (text or None) if evergreen else text,  # the new row
+                  "accounts": [a.name for a in targets] if accounts else None,
+                  "image_path": image_path, "alt": alt,
+                  "episode_id": ep_row["id"] if ep_row and not evergreen else None,
+                  "rule": rule.text if rule else None, "until": rule.until if rule else None,
+                  "next_at": first, "status": "active", "fit": fit,
+                  "pick": pick if evergreen else None,
+                  "cooldown_days": cooldown_days if evergreen else None}
+        previews = self.preview(Promo(**values), targets, ep_row)
         _refuse_too_long(previews)
         if kind == "recurring" and "{{" not in (text or "") and \
                 any(a.platform == "x" for a in targets):
-            promo["note"] = ("X refuses a tweet identical to a recent one: the same text every "
-                             "time may fail there; vary it (e.g. with --episode variables)")
-            log.warning("promo: %s", promo["note"])
+            values["note"] = ("X refuses a tweet identical to a recent one: the same text every "
+                              "time may fail there; vary it (e.g. with --episode variables)")
+            log.warning("promo: %s", values["note"])
         bad_alt = [p for p in previews if p.alt is not None and p.alt_length > p.alt_limit]
         if bad_alt:
             raise errors.CrierError("alt text too long: " + "; ".join(
                 f"{p.account} ({p.platform}) {p.alt_length}/{p.alt_limit} characters"
                 for p in bad_alt))
         if dry:
-            return None, promo, previews
-        pid = self.store.add_promo(now, **promo)
+            return None, Promo(**values), previews
+        pid = self.store.add_promo(now, **values)
         log.info("promo %d queued (%s), first at %s", pid, kind, first.isoformat())
-        return pid, {**promo, "id": pid}, previews
+        return pid, self.get(pid), previews
 
     def _check_image(self, image: str | None, alt: str | None) -> str | None:
         if image is None:
@@ -213,9 +213,9 @@ class PromoQueue:
             return None
         cooldown = timedelta(days=cooldown_days) if cooldown_days is not None else \
             timedelta(seconds=self.settings.evergreen_cooldown)
-        promoted = self.store.last_promoted(feeds[0]["id"])
+        promoted = self.store.last_promoted(feeds[0].id)
         fresh = EVERGREEN_MIN_AGE
-        rows = [r for r in self.store.episodes_for_promotion(feeds[0]["id"])
+        rows = [r for r in self.store.episodes_for_promotion(feeds[0].id)
                 if not ((p := promoted.get(r["id"])) and now - p < cooldown)
                 and not (r["announced_at"] and now - r["announced_at"] < fresh)
                 and not (r["published_at"] and now - r["published_at"] < fresh)]
@@ -235,17 +235,17 @@ class PromoQueue:
         return self.store.get_episode(chosen["id"])
 
     # -- list, show, change -----------------------------------------------------------------
-    def plan(self, rows: list[dict]) -> dict[int, dict[str, datetime]]:
+    def plan(self, rows: list[Promo]) -> dict[int, dict[str, datetime]]:
         """When each active promo's next occurrence will actually go out, per account."""
         from bot.spacing import Slot, plan
         now = self.svc.clock()
         accounts = self.settings.posting_accounts
         slots = []
         for r in rows:
-            if r["status"] != "active" or r["next_at"] is None:
+            if r.status != "active" or r.next_at is None:
                 continue
-            names = tuple(r["accounts"] or [a.name for a in accounts])
-            slots.append(Slot(r["id"], max(r["next_at"], now), names))
+            names = tuple(r.accounts or [a.name for a in accounts])
+            slots.append(Slot(r.id, max(r.next_at, now), names))
         return plan(slots, tz=self.tz,
                     gaps={a.name: timedelta(seconds=self.settings.gap_for(a)) for a in accounts},
                     quiet={a.name: self.settings.quiet_for(a) for a in accounts},
@@ -253,29 +253,29 @@ class PromoQueue:
                     blocked_until={a.name: now for a in accounts
                                    if self.store.announcement_pending(a.name)})
 
-    def view(self, r: dict, planned: dict[str, datetime] | None = None) -> dict:
+    def view(self, r: Promo, planned: dict[str, datetime] | None = None) -> dict:
         from bot.schedule import format_local
         rule = self.rule(r)
         return {
-            "id": r["id"], "kind": r["kind"], "status": r["status"], "text": r["text"],
-            "accounts": r["accounts"] or [a.name for a in self.settings.posting_accounts],
+            "id": r.id, "kind": r.kind, "status": r.status, "text": r.text,
+            "accounts": r.accounts or [a.name for a in self.settings.posting_accounts],
             "rule": rule.describe() if rule else None,
-            "next_at": iso(r["next_at"]),
-            "next_local": format_local(r["next_at"], self.tz) if r["next_at"] else None,
+            "next_at": iso(r.next_at),
+            "next_local": format_local(r.next_at, self.tz) if r.next_at else None,
             "goes_out": {a: {"utc": iso(t), "local": format_local(t, self.tz)}
                          for a, t in (planned or {}).items()},
-            "until": iso(r["until"]), "image": r["image_path"], "alt": r["alt"],
-            "episode_id": r["episode_id"], "fit": r["fit"], "pick": r["pick"],
-            "fired": r["fired"], "missed": r["missed"], "last_fired_at": iso(r["last_fired_at"]),
-            "note": r["note"],
+            "until": iso(r.until), "image": r.image_path, "alt": r.alt,
+            "episode_id": r.episode_id, "fit": r.fit, "pick": r.pick,
+            "fired": r.fired, "missed": r.missed, "last_fired_at": iso(r.last_fired_at),
+            "note": r.note,
         }
 
     def list(self, *, all_: bool = False) -> list[dict]:
         rows = self.store.all_promos(include_finished=all_)
         planned = self.plan(rows)
-        return [self.view(r, planned.get(r["id"])) for r in rows]
+        return [self.view(r, planned.get(r.id)) for r in rows]
 
-    def get(self, promo_id: int) -> dict:
+    def get(self, promo_id: int) -> Promo:
         row = self.store.promo(promo_id)
         if row is None:
             slug = self.settings.slug  # the store is this show's: another show's id is none
@@ -301,14 +301,14 @@ class PromoQueue:
         now = self.svc.clock()
         allowed = {"cancel": ("active", "paused", "done"), "pause": ("active",),
                    "resume": ("paused",)}[action]
-        if row["status"] not in allowed:
-            raise errors.CrierError(f"queued post {promo_id} is {row['status']}; cannot "
+        if row.status not in allowed:
+            raise errors.CrierError(f"queued post {promo_id} is {row.status}; cannot "
                                     f"{action} it")
         status = {"cancel": "cancelled", "pause": "paused", "resume": "active"}[action]
         withdrawn = []
         with self.store.tx() as c:
             values: dict = {"status": status}
-            if action == "resume" and row["next_at"] and row["next_at"] < now and row["rule"]:
+            if action == "resume" and row.next_at and row.next_at < now and row.rule:
                 values["next_at"] = self.rule(row).next_after(now)
                 if values["next_at"] is None:
                     values["status"] = "done"
@@ -316,7 +316,7 @@ class PromoQueue:
             if action in ("cancel", "pause"):
                 withdrawn = self.store.withdraw_promo_deliveries(
                     c, promo_id, now, reason=f"queued post {status}")
-            if row["status"] == "done" and not withdrawn:
+            if row.status == "done" and not withdrawn:
                 raise errors.CrierError(f"queued post {promo_id} already went out; nothing "
                                         "to cancel")
         log.info("promo %d %s%s", promo_id, status,
@@ -335,51 +335,51 @@ class PromoQueue:
         row = self.get(promo_id)
         waiting = [d for d in self.store.promo_deliveries(promo_id, limit=100)
                    if d["status"] == "pending"]
-        if row["status"] == "cancelled" or (row["status"] == "done" and not waiting):
-            raise errors.CrierError(f"queued post {promo_id} is {row['status']}; it cannot be "
+        if row.status == "cancelled" or (row.status == "done" and not waiting):
+            raise errors.CrierError(f"queued post {promo_id} is {row.status}; it cannot be "
                                     "edited")
-        if row["status"] == "done" and (at or every or until or accounts):
+        if row.status == "done" and (at or every or until or accounts):
             raise errors.CrierError(f"queued post {promo_id} has fired; only its text, image "
                                     "and --fit can change (cancel it and queue a new one)")
         now = self.svc.clock()
-        new = dict(row)
+        new = row
         if text is not None:
-            new["text"] = text
+            new = replace(new, text=text)
         if fit is not None:
-            new["fit"] = fit
+            new = replace(new, fit=fit)
         if accounts:
-            new["accounts"] = [a.name for a in self.accounts(accounts)]
+            new = replace(new, accounts=[a.name for a in self.accounts(accounts)])
         if image is not None or alt is not None:
-            new["image_path"] = self._check_image(image or row["image_path"],
-                                                  alt if alt is not None else row["alt"])
-            new["alt"] = alt if alt is not None else row["alt"]
+            alt = alt if alt is not None else row.alt
+            new = replace(new, image_path=self._check_image(image or row.image_path, alt),
+                          alt=alt)
         if every:
             rule = parse_rule(every, tz=self.tz, start=now)
-            new["kind"] = "evergreen" if row["kind"] == "evergreen" else "recurring"
-            new["rule"], new["next_at"] = rule.text, rule.next_after(now)
-            new["until"] = None
+            new = replace(new, kind="evergreen" if row.kind == "evergreen" else "recurring",
+                          rule=rule.text, next_at=rule.next_after(now), until=None)
         if at:
-            if new["rule"]:
+            if new.rule:
                 raise errors.CrierError("this post repeats: change it with --every, not --at")
             first = parse_when(at, now=now, tz=self.tz)
             if first < now - timedelta(seconds=60):
                 raise errors.CrierError(f"{at!r} is in the past")
-            new["next_at"] = first
+            new = replace(new, next_at=first)
         if until:
-            if not new["rule"]:
+            if not new.rule:
                 raise errors.CrierError("--until goes with a repeating post")
-            rule = parse_rule(new["rule"], tz=self.tz, start=now).with_until(
+            rule = parse_rule(new.rule, tz=self.tz, start=now).with_until(
                 parse_when(until, now=now, tz=self.tz))
-            new["rule"], new["until"] = rule.text, rule.until
-            new["next_at"] = rule.next_after(now - timedelta(seconds=1))
-        targets = self.accounts(new["accounts"])
-        ep_row = self.store.get_episode(new["episode_id"]) if new["episode_id"] else (
-            self._pick(new["pick"] or "oldest", new["cooldown_days"], now, preview=True)
-            if new["kind"] == "evergreen" else None)
+            new = replace(new, rule=rule.text, until=rule.until,
+                          next_at=rule.next_after(now - timedelta(seconds=1)))
+        targets = self.accounts(new.accounts)
+        ep_row = self.store.get_episode(new.episode_id) if new.episode_id else (
+            self._pick(new.pick or "oldest", new.cooldown_days, now, preview=True)
+            if new.kind == "evergreen" else None)
         previews = self.preview(new, targets, ep_row)
         _refuse_too_long(previews)
-        changes = {k: new[k] for k in ("text", "fit", "accounts", "image_path", "alt", "kind",
-                                       "rule", "until", "next_at") if new[k] != row[k]}
+        changes = {k: getattr(new, k) for k in ("text", "fit", "accounts", "image_path", "alt",
+                                                "kind", "rule", "until", "next_at")
+                   if getattr(new, k) != getattr(row, k)}
         if changes:
             with self.store.tx() as c:
                 self.store.update_promo(c, promo_id, now, **changes)
@@ -394,11 +394,11 @@ class PromoQueue:
         done = []
         for row in self.store.due_promos(now):
             try:
-                done.append(self._fire(row["id"], now))
+                done.append(self._fire(row.id, now))
             except errors.CrierError as e:
-                log.error("promo %d: %s", row["id"], e)
+                log.error("promo %d: %s", row.id, e)
                 with self.store.tx() as c:
-                    self.store.update_promo(c, row["id"], now, note=str(e))
+                    self.store.update_promo(c, row.id, now, note=str(e))
         return [d for d in done if d]
 
     def _fire(self, promo_id: int, now: datetime) -> dict | None:
@@ -406,12 +406,12 @@ class PromoQueue:
         grace = timedelta(seconds=self.settings.promo_grace)
         with self.store.tx() as c:
             row = self.store.promo_in(c, promo_id)
-            if row is None or row["status"] != "active" or row["next_at"] is None \
-                    or row["next_at"] > now:
+            if row is None or row.status != "active" or row.next_at is None \
+                    or row.next_at > now:
                 return None
             rule = self.rule(row)
-            due = [row["next_at"]]
-            nxt = rule.next_after(row["next_at"]) if rule else None
+            due = [row.next_at]
+            nxt = rule.next_after(row.next_at) if rule else None
             while nxt is not None and nxt <= now:
                 due.append(nxt)
                 nxt = rule.next_after(nxt)
@@ -427,28 +427,28 @@ class PromoQueue:
             post_id = None
             if on_time:
                 occurrence = on_time[-1]
-                episode_id = row["episode_id"]
-                if row["kind"] == "evergreen":
-                    pick = self._pick(row["pick"] or "oldest", row["cooldown_days"], now)
+                episode_id = row.episode_id
+                if row.kind == "evergreen":
+                    pick = self._pick(row.pick or "oldest", row.cooldown_days, now)
                     if pick is None:
                         notes.append("no episode could be promoted (all within the "
                                      "cool-down); skipped")
                         log.warning("promo %d: %s", promo_id, notes[-1])
                     episode_id = pick["id"] if pick else None
-                if row["kind"] != "evergreen" or episode_id is not None:
+                if row.kind != "evergreen" or episode_id is not None:
                     targets = [(a.name, a.platform, DeliveryStatus.PENDING.value)
-                               for a in self.accounts(row["accounts"])]
+                               for a in self.accounts(row.accounts)]
                     # the key: the promo and its firing number, read and moved on in this
                     # transaction, so two processes firing the same occurrence make one post
                     post_id = self.store.enqueue(
-                        c, kind="promo", dedupe_key=f"promo:{promo_id}:{row['fired']}",
+                        c, kind="promo", dedupe_key=f"promo:{promo_id}:{row.fired}",
                         episode_id=episode_id, targets=targets, now=now, priority=0,
                         promo_id=promo_id, due_at=occurrence)
             self.store.update_promo(
                 c, promo_id, now, next_at=nxt, status="active" if nxt else "done",
-                fired=row["fired"] + (1 if post_id else 0), missed=row["missed"] + missed,
-                last_fired_at=now if post_id else row["last_fired_at"],
-                note="; ".join(notes) or row["note"])
+                fired=row.fired + (1 if post_id else 0), missed=row.missed + missed,
+                last_fired_at=now if post_id else row.last_fired_at,
+                note="; ".join(notes) or row.note)
         if late:
             self.svc.alerts.promo_missed(row, late, grace)
         if post_id:

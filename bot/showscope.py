@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.models import Feed, Promo
 from bot.store import Store, deliveries
 
 
@@ -40,7 +41,7 @@ class ShowStore:
         return self._show_id
 
     # -- rows added: stamped with the show ------------------------------------------------
-    def ensure_feed(self, url: str, now: datetime) -> dict:
+    def ensure_feed(self, url: str, now: datetime) -> Feed:
         return self._store.ensure_feed(url, now, show_id=self.show_id,
                                        poll_interval=self._settings.poll_interval)
 
@@ -55,7 +56,7 @@ class ShowStore:
                                          show_id=self._id_in(c))
 
     # -- queries: this show's rows only ---------------------------------------------------
-    def all_feeds(self) -> list[dict]:
+    def all_feeds(self) -> list[Feed]:
         return self._store.all_feeds(show_id=self.show_id)
 
     def episodes_with_status(self, status: str, feed_id: int | None = None,
@@ -78,18 +79,18 @@ class ShowStore:
     def sent_deliveries(self, **kw: Any) -> list[dict]:
         return self._store.sent_deliveries(show_id=self.show_id, **kw)
 
-    def all_promos(self, **kw: Any) -> list[dict]:
+    def all_promos(self, **kw: Any) -> list[Promo]:
         return self._store.all_promos(show_id=self.show_id, **kw)
 
-    def due_promos(self, now: datetime) -> list[dict]:
+    def due_promos(self, now: datetime) -> list[Promo]:
         return self._store.due_promos(now, show_id=self.show_id)
 
     def community(self, **kw: Any) -> list[dict]:
         return self._store.community(show_id=self.show_id, **kw)
 
-    def promo(self, promo_id: int) -> dict | None:
+    def promo(self, promo_id: int) -> Promo | None:
         row = self._store.promo(promo_id)
-        return row if row is not None and row.get("show_id") == self.show_id else None
+        return row if row is not None and row.show_id == self.show_id else None
 
     def community_post(self, c, post_id: int) -> dict | None:
         row = self._store.community_post(c, post_id)

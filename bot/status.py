@@ -53,11 +53,11 @@ def status(svc: Service) -> dict:
                 "sent_at": iso(d["sent_at"])}
 
     return {
-        "feeds": [{"url": f["url"], "title": f["title"], "redirect_url": f["redirect_url"],
-                   "last_poll_at": iso(f["last_poll_at"]), "last_result": f["last_result"],
-                   "last_error": f["last_error"], "error_count": f["error_count"],
-                   "next_poll_at": iso(f["next_poll_at"]),
-                   "episodes": svc.store.count_episodes(f["id"])} for f in feeds],
+        "feeds": [{"url": f.url, "title": f.title, "redirect_url": f.redirect_url,
+                   "last_poll_at": iso(f.last_poll_at), "last_result": f.last_result,
+                   "last_error": f.last_error, "error_count": f.error_count,
+                   "next_poll_at": iso(f.next_poll_at),
+                   "episodes": svc.store.count_episodes(f.id)} for f in feeds],
         "held_episodes": [{"id": e["id"], "title": e["title"],
                            "published_at": iso(e["published_at"])} for e in held],
         "scheduled_episodes": [{"id": e["id"], "title": e["title"],

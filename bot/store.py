@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bot.errors import StoreError
-from bot.models import DeliveryStatus
+from bot.models import DeliveryStatus, Feed, Promo
 
 log = logging.getLogger(__name__)
 
@@ -351,21 +351,21 @@ class Store:
 
     # -- feeds ----------------------------------------------------------------------------
     def ensure_feed(self, url: str, now: datetime, show_id: int | None = None,
-                    poll_interval: int | None = None) -> dict:
+                    poll_interval: int | None = None) -> Feed:
         """The feed's row, made (never polled: due at once) when there is none; taken over
         by `show_id` and made active again when it was another show's or parked."""
         with self.tx() as c:
             row = c.execute(sa.select(feeds).where(feeds.c.url == url)).mappings().first()
             if row and (show_id is None or row["show_id"] == show_id) and row["active"] \
                     and (poll_interval is None or row["poll_interval"] == poll_interval):
-                return dict(row)
+                return Feed.from_row(row)
             if row:  # a show's feed (before 0006: none), another show's URL taken over, parked
                 values = {"show_id": show_id if show_id is not None else row["show_id"],
                           "active": True}
                 if poll_interval is not None:
                     values["poll_interval"] = poll_interval
                 c.execute(feeds.update().where(feeds.c.id == row["id"]).values(**values))
-                return {**dict(row), **values}
+                return Feed.from_row({**row, **values})
             try:
                 c.execute(feeds.insert().values(url=url, created_at=now, baseline_done=False,
                                                 error_count=0, show_id=show_id,
@@ -374,7 +374,8 @@ class Store:
             except sa.exc.IntegrityError:
                 pass
         with self.tx() as c:
-            return dict(c.execute(sa.select(feeds).where(feeds.c.url == url)).mappings().one())
+            return Feed.from_row(c.execute(sa.select(feeds).where(
+                feeds.c.url == url)).mappings().one())
 
     @classmethod
     def ensure_feeds(cls, c, wanted: Sequence[tuple[int, str, int]], now: datetime, *,
@@ -440,12 +441,12 @@ class Store:
         with self.tx() as c:
             c.execute(feeds.update().where(feeds.c.id == feed_id).values(**values))
 
-    def all_feeds(self, show_id: int | None = None) -> list[dict]:
+    def all_feeds(self, show_id: int | None = None) -> list[Feed]:
         q = sa.select(feeds).order_by(feeds.c.id)
         if show_id is not None:
             q = q.where(feeds.c.show_id == show_id)
         with self.tx() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [Feed.from_row(r) for r in c.execute(q).mappings()]
 
     # -- episodes -------------------------------------------------------------------------
     def match_keys(self, feed_id: int, keys: Iterable[str]) -> dict[str, int]:
@@ -794,7 +795,7 @@ class Store:
 
     def claim_due_feeds(self, now: datetime, owner: str, lease: timedelta, *,
                         limit: int = 100, ids: Sequence[int] | None = None,
-                        force: bool = False) -> list[dict]:
+                        force: bool = False) -> list[Feed]:
         """Lease up to `limit` active feeds that are due (all of `ids` when `force`), earliest
         first, that no live lease holds, to `owner` until now + `lease`. The owner polls
         them, then `release_feed(s)` each. One indexed walk of `ix_feeds_next_poll`."""
@@ -815,7 +816,7 @@ class Store:
             rows = c.execute(feeds.update().where(feeds.c.id.in_(got)).values(
                 poll_owner=owner, poll_lease_until=now + lease).returning(*feeds.c))
             order = {f: i for i, f in enumerate(got)}
-            return sorted((dict(r) for r in rows.mappings()), key=lambda r: order[r["id"]])
+            return sorted(map(Feed.from_row, rows.mappings()), key=lambda f: order[f.id])
 
     def due_feed_urls(self, now: datetime) -> set[str]:
         """The URLs of the active feeds whose next poll has come and that no live lease holds
@@ -904,28 +905,28 @@ class Store:
                 created_at=now, updated_at=now, fired=0, missed=0, **values)
             ).inserted_primary_key[0]
 
-    def promo(self, promo_id: int) -> dict | None:
+    def promo(self, promo_id: int) -> Promo | None:
         with self.tx() as c:
             r = c.execute(sa.select(promos).where(promos.c.id == promo_id)).mappings().first()
-            return dict(r) if r else None
+            return Promo.from_row(r) if r else None
 
     def all_promos(self, *, include_finished: bool = False,
-                   show_id: int | None = None) -> list[dict]:
+                   show_id: int | None = None) -> list[Promo]:
         q = sa.select(promos).order_by(promos.c.next_at.nulls_last(), promos.c.id)
         if show_id is not None:
             q = q.where(promos.c.show_id == show_id)
         if not include_finished:
             q = q.where(promos.c.status.in_(("active", "paused")))
         with self.tx() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [Promo.from_row(r) for r in c.execute(q).mappings()]
 
-    def promo_in(self, c, promo_id: int) -> dict | None:
+    def promo_in(self, c, promo_id: int) -> Promo | None:
         """The promo's row, read inside the caller's transaction (PostgreSQL: locked)."""
         q = sa.select(promos).where(promos.c.id == promo_id)
         if self.dialect == "postgresql":
             q = q.with_for_update()
         r = c.execute(q).mappings().first()
-        return dict(r) if r else None
+        return Promo.from_row(r) if r else None
 
     def withdraw_promo_deliveries(self, c, promo_id: int, now: datetime, *,
                                   reason: str) -> list[int]:
@@ -961,9 +962,9 @@ class Store:
                 episodes.c.status.in_(("baseline", "announced"))).order_by(
                 episodes.c.published_at, episodes.c.id)).mappings()]
 
-    def due_promos(self, now: datetime, show_id: int | None = None) -> list[dict]:
+    def due_promos(self, now: datetime, show_id: int | None = None) -> list[Promo]:
         with self.tx() as c:
-            return [dict(r) for r in c.execute(sa.select(promos).where(
+            return [Promo.from_row(r) for r in c.execute(sa.select(promos).where(
                 promos.c.status == "active", promos.c.next_at <= now,
                 *([] if show_id is None else [promos.c.show_id == show_id]),
             ).order_by(promos.c.next_at, promos.c.id)).mappings()]

@@ -99,8 +99,8 @@ def store(db_url):
 def test_add_episodes_returns_ids_in_order_with_their_keys(store):
     from datetime import UTC, datetime
     now = datetime(2026, 12, 6, 12, tzinfo=UTC)
-    feed = store.ensure_feed("https://example.com/feed.xml", now)["id"]
-    other = store.ensure_feed("https://example.com/other.xml", now)["id"]
+    feed = store.ensure_feed("https://example.com/feed.xml", now).id
+    other = store.ensure_feed("https://example.com/other.xml", now).id
     with store.tx() as c:
         (old,) = store.add_episodes(c, feed, [dict(
             title="old", guid="g0", link=None, published_at=None, status="baseline",
@@ -131,7 +131,7 @@ def test_a_new_episode_whose_key_is_already_recorded_is_refused(store):
     process: the unique key refuses it and the transaction records nothing."""
     from datetime import UTC, datetime
     now = datetime(2026, 12, 6, 12, tzinfo=UTC)
-    feed = store.ensure_feed("https://example.com/feed.xml", now)["id"]
+    feed = store.ensure_feed("https://example.com/feed.xml", now).id
     with store.tx() as c:
         store.add_episodes(c, feed, [dict(title="a", guid="a", link=None, published_at=None,
                                           status="baseline", data={}, keys=["guid:a"])], now)
@@ -221,7 +221,7 @@ def test_a_first_run_that_cannot_record_leaves_no_validators_and_reads_again(wor
     report = world.svc.poll(force=True)
     assert report.result == "error" and report.error == "could not record episodes"
     (feed,) = world.store.all_feeds()
-    assert (feed["etag"], feed["body_hash"], feed["baseline_done"]) == (None, None, False)
+    assert (feed.etag, feed.body_hash, feed.baseline_done) == (None, None, False)
     assert rows_by_id(world.store) == [] and keys_by_episode(world.store) == {}
     monkeypatch.setattr(Poller, "_remember_items", real)
     world.feed_srv.requests.clear()
@@ -229,8 +229,8 @@ def test_a_first_run_that_cannot_record_leaves_no_validators_and_reads_again(wor
     assert report.result == "baseline" and report.baseline == 5
     assert "If-None-Match" not in world.feed_srv.requests[0][2]  # no validators were kept
     (feed,) = world.store.all_feeds()
-    assert feed["etag"] and feed["body_hash"] and feed["baseline_done"]
-    assert feed["last_result"] == "baseline"
+    assert feed.etag and feed.body_hash and feed.baseline_done
+    assert feed.last_result == "baseline"
     world.feed_srv.requests.clear()
     assert world.svc.poll(force=True).result == "unchanged"
     assert "If-None-Match" in world.feed_srv.requests[0][2]  # (as a poll after a success)

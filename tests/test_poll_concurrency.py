@@ -169,12 +169,10 @@ def test_an_unchanged_feed_is_polled_from_its_row_alone(make):
     t[0] += timedelta(minutes=10)
     assert [r.result for _s, r in net.fleet.poll()] == ["unchanged"] * 3
     assert net.fleet.loaded == 0                      # no show was loaded
-    with net.store.tx() as c:
-        rows = list(c.execute(feeds.select()).mappings())
-    for row in rows:
-        assert row["last_poll_at"] == t[0] and row["last_result"] == "unchanged"
-        assert timedelta(seconds=54) <= row["next_poll_at"] - t[0] <= timedelta(seconds=66)
-        assert row["poll_owner"] is None and row["poll_lease_until"] is None
+    for row in net.store.all_feeds():
+        assert row.last_poll_at == t[0] and row.last_result == "unchanged"
+        assert timedelta(seconds=54) <= row.next_poll_at - t[0] <= timedelta(seconds=66)
+        assert row.poll_owner is None and row.poll_lease_until is None
     t[0] += timedelta(seconds=30)
     assert net.fleet.due() == []
     net.feed.requests.clear()

@@ -55,7 +55,7 @@ def test_unchanged_200_body_does_not_call_feedparser(world, parses):
 
 def item_cache(world):
     from bot.feed import ItemCache
-    return ItemCache.unpack(world.store.load_item_cache(world.store.all_feeds()[0]["id"]))
+    return ItemCache.unpack(world.store.load_item_cache(world.store.all_feeds()[0].id))
 
 
 @pytest.mark.parametrize("big", [False, True])
@@ -72,7 +72,7 @@ def test_first_run_parses_in_full_once(world, parses, monkeypatch, big):
     assert report.result == "baseline" and report.baseline == 40
     assert parses == [40]  # every item, once
     assert len(item_cache(world)) == (40 if big else 0)
-    feed_id = world.store.all_feeds()[0]["id"]
+    feed_id = world.store.all_feeds()[0].id
     assert (world.store.load_item_cache(feed_id) is None) == (not big)  # no empty row written
     new_episode(world, 41)
     report, _ = world.cycle()
@@ -98,7 +98,7 @@ def test_first_run_parses_once_when_the_scan_needs_feedparser_for_some_items(
     assert parses == [2]  # (alone, the scan runs feedparser on that item and the first)
     assert [it.exact for it in alone.items].count(False) == 1
     expected = next_item_cache(alone, range(12), ItemCache()).pack()
-    assert world.store.load_item_cache(world.store.all_feeds()[0]["id"]) == expected
+    assert world.store.load_item_cache(world.store.all_feeds()[0].id) == expected
 
 
 def test_a_changed_feed_parses_only_the_new_items(world, parses):
@@ -120,7 +120,7 @@ def test_the_new_episode_is_recorded_exactly_as_a_full_parse_reads_it(world):
     world.cycle()
     new_episode(world, 41)
     world.cycle()
-    row = world.store.latest_episode(world.store.all_feeds()[0]["id"])
+    row = world.store.latest_episode(world.store.all_feeds()[0].id)
     from bot.feed import parse_feed
     from bot.service import episode_from_data
     full = parse_feed(rss(world.items), url=world.settings.feed)
@@ -196,7 +196,7 @@ def test_items_unchanged_since_the_last_poll_are_only_hashed(world, parses, monk
         assert read == {f"Buzzsprout-{1000000 + n}", scans[-1].items[0].guid}
         assert scans[-1].reused == n - len(read)
     # and the announcement is the full parse's episode, as without the cache
-    row = world.store.latest_episode(world.store.all_feeds()[0]["id"])
+    row = world.store.latest_episode(world.store.all_feeds()[0].id)
     from bot.feed import parse_feed
     from bot.service import episode_from_data
     full = parse_feed(rss(world.items), url=world.settings.feed)
@@ -215,4 +215,4 @@ def test_a_lost_item_cache_costs_one_slower_poll(world, monkeypatch):
     new_episode(world, 41)
     report, _ = world.cycle()
     assert report.result == "new" and len(report.announced) == 1
-    assert world.store.load_item_cache(world.store.all_feeds()[0]["id"])  # rebuilt
+    assert world.store.load_item_cache(world.store.all_feeds()[0].id)  # rebuilt

@@ -50,7 +50,7 @@ def test_edit_refuses_an_episode_variable_without_episode(q):
     pid, *_ = q.svc.queue.add("Our book is out", at="in 2h")
     with pytest.raises(CrierError, match=r"\{\{ title \}\} needs an episode"):
         q.svc.queue.edit(pid, text="Listen: {{ title }}")
-    assert q.svc.queue.get(pid)["text"] == "Our book is out"
+    assert q.svc.queue.get(pid).text == "Our book is out"
 
 
 # -- a dry run applies the real platform's limits ---------------------------------------------

@@ -40,7 +40,7 @@ def test_one_off_goes_out_at_its_time_exactly_once_on_each_account(q):
     at(q, "2026-11-26T15:00:00+00:00")  # Thursday 10:00 in New York
     pid, promo, previews = q.svc.queue.add("Book link: https://example.com/book",
                                            at="tomorrow 9:00")
-    assert promo["next_at"] == datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # 9:00 EST
+    assert promo.next_at == datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # 9:00 EST
     assert {p.account for p in previews} == {"masto", "x"}
     assert all(p.length <= p.limit for p in previews)
     q.svc.dispatch()
@@ -66,8 +66,8 @@ def test_in_duration_and_the_episode_variables(q):
                                            at="in 2h", episode="latest")
     with pytest.raises(CrierError, match="empty"):  # (these episodes have no artwork)
         q.svc.queue.add("{{ artwork }}", at="in 2h", episode="latest", dry=True)
-    assert promo["next_at"] == q.clock.now + timedelta(hours=2)
-    latest = q.store.latest_episode(q.store.all_feeds()[0]["id"])
+    assert promo.next_at == q.clock.now + timedelta(hours=2)
+    latest = q.store.latest_episode(q.store.all_feeds()[0].id)
     assert all(latest["title"] in p.text and "https://" in p.text for p in previews)
     q.clock.advance(hours=2, seconds=1)
     q.svc.dispatch()
@@ -130,7 +130,7 @@ def test_weekly_rule_keeps_local_time_across_the_dst_change(q):
     pid, promo, _ = q.svc.queue.add("Friday reminder", every="fri 17:00")
     fire_times = []
     for _ in range(3):
-        nxt = q.store.promo(pid)["next_at"]
+        nxt = q.store.promo(pid).next_at
         fire_times.append(nxt)
         q.clock.now = nxt + timedelta(seconds=5)
         q.svc.dispatch()
@@ -145,13 +145,13 @@ def test_until_ends_a_rule(q):
     at(q, "2026-11-23T12:00:00+00:00")  # Monday
     pid, _, _ = q.svc.queue.add("Daily", every="every day 9:00", until="2026-11-25 12:00")
     for _ in range(5):
-        nxt = q.store.promo(pid)["next_at"]
+        nxt = q.store.promo(pid).next_at
         if nxt is None:
             break
         q.clock.now = nxt + timedelta(seconds=1)
         q.svc.dispatch()
     assert posted(q)[0] == ["Daily"] * 3  # the 23rd (9:00 EST is after 12:00Z), 24th, 25th
-    assert q.store.promo(pid)["status"] == "done"
+    assert q.store.promo(pid).status == "done"
 
 
 # -- restarts: due and overdue ---------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_a_recurring_promo_after_days_down_posts_once(q):
     assert posted(q)[0] == ["Daily"]  # only the newest, 1 h late
     view = q.svc.queue.show(pid)
     assert view["fired"] == 1 and view["missed"] == 4
-    assert q.store.promo(pid)["next_at"] == datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
+    assert q.store.promo(pid).next_at == datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
 
 
 def test_two_services_firing_the_same_occurrence_post_once(q):
@@ -255,10 +255,10 @@ def test_evergreen_rotates_oldest_first_with_a_cool_down(q):
                                            cooldown_days=3)
     titles = []
     for _ in range(7):
-        q.clock.now = q.store.promo(pid)["next_at"] + timedelta(seconds=1)
+        q.clock.now = q.store.promo(pid).next_at + timedelta(seconds=1)
         q.svc.dispatch()
         titles.append(posted(q)[0][-1].split("\n")[0] if posted(q)[0] else None)
-    eps = sorted(q.store.episodes_for_promotion(q.store.all_feeds()[0]["id"]),
+    eps = sorted(q.store.episodes_for_promotion(q.store.all_feeds()[0].id),
                  key=lambda r: r["published_at"])
     # never-promoted first, oldest first; then the least recently promoted (cool-down over)
     assert titles == [f"From the archive of The Test Show: {eps[i]['title']}"
@@ -269,7 +269,7 @@ def test_evergreen_skips_when_everything_is_in_the_cool_down(q):
     pid, _, _ = q.svc.queue.add("{{ title }}", every="every day 10:00", evergreen=True,
                                 cooldown_days=90)
     for _ in range(6):
-        q.clock.now = q.store.promo(pid)["next_at"] + timedelta(seconds=1)
+        q.clock.now = q.store.promo(pid).next_at + timedelta(seconds=1)
         q.svc.dispatch()
     assert len(posted(q)[0]) == 5  # five episodes, each once
     assert "cool-down" in q.svc.queue.show(pid)["note"]
@@ -302,7 +302,7 @@ def test_pause_and_resume_skip_to_the_next_occurrence(q):
     q.svc.dispatch()
     assert posted(q) == ([], [])
     q.svc.queue.set_status(pid, "resume")
-    assert q.store.promo(pid)["next_at"] == datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
+    assert q.store.promo(pid).next_at == datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
 
 
 def test_edit_changes_text_and_time_and_is_checked_again(q):
@@ -318,12 +318,44 @@ def test_edit_changes_text_and_time_and_is_checked_again(q):
     assert posted(q)[0] == ["New text"]
 
 
+def test_edit_changes_the_rule_its_end_the_accounts_fit_and_image(q, tmp_path):
+    """What an edit changes is written, the rest kept (the stored promo is a new value)."""
+    from dataclasses import replace
+
+    from PIL import Image
+    img = tmp_path / "cover.png"
+    Image.new("RGB", (64, 64), "red").save(img)
+    at(q, "2026-11-23T12:00:00+00:00")  # Monday 07:00 in New York
+    pid, _, _ = q.svc.queue.add("Daily", every="every day 9:00")
+    before = q.store.promo(pid)
+    assert before.next_at == datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+    with pytest.raises(CrierError, match="repeats"):
+        q.svc.queue.edit(pid, at="in 2h")
+    q.clock.advance(minutes=5)
+    view, previews = q.svc.queue.edit(pid, every="fri 17:00", until="2026-12-10 12:00",
+                                      accounts=["masto"], fit=True, image=str(img),
+                                      alt="A red square")
+    assert [p.account for p in previews] == ["masto"] and previews[0].image == str(img)
+    after = q.store.promo(pid)
+    assert after == replace(before, rule=after.rule, accounts=["masto"], fit=True,
+                            until=datetime(2026, 12, 10, 17, 0, tzinfo=UTC),
+                            next_at=datetime(2026, 11, 27, 22, 0, tzinfo=UTC),  # Fri 17:00
+                            image_path=str(img.resolve()), alt="A red square",
+                            updated_at=q.clock.now)
+    assert after.rule != before.rule and view["rule"] != q.svc.queue.view(before)["rule"]
+    q.svc.queue.edit(pid, alt="Red")  # the image stays
+    assert q.store.promo(pid) == replace(after, alt="Red")
+    once, _, _ = q.svc.queue.add("Once", at="in 1h")
+    with pytest.raises(CrierError, match="--until goes with a repeating post"):
+        q.svc.queue.edit(once, until="2026-12-10 12:00")
+
+
 def test_edit_while_a_firing_is_in_flight(q):
     """A delivery being sent keeps its text; one still waiting goes out with the edit; later
     occurrences use the new text."""
     at(q, "2026-11-23T12:00:00+00:00")
     pid, _, _ = q.svc.queue.add("Old text", every="every day 9:00 until 2026-11-24 12:00")
-    q.clock.now = q.store.promo(pid)["next_at"] + timedelta(seconds=1)
+    q.clock.now = q.store.promo(pid).next_at + timedelta(seconds=1)
     q.svc.queue.fire()
     masto_row = next(d for d in promo_rows(q) if d["account"] == "masto")
     q.svc._compose_delivery(masto_row, q.settings.account("masto"))
@@ -333,7 +365,7 @@ def test_edit_while_a_firing_is_in_flight(q):
     q.svc.dispatch()
     assert posted(q)[1] == ["New text"]  # X had not been composed: it takes the edit
     assert q.store.delivery(masto_row["id"])["text"] == "Old text"  # in flight: unchanged
-    q.clock.now = q.store.promo(pid)["next_at"] + timedelta(seconds=1)
+    q.clock.now = q.store.promo(pid).next_at + timedelta(seconds=1)
     q.svc.dispatch()
     assert posted(q)[0][-1] == "New text"
 
@@ -344,7 +376,7 @@ def test_a_fired_one_off_can_only_change_its_text(q):
     pid, _, _ = q.svc.queue.add("Old", at="in 1m")
     q.clock.advance(minutes=1, seconds=1)
     q.svc.dispatch()
-    assert q.store.promo(pid)["status"] == "done" and posted(q) == ([], [])
+    assert q.store.promo(pid).status == "done" and posted(q) == ([], [])
     with pytest.raises(CrierError, match="only its text"):
         q.svc.queue.edit(pid, at="in 2h")
     q.svc.queue.edit(pid, text="New")

@@ -131,14 +131,14 @@ def test_feed_errors_are_recorded_and_retried_with_backoff(world):
     report, _ = world.cycle()
     assert report.result == "error" and "500" in report.error
     feed = world.store.all_feeds()[0]
-    assert feed["error_count"] == 1 and feed["next_poll_at"] > world.clock.now
+    assert feed.error_count == 1 and feed.next_poll_at > world.clock.now
     # not due yet: a non-forced poll waits
     assert world.svc.poll().result == "waiting"
     new_episode(world)
-    world.clock.now = feed["next_poll_at"]
+    world.clock.now = feed.next_poll_at
     report = world.svc.poll()
     assert report.result == "new"
-    assert world.store.all_feeds()[0]["error_count"] == 0
+    assert world.store.all_feeds()[0].error_count == 0
 
 
 def test_unreadable_feed_is_an_error_on_that_feed_only(world):
@@ -146,7 +146,7 @@ def test_unreadable_feed_is_an_error_on_that_feed_only(world):
     world.feed_srv.set_feed("/feed.xml", b"<html><body>Maintenance</body></html>")
     report, _ = world.cycle()
     assert report.result == "error"
-    assert world.store.all_feeds()[0]["last_error"]
+    assert world.store.all_feeds()[0].last_error
     world.publish_feed()
     report, _ = world.cycle()
     assert report.result == "unchanged"  # the same bytes as the last good poll
@@ -161,7 +161,7 @@ def test_permanent_redirect_is_remembered_and_reported(world):
     world.feed_srv.redirect("/feed.xml", "/new-feed.xml", status=301)
     report, _ = world.cycle()
     assert any("moved permanently" in w for w in report.warnings)
-    assert world.store.all_feeds()[0]["redirect_url"].endswith("/new-feed.xml")
+    assert world.store.all_feeds()[0].redirect_url.endswith("/new-feed.xml")
     world.feed_srv.requests.clear()
     world.cycle()
     assert world.feed_srv.requests[0][1] == "/new-feed.xml"
@@ -326,28 +326,28 @@ def test_unchanged_polls_are_written_at_most_every_few_minutes(world):
     from bot.service import QUIET_WRITE
     world.cycle()
     world.cycle()
-    recorded = world.store.all_feeds()[0]["last_poll_at"]
+    recorded = world.store.all_feeds()[0].last_poll_at
     assert recorded == world.clock.now
     world.clock.advance(minutes=1)
     report, _ = world.cycle()
     assert report.result == "unchanged"
-    assert world.store.all_feeds()[0]["last_poll_at"] == recorded  # not written
+    assert world.store.all_feeds()[0].last_poll_at == recorded  # not written
     world.clock.advance(seconds=QUIET_WRITE.total_seconds())
     world.cycle()
-    assert world.store.all_feeds()[0]["last_poll_at"] == world.clock.now  # written
+    assert world.store.all_feeds()[0].last_poll_at == world.clock.now  # written
     # the same body under a new ETag (a host's rebuild): the new ETag is written at once
     world.clock.advance(minutes=1)
     world.publish_feed(etag='"v2"')
     report, _ = world.cycle()
     assert report.result == "unchanged"  # (by the body's hash)
     row = world.store.all_feeds()[0]
-    assert row["etag"] == '"v2"' and row["last_poll_at"] == world.clock.now
+    assert row.etag == '"v2"' and row.last_poll_at == world.clock.now
     # a restarted service (no memory of the feed) reads the row again and carries on
     world.start()
     world.clock.advance(minutes=1)
     report, _ = world.cycle()
     assert report.result == "unchanged"
-    assert world.store.all_feeds()[0]["last_poll_at"] == world.clock.now - timedelta(minutes=1)
+    assert world.store.all_feeds()[0].last_poll_at == world.clock.now - timedelta(minutes=1)
 
 
 def test_a_dead_workers_lock_does_not_block_the_next_one(world):

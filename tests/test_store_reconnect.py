@@ -90,4 +90,4 @@ def test_a_connection_lost_mid_transaction_is_one_clear_store_error(pg_store):
             c.execute(sa.text("SELECT 1"))
     assert "did not complete" in str(e.value)
     store.ensure_feed("https://feeds.example.net/after.rss", NOW)  # the next one reconnects
-    assert [f["url"] for f in store.all_feeds()] == ["https://feeds.example.net/after.rss"]
+    assert [f.url for f in store.all_feeds()] == ["https://feeds.example.net/after.rss"]

@@ -94,7 +94,7 @@ def test_html_instead_of_xml_is_an_error_on_the_feed_and_nothing_is_posted(world
     report, outcomes = world.cycle()
     assert report.result == "error" and outcomes == []
     assert "feed" in report.error.lower()
-    assert world.store.all_feeds()[0]["error_count"] == 1
+    assert world.store.all_feeds()[0].error_count == 1
 
 
 def test_a_20_mb_feed_is_polled_and_its_new_episode_announced(world):

@@ -136,7 +136,7 @@ def test_no_feed_is_polled_twice_in_one_cycle(pgworld, workers):
         if cycle == 2:
             new_episode(w)
         w.clock.advance(seconds=w.settings.poll_interval * 1.1 + 1)
-    assert len(w.store.recent_episodes(w.store.all_feeds()[0]["id"], 50)) == 6
+    assert len(w.store.recent_episodes(w.store.all_feeds()[0].id, 50)) == 6
 
 
 def test_a_worker_that_died_holding_a_delivery_lease_frees_it_after_the_lease(pgworld, workers):
@@ -176,8 +176,8 @@ def test_a_worker_that_died_polling_frees_the_feed_after_the_lease(pgworld, work
     w.clock.advance(seconds=2)
     assert alive.svc.poll().result == "unchanged"
     assert feed_gets(w) == 1
-    assert not w.store.release_feed(feed["id"], "dead")  # its lease is gone
-    assert w.store.all_feeds()[0]["poll_owner"] is None
+    assert not w.store.release_feed(feed.id, "dead")  # its lease is gone
+    assert w.store.all_feeds()[0].poll_owner is None
 
 
 def test_a_promo_fires_once_with_three_workers(pgworld, workers):
@@ -269,13 +269,13 @@ def test_the_leases_themselves_on_both_databases(world):
     (feed,) = w.store.all_feeds()
     w.clock.advance(hours=1)
     now = w.clock.now
-    assert [f["id"] for f in w.store.claim_due_feeds(now, "a", POLL_LEASE)] == [feed["id"]]
+    assert [f.id for f in w.store.claim_due_feeds(now, "a", POLL_LEASE)] == [feed.id]
     assert w.store.claim_due_feeds(now, "b", POLL_LEASE, force=True) == []  # a holds it
-    assert not w.store.release_feed(feed["id"], "b")
-    assert w.store.release_feed(feed["id"], "a", next_poll_at=now + timedelta(hours=1))
+    assert not w.store.release_feed(feed.id, "b")
+    assert w.store.release_feed(feed.id, "a", next_poll_at=now + timedelta(hours=1))
     assert w.store.claim_due_feeds(now, "b", POLL_LEASE) == []                # not due
-    assert len(w.store.claim_due_feeds(now, "b", POLL_LEASE, ids=[feed["id"]], force=True)) == 1
-    assert w.store.release_feed(feed["id"], "b")
+    assert len(w.store.claim_due_feeds(now, "b", POLL_LEASE, ids=[feed.id], force=True)) == 1
+    assert w.store.release_feed(feed.id, "b")
     new_episode(w)
     w.svc.poll(force=True)
     assert len(w.store.lease_due_deliveries(now, "lease:a", SENDING_LEASE)) == 2
