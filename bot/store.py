@@ -79,6 +79,10 @@ feeds = sa.Table(
     sa.Index("ix_feeds_next_poll", "next_poll_at"),
     sa.Column("poll_interval", sa.Integer),                   # 0008: the show's, in seconds
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),  # 0008
+    sa.Index("ix_feeds_new", "id", postgresql_where=sa.text("active AND next_poll_at IS NULL"),
+             sqlite_where=sa.text("active AND next_poll_at IS NULL")),          # 0008
+    sa.Index("ix_feeds_due", "next_poll_at", "id",                              # 0008
+             postgresql_where=sa.text("active"), sqlite_where=sa.text("active")),
 )
 episodes = sa.Table(
     "episodes", md,
@@ -796,27 +800,31 @@ class Store:
     def claim_due_feeds(self, now: datetime, owner: str, lease: timedelta, *,
                         limit: int = 100, ids: Sequence[int] | None = None,
                         force: bool = False) -> list[Feed]:
-        """Lease up to `limit` active feeds that are due (all of `ids` when `force`), earliest
-        first, that no live lease holds, to `owner` until now + `lease`. The owner polls
-        them, then `release_feed(s)` each. One indexed walk of `ix_feeds_next_poll`."""
-        q = sa.select(feeds.c.id).where(
-            feeds.c.active.is_(True),
-            sa.or_(feeds.c.poll_lease_until.is_(None), feeds.c.poll_lease_until <= now))
-        if not force:
-            q = q.where(sa.or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now))
+        """Lease up to `limit` active feeds that no live lease holds, to `owner` until now +
+        `lease`: first those never polled, then those due, earliest first (all of `ids` when
+        `force`). The owner polls them, then `release_feed(s)` each. Two index walks
+        (`ix_feeds_new`, `ix_feeds_due`) that stop after the batch: no sort of every feed."""
+        free = [feeds.c.active,  # as the partial indexes say it, so the planner uses them
+                sa.or_(feeds.c.poll_lease_until.is_(None), feeds.c.poll_lease_until <= now)]
         if ids is not None:
-            q = q.where(feeds.c.id.in_(list(ids)))
-        q = q.order_by(feeds.c.next_poll_at.nulls_first(), feeds.c.id).limit(limit
-                                                                            ).with_for_update(
-            skip_locked=True)
+            free.append(feeds.c.id.in_(list(ids)))
         with self.tx() as c:
-            got = list(c.execute(q).scalars())
+            got = list(c.execute(sa.select(feeds.c.id).where(
+                *free, feeds.c.next_poll_at.is_(None)).order_by(feeds.c.id).limit(
+                limit).with_for_update(skip_locked=True)).scalars())
+            if len(got) < limit:
+                due = feeds.c.next_poll_at.is_not(None) if force else \
+                    feeds.c.next_poll_at <= now
+                got += c.execute(sa.select(feeds.c.id).where(*free, due).order_by(
+                    feeds.c.next_poll_at, feeds.c.id).limit(limit - len(got)).with_for_update(
+                    skip_locked=True)).scalars()
             if not got:
                 return []
             rows = c.execute(feeds.update().where(feeds.c.id.in_(got)).values(
                 poll_owner=owner, poll_lease_until=now + lease).returning(*feeds.c))
             order = {f: i for i, f in enumerate(got)}
-            return sorted(map(Feed.from_row, rows.mappings()), key=lambda f: order[f.id])
+            return sorted((Feed.from_row(r) for r in rows.mappings()),
+                          key=lambda r: order[r.id])
 
     def due_feed_urls(self, now: datetime) -> set[str]:
         """The URLs of the active feeds whose next poll has come and that no live lease holds
