@@ -61,6 +61,9 @@ def main(argv=None) -> int:
                          "into FILE (pstats)")
     ap.add_argument("--profile-first-run", metavar="FILE",
                     help="the same for the first runs")
+    ap.add_argument("--drain", default="1,2",
+                    help="then, for each count W: every feed due, W processes each running "
+                         "Fleet.poll() until none is due; N / wall time ('' skips)")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="crier-engine-"))
     os.chmod(tmp, 0o755)
@@ -131,6 +134,9 @@ def main(argv=None) -> int:
         print(f"peak RSS of this process: "
               f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
         fleet.close()
+        for w in [int(x) for x in args.drain.split(",") if x.strip()]:
+            due_all()
+            drain(w, cfg, db_url, store, args.feeds)
         store.close()
         return 0
     finally:
@@ -139,6 +145,35 @@ def main(argv=None) -> int:
         if pg is not None:
             pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+DRAIN = """
+import sys, time
+sys.path.insert(0, {root!r})
+from bot.deployment import load_deployment
+from bot.fleet import Fleet
+from bot.store import Store
+store = Store({db!r})
+fleet = Fleet(store, lambda: load_deployment({cfg!r}), dry_run=True)
+t0 = time.time()
+n = len(fleet.poll())
+print(n, t0, time.time(), flush=True)
+"""
+
+
+def drain(workers: int, cfg: Path, db_url: str, store, n: int) -> None:
+    """Every feed is due: `workers` processes poll until none is; throughput = N / wall."""
+    import subprocess
+    code = DRAIN.format(root=str(HERE.parent), db=db_url, cfg=str(cfg))
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True) for _ in range(workers)]
+    out = [(p.communicate()[0] or "0 0 0").split() for p in procs]
+    polled = [int(o[0]) for o in out]
+    # from the first process's first claim to the last one's end (imports not counted)
+    wall = max(float(o[2]) for o in out) - min(float(o[1]) for o in out)
+    print(f"drain: {workers} process(es) polled {sum(polled)} of {n} due feeds "
+          f"({'/'.join(map(str, polled))}) in {wall:.2f} s: {sum(polled) / wall:.0f} polls/s",
+          flush=True)
 
 
 def logging_off() -> None:
