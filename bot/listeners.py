@@ -33,8 +33,8 @@ class Listeners:
         rows = self.store.deliveries_where(
             posts.c.episode_id == episode_id, posts.c.kind == "announcement",
             deliveries.c.status == DeliveryStatus.SENT.value)
-        return [OfficialPost(d["account"], d["platform"], d["remote_url"])
-                for d in rows if d["remote_url"]]
+        return [OfficialPost(d.account, d.platform, d.remote_url)
+                for d in rows if d.remote_url]
 
     def share(self, ref: str | None = None, *, instance: str | None = None) -> dict:
         """The share kit of an episode ('latest' by default): listener texts per network

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from bot import errors
 from bot.config import Account
 from bot.episodes import episode_from_data
-from bot.models import DeliveryStatus, Promo, PromoPreview
+from bot.models import Delivery, DeliveryStatus, Promo, PromoPreview
 from bot.status import iso
 
 if TYPE_CHECKING:
@@ -289,10 +289,10 @@ class PromoQueue:
         out = self.view(row, self.plan([row]).get(promo_id))
         now = self.svc.clock()
         out["deliveries"] = [{
-            **describe(d, now), "id": d["id"], "account": d["account"], "status": d["status"],
-            "due_at": iso(d["due_at"]), "sent_at": iso(d["sent_at"]), "url": d["remote_url"],
-            "error": d["last_error"], "next_attempt_at": iso(d["next_attempt_at"]),
-            "text": d["text"]} for d in self.store.promo_deliveries(promo_id)]
+            **describe(d, now), "id": d.id, "account": d.account, "status": d.status,
+            "due_at": iso(d.due_at), "sent_at": iso(d.sent_at), "url": d.remote_url,
+            "error": d.last_error, "next_attempt_at": iso(d.next_attempt_at),
+            "text": d.text} for d in self.store.promo_deliveries(promo_id)]
         return out
 
     def set_status(self, promo_id: int, action: str) -> dict:
@@ -334,7 +334,7 @@ class PromoQueue:
         from bot.schedule import parse_rule, parse_when
         row = self.get(promo_id)
         waiting = [d for d in self.store.promo_deliveries(promo_id, limit=100)
-                   if d["status"] == "pending"]
+                   if d.status == "pending"]
         if row.status == "cancelled" or (row.status == "done" and not waiting):
             raise errors.CrierError(f"queued post {promo_id} is {row.status}; it cannot be "
                                     "edited")
@@ -456,7 +456,7 @@ class PromoQueue:
         return {"promo": promo_id, "post": post_id, "missed": missed, "next_at": nxt}
 
     # -- spacing at send time -------------------------------------------------------------
-    def hold_for(self, d: dict, account: Account, now: datetime) -> datetime | None:
+    def hold_for(self, d: Delivery, account: Account, now: datetime) -> datetime | None:
         """When a promo delivery may go out, if not now: after a pending announcement, the
         account's minimum gap since its last post, and outside its quiet hours."""
         from bot.spacing import next_allowed

@@ -44,13 +44,13 @@ def status(svc: Service) -> dict:
     now = svc.clock()
 
     def drow(d):
-        return {**describe(d, now), "id": d["id"], "account": d["account"],
-                "platform": d["platform"],
-                "status": d["status"], "kind": d["kind"], "promo": d["promo_id"],
-                "episode": title(d["episode_id"]),
-                "attempts": d["attempts"], "next_attempt_at": iso(d["next_attempt_at"]),
-                "last_error": d["last_error"], "url": d["remote_url"],
-                "sent_at": iso(d["sent_at"])}
+        return {**describe(d, now), "id": d.id, "account": d.account,
+                "platform": d.platform,
+                "status": d.status, "kind": d.kind, "promo": d.promo_id,
+                "episode": title(d.episode_id),
+                "attempts": d.attempts, "next_attempt_at": iso(d.next_attempt_at),
+                "last_error": d.last_error, "url": d.remote_url,
+                "sent_at": iso(d.sent_at)}
 
     return {
         "feeds": [{"url": f.url, "title": f.title, "redirect_url": f.redirect_url,

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bot.errors import StoreError
-from bot.models import DeliveryStatus, Feed, Promo
+from bot.models import Delivery, DeliveryStatus, Feed, Promo
 
 log = logging.getLogger(__name__)
 
@@ -603,11 +603,11 @@ class Store:
                 created_at=now, updated_at=now, show_id=show_id))
         return pid
 
-    def delivery(self, delivery_id: int) -> dict | None:
+    def delivery(self, delivery_id: int) -> Delivery | None:
         with self.tx() as c:
             r = c.execute(self._delivery_query().where(deliveries.c.id == delivery_id)
                           ).mappings().first()
-            return dict(r) if r else None
+            return Delivery.from_row(r) if r else None
 
     @staticmethod
     def _delivery_query():
@@ -616,7 +616,7 @@ class Store:
                          ).join(posts, posts.c.id == deliveries.c.post_id)
 
     def due_deliveries(self, now: datetime, limit: int = 50, *,
-                       show_id: int | None = None) -> list[dict]:
+                       show_id: int | None = None) -> list[Delivery]:
         q = self._delivery_query().where(
             deliveries.c.status == DeliveryStatus.PENDING.value,
             deliveries.c.next_attempt_at <= now,
@@ -624,19 +624,21 @@ class Store:
         ).order_by(posts.c.priority.desc(), deliveries.c.next_attempt_at, deliveries.c.id
                    ).limit(limit)
         with self.tx() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [Delivery.from_row(r) for r in c.execute(q).mappings()]
 
-    def deliveries_where(self, *conds, limit: int | None = None, newest_first=False) -> list[dict]:
+    def deliveries_where(self, *conds, limit: int | None = None,
+                         newest_first=False) -> list[Delivery]:
         q = self._delivery_query().where(*conds)
         order = deliveries.c.updated_at.desc() if newest_first else deliveries.c.id
         q = q.order_by(order)
         if limit:
             q = q.limit(limit)
         with self.tx() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [Delivery.from_row(r) for r in c.execute(q).mappings()]
 
     def sent_deliveries(self, *, since: datetime | None = None, account: str | None = None,
-                        limit: int | None = None, show_id: int | None = None) -> list[dict]:
+                        limit: int | None = None,
+                        show_id: int | None = None) -> list[Delivery]:
         """Deliveries that went out (status sent), newest first."""
         q = self._delivery_query().where(deliveries.c.status == DeliveryStatus.SENT.value)
         if show_id is not None:
@@ -649,7 +651,7 @@ class Store:
         if limit:
             q = q.limit(limit)
         with self.tx() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [Delivery.from_row(r) for r in c.execute(q).mappings()]
 
     def set_delivery_text(self, delivery_id: int, *, text: str, payload: dict, length: int,
                           limit: int, now: datetime) -> None:
@@ -758,7 +760,8 @@ class Store:
     # worker's token and the lease's start or end; a lease that ran out (its worker died) makes
     # the row claimable again. SQLite ignores FOR UPDATE: one worker, one writer at a time.
     def lease_due_deliveries(self, now: datetime, token: str, lease: timedelta,
-                             limit: int = 50, *, show_id: int | None = None) -> list[dict]:
+                             limit: int = 50, *,
+                             show_id: int | None = None) -> list[Delivery]:
         """Lease up to `limit` due pending deliveries to `token` (claim_token/claimed_at on a
         pending row); rows leased by another worker less than `lease` ago are not due."""
         free = sa.or_(deliveries.c.claim_token.is_(None), deliveries.c.claimed_at.is_(None),
@@ -778,7 +781,8 @@ class Store:
                 claim_token=token, claimed_at=now))
             rows = c.execute(self._delivery_query().where(deliveries.c.id.in_(ids)))
             order = {d: i for i, d in enumerate(ids)}
-            return sorted((dict(r) for r in rows.mappings()), key=lambda r: order[r["id"]])
+            return sorted((Delivery.from_row(r) for r in rows.mappings()),
+                          key=lambda d: order[d.id])
 
     def release_deliveries(self, token: str, ids: Sequence[int] | None = None) -> int:
         """End the lease `token` holds on the deliveries still pending (sent or parked ones
@@ -973,9 +977,9 @@ class Store:
         c.execute(promos.update().where(promos.c.id == promo_id).values(
             updated_at=now, **values))
 
-    def promo_deliveries(self, promo_id: int, limit: int = 20) -> list[dict]:
+    def promo_deliveries(self, promo_id: int, limit: int = 20) -> list[Delivery]:
         with self.tx() as c:
-            return [dict(r) for r in c.execute(self._delivery_query().where(
+            return [Delivery.from_row(r) for r in c.execute(self._delivery_query().where(
                 posts.c.promo_id == promo_id).order_by(deliveries.c.id.desc()).limit(limit)
             ).mappings()]
 
