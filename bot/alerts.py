@@ -90,7 +90,7 @@ class Alerts:
         kind = d.kind
         if d.episode_id and kind == "announcement":
             ep = self.store.get_episode(d.episode_id)
-            return f"the announcement of episode {ep['title']!r}" if ep else "an announcement"
+            return f"the announcement of episode {ep.title!r}" if ep else "an announcement"
         if kind == "promo":
             promo = self.store.promo(d.promo_id) if d.promo_id else None
             text = _snippet((promo.text or "") if promo else "")
@@ -180,7 +180,7 @@ class Alerts:
         lines = []
         for eid in episode_ids[:HELD_LISTED]:
             ep = self.store.get_episode(eid)
-            lines.append(f"  #{eid} {ep['title'] if ep else '?'}")
+            lines.append(f"  #{eid} {ep.title if ep else '?'}")
         if len(episode_ids) > HELD_LISTED:
             lines.append(f"  … and {len(episode_ids) - HELD_LISTED} more")
         release = ("`crier release " + " ".join(str(e) for e in episode_ids) + "` (or "

@@ -91,7 +91,7 @@ class Composer:
         row = self.store.get_episode(d.episode_id) if d.episode_id else None
         if row is None:
             raise errors.CrierError(f"delivery {d.id} has no episode or text to post")
-        data = row["data"]
+        data = row.data
         episode = episode_from_data(data)
         rules = self.rules_for(account)
         composed = self.compose(account, episode, rules=rules,
@@ -164,7 +164,7 @@ class Composer:
             raise errors.CrierError(f"the queued post is {p.length} characters for "
                                     f"{account.name}, over the {p.limit} limit")
         rules = self.rules_for(account)
-        payload = {"language": _lang(row["data"].get("language") if row else None),
+        payload = {"language": _lang(row.data.get("language") if row else None),
                    "visibility": account.visibility, "truncated": p.shortened, "link": None,
                    "trimmed": [], "reply_text": None, "media": [], "notes": []}
         if p.image:

@@ -44,7 +44,7 @@ def history(store: Store, *, since: datetime | None = None, account: str | None 
             return None
         if episode_id not in titles:
             row = store.get_episode(episode_id)
-            titles[episode_id] = row["title"] if row else None
+            titles[episode_id] = row.title if row else None
         return titles[episode_id]
 
     out = []

@@ -166,6 +166,31 @@ _PROMO_FIELDS = tuple(f.name for f in fields(Promo))
 
 
 @dataclass(frozen=True, slots=True)
+class EpisodeRecord:
+    """An episode as its row in the store's `episodes` table holds it: what crier knows of
+    a feed item and where it stands (`EpisodeStatus`). `EpisodeRecord.from_row` builds it.
+    The item itself is `data` (`bot.episodes.episode_to_data`: JSON content, a dict)."""
+    id: int
+    feed_id: int
+    title: str
+    status: str                           # an EpisodeStatus value
+    first_seen_at: datetime
+    data: dict[str, Any]                  # the item, boilerplate, show image (JSON)
+    guid: str | None = None
+    link: str | None = None
+    published_at: datetime | None = None
+    announced_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> EpisodeRecord:
+        """From a row mapping holding every column of `episodes` (extra keys are ignored)."""
+        return cls(**{name: row[name] for name in _EPISODE_RECORD_FIELDS})
+
+
+_EPISODE_RECORD_FIELDS = tuple(f.name for f in fields(EpisodeRecord))
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """One account's copy of a post as the store gives it: its row in `deliveries` joined
     with its post's (`posts`: kind, episode, priority, dedupe key, promo, due time).

@@ -37,7 +37,7 @@ def status(svc: Service) -> dict:
     def title(eid):
         if eid and eid not in titles:
             e = svc.store.get_episode(eid)
-            titles[eid] = e["title"] if e else None
+            titles[eid] = e.title if e else None
         return titles.get(eid)
 
     from bot.outbox import describe
@@ -58,10 +58,10 @@ def status(svc: Service) -> dict:
                    "last_error": f.last_error, "error_count": f.error_count,
                    "next_poll_at": iso(f.next_poll_at),
                    "episodes": svc.store.count_episodes(f.id)} for f in feeds],
-        "held_episodes": [{"id": e["id"], "title": e["title"],
-                           "published_at": iso(e["published_at"])} for e in held],
-        "scheduled_episodes": [{"id": e["id"], "title": e["title"],
-                                "published_at": iso(e["published_at"])}
+        "held_episodes": [{"id": e.id, "title": e.title,
+                           "published_at": iso(e.published_at)} for e in held],
+        "scheduled_episodes": [{"id": e.id, "title": e.title,
+                                "published_at": iso(e.published_at)}
                                for e in scheduled],
         "pending": [drow(d) for d in open_],
         "failed": [drow(d) for d in failed],

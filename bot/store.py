@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bot.errors import StoreError
-from bot.models import Delivery, DeliveryStatus, Feed, Promo
+from bot.models import Delivery, DeliveryStatus, EpisodeRecord, Feed, Promo
 
 log = logging.getLogger(__name__)
 
@@ -532,7 +532,7 @@ class Store:
 
     def episodes_with_status(self, status: str, feed_id: int | None = None, *,
                              show_id: int | None = None,
-                             published_by: datetime | None = None) -> list[dict]:
+                             published_by: datetime | None = None) -> list[EpisodeRecord]:
         """`published_by`: only those dated then or earlier (ix_episodes_due)."""
         q = sa.select(episodes).where(episodes.c.status == status)
         if published_by is not None:
@@ -543,7 +543,7 @@ class Store:
             q = q.where(episodes.c.feed_id.in_(
                 sa.select(feeds.c.id).where(feeds.c.show_id == show_id)))
         with self.tx() as c:
-            return [dict(r) for r in c.execute(
+            return [EpisodeRecord.from_row(r) for r in c.execute(
                 q.order_by(episodes.c.published_at, episodes.c.id)).mappings()]
 
     def set_episode_status(self, episode_id: int, was: str, status: str) -> bool:
@@ -553,11 +553,11 @@ class Store:
                 episodes.c.id == episode_id, episodes.c.status == was).values(status=status)
             ).rowcount == 1
 
-    def get_episode(self, episode_id: int) -> dict | None:
+    def get_episode(self, episode_id: int) -> EpisodeRecord | None:
         with self.tx() as c:
             r = c.execute(sa.select(episodes).where(episodes.c.id == episode_id)
                           ).mappings().first()
-            return dict(r) if r else None
+            return EpisodeRecord.from_row(r) if r else None
 
     def recent_episodes(self, feed_id: int, limit: int) -> list[dict]:
         """The data of a feed's `limit` newest episodes (by publication date)."""
@@ -567,12 +567,12 @@ class Store:
                 episodes.c.published_at.desc().nulls_last(), episodes.c.id.desc()
             ).limit(limit)).scalars())
 
-    def latest_episode(self, feed_id: int) -> dict | None:
+    def latest_episode(self, feed_id: int) -> EpisodeRecord | None:
         with self.tx() as c:
             r = c.execute(sa.select(episodes).where(episodes.c.feed_id == feed_id).order_by(
                 episodes.c.published_at.desc().nulls_last(), episodes.c.id.desc())
                           ).mappings().first()
-            return dict(r) if r else None
+            return EpisodeRecord.from_row(r) if r else None
 
     def count_episodes(self, feed_id: int) -> dict[str, int]:
         with self.tx() as c:
@@ -946,7 +946,7 @@ class Store:
                                                          updated_at=now))
         return ids
 
-    def episode_by_guid(self, guid: str, show_id: int | None = None) -> dict | None:
+    def episode_by_guid(self, guid: str, show_id: int | None = None) -> EpisodeRecord | None:
         q = sa.select(episodes).where(episodes.c.guid == guid)
         if show_id is not None:
             q = q.where(episodes.c.feed_id.in_(
@@ -954,14 +954,12 @@ class Store:
         with self.tx() as c:
             r = c.execute(q.order_by(
                 episodes.c.id.desc())).mappings().first()
-            return dict(r) if r else None
+            return EpisodeRecord.from_row(r) if r else None
 
-    def episodes_for_promotion(self, feed_id: int) -> list[dict]:
+    def episodes_for_promotion(self, feed_id: int) -> list[EpisodeRecord]:
         """A feed's episodes that went out or were there before crier (no held, scheduled)."""
         with self.tx() as c:
-            return [dict(r) for r in c.execute(sa.select(
-                episodes.c.id, episodes.c.title, episodes.c.published_at,
-                episodes.c.announced_at, episodes.c.status).where(
+            return [EpisodeRecord.from_row(r) for r in c.execute(sa.select(episodes).where(
                 episodes.c.feed_id == feed_id,
                 episodes.c.status.in_(("baseline", "announced"))).order_by(
                 episodes.c.published_at, episodes.c.id)).mappings()]

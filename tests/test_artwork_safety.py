@@ -166,7 +166,7 @@ def announce_with_artwork(world, n: int, url: str) -> None:
 
 def masto_row(world, n: int) -> dict:
     return next(d for d in world.rows() if d.account == "masto" and d.episode_id and
-                world.store.get_episode(d.episode_id)["data"]["title"].startswith(
+                world.store.get_episode(d.episode_id).data["title"].startswith(
                     f"Episode {n}:"))
 
 

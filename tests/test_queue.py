@@ -68,11 +68,11 @@ def test_in_duration_and_the_episode_variables(q):
         q.svc.queue.add("{{ artwork }}", at="in 2h", episode="latest", dry=True)
     assert promo.next_at == q.clock.now + timedelta(hours=2)
     latest = q.store.latest_episode(q.store.all_feeds()[0].id)
-    assert all(latest["title"] in p.text and "https://" in p.text for p in previews)
+    assert all(latest.title in p.text and "https://" in p.text for p in previews)
     q.clock.advance(hours=2, seconds=1)
     q.svc.dispatch()
     masto, x = posted(q)
-    assert masto and latest["title"] in masto[0] and x and latest["title"] in x[0]
+    assert masto and latest.title in masto[0] and x and latest.title in x[0]
 
 
 def test_the_preview_counts_and_fit_shortens(q):
@@ -259,9 +259,9 @@ def test_evergreen_rotates_oldest_first_with_a_cool_down(q):
         q.svc.dispatch()
         titles.append(posted(q)[0][-1].split("\n")[0] if posted(q)[0] else None)
     eps = sorted(q.store.episodes_for_promotion(q.store.all_feeds()[0].id),
-                 key=lambda r: r["published_at"])
+                 key=lambda r: r.published_at)
     # never-promoted first, oldest first; then the least recently promoted (cool-down over)
-    assert titles == [f"From the archive of The Test Show: {eps[i]['title']}"
+    assert titles == [f"From the archive of The Test Show: {eps[i].title}"
                       for i in (0, 1, 2, 3, 4, 0, 1)]
 
 

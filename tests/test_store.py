@@ -8,8 +8,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from bot.models import Delivery, Feed, Promo
-from bot.store import HEAD, Store, feeds, md, promos
+from bot.models import Delivery, EpisodeRecord, Feed, Promo
+from bot.store import HEAD, Store, episodes, feeds, md, promos
 
 
 def test_migrations_match_the_tables(db_url):
@@ -31,7 +31,8 @@ def test_migrate_twice_is_a_no_op(db_url):
     store.close()
 
 
-@pytest.mark.parametrize(("typed", "table"), [(Feed, feeds), (Promo, promos)])
+@pytest.mark.parametrize(("typed", "table"), [(Feed, feeds), (Promo, promos),
+                                              (EpisodeRecord, episodes)])
 def test_the_typed_rows_hold_every_column_of_their_table(typed, table):
     """A column added by a migration is added to its `bot.models` class too (from_row reads
     each field by name: a column missing from the row fails loudly)."""
@@ -131,4 +132,40 @@ def test_the_store_gives_promos_as_typed_values(db_url):
     with store.tx() as c:
         assert store.promo_in(c, pid) == got and store.promo_in(c, pid + 1) is None
     assert store.promo(pid + 1) is None
+    store.close()
+
+
+def test_the_store_gives_episodes_as_typed_values(db_url):
+    from datetime import UTC, datetime, timedelta
+    now = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    store = Store(db_url)
+    store.migrate()
+    feed = store.ensure_feed("https://example.com/feed.xml", now, show_id=3)
+    other = store.ensure_feed("https://example.com/other.xml", now, show_id=4)
+    with store.tx() as c:
+        old = store.add_episode(c, feed.id, title="Old", guid="g-old", link=None,
+                                published_at=now - timedelta(days=30), status="baseline",
+                                now=now, data={"title": "Old", "n": 1}, keys=["guid:g-old"])
+        new = store.add_episode(c, feed.id, title="New", guid="g-new", link="https://e/new",
+                                published_at=now, status="held", now=now,
+                                data={"title": "New", "boilerplate": ["#tag"]},
+                                keys=["guid:g-new"])
+        store.add_episode(c, other.id, title="Elsewhere", guid="g-new", link=None,
+                          published_at=now, status="held", now=now, data={}, keys=["guid:x"])
+    got = store.get_episode(new)
+    assert got == EpisodeRecord(id=new, feed_id=feed.id, title="New", status="held",
+                                first_seen_at=now, data={"title": "New", "boilerplate": ["#tag"]},
+                                guid="g-new", link="https://e/new", published_at=now)
+    assert store.get_episode(new + 100) is None
+    assert store.latest_episode(feed.id) == got
+    assert store.episode_by_guid("g-new", show_id=3) == got
+    assert store.episode_by_guid("nope") is None
+    assert [e.id for e in store.episodes_with_status("held", show_id=3)] == [new]
+    assert [e.title for e in store.episodes_with_status("held")] == ["New", "Elsewhere"]
+    (promotable,) = store.episodes_for_promotion(feed.id)
+    assert isinstance(promotable, EpisodeRecord) and (promotable.id, promotable.status,
+                                                      promotable.data) == (
+        old, "baseline", {"title": "Old", "n": 1})
+    with pytest.raises(FrozenInstanceError):
+        got.status = "announced"  # type: ignore[misc]
     store.close()
