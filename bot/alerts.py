@@ -27,7 +27,7 @@ from bot.notify import Message, Notifier, SendResult, build_notifier, redact
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.models import Feed, Promo
+    from bot.models import Delivery, Feed, Promo
     from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -71,48 +71,48 @@ class Alerts:
 
     # -- deliveries -------------------------------------------------------------------------
     @_safe
-    def delivery_failed(self, d: dict, error: Exception) -> None:
+    def delivery_failed(self, d: Delivery, error: Exception) -> None:
         """A delivery ended `failed` (`d`: its row as `Store.delivery` gives it)."""
         if not self._on:
             return
         error = _said(error)
         what = self._what(d)
-        body = (f"Delivery {d['id']} (post {d['post_id']}) to {d['account']} "
-                f"({d['platform']}) failed: {what}.\n\n"
+        body = (f"Delivery {d.id} (post {d.post_id}) to {d.account} "
+                f"({d.platform}) failed: {what}.\n\n"
                 f"The platform said: {error}\n\n"
                 f"What to do: fix what it says (the text, the image, the account's "
-                f"permissions), then run `crier retry {d['id']}`. `crier status` lists every "
+                f"permissions), then run `crier retry {d.id}`. `crier status` lists every "
                 "failed delivery.")
-        self._send(f"a post to {d['account']} failed", body, account=d["account"],
+        self._send(f"a post to {d.account} failed", body, account=d.account,
                    kind="failure")
 
-    def _what(self, d: dict) -> str:
-        kind = d.get("kind")
-        if d.get("episode_id") and kind == "announcement":
-            ep = self.store.get_episode(d["episode_id"])
-            return f"the announcement of episode {ep['title']!r}" if ep else "an announcement"
+    def _what(self, d: Delivery) -> str:
+        kind = d.kind
+        if d.episode_id and kind == "announcement":
+            ep = self.store.get_episode(d.episode_id)
+            return f"the announcement of episode {ep.title!r}" if ep else "an announcement"
         if kind == "promo":
-            promo = self.store.promo(d["promo_id"]) if d.get("promo_id") else None
+            promo = self.store.promo(d.promo_id) if d.promo_id else None
             text = _snippet((promo.text or "") if promo else "")
-            return f"queued post #{d.get('promo_id')}" + (f" ({text!r})" if text else "")
+            return f"queued post #{d.promo_id}" + (f" ({text!r})" if text else "")
         if kind in ("boost", "community"):
-            return f"a boost ({d.get('text') or kind})"
+            return f"a boost ({d.text or kind})"
         return f"a {kind or 'post'}"
 
     @_safe
-    def auth_refused(self, d: dict, error: Exception) -> None:
+    def auth_refused(self, d: Delivery, error: Exception) -> None:
         """The account's credentials were refused: told once until they work again."""
         if not self._on:
             return
         error = _said(error)
-        name, platform = d["account"], d["platform"]
+        name, platform = d.account, d.platform
         if not self.store.add_notice(f"auth:{name}", self.clock(), self.clock()):
             return  # already told (by this process, an earlier one, or another worker)
         from bot.config import secret_names
         names = ", ".join(secret_names(name, platform))
         body = (f"{platform} refused the credentials of account {name}: {error}\n\n"
                 f"Nothing is posted on {name} until they work; its posts wait (delivery "
-                f"{d['id']} and any others), nothing is lost.\n\n"
+                f"{d.id} and any others), nothing is lost.\n\n"
                 f"What to do: set new credentials in {names} (environment or .env), run "
                 "`crier check`, then restart crier: the waiting posts go out (without a "
                 "restart they are tried again every hour). You are told again only if they "
@@ -180,7 +180,7 @@ class Alerts:
         lines = []
         for eid in episode_ids[:HELD_LISTED]:
             ep = self.store.get_episode(eid)
-            lines.append(f"  #{eid} {ep['title'] if ep else '?'}")
+            lines.append(f"  #{eid} {ep.title if ep else '?'}")
         if len(episode_ids) > HELD_LISTED:
             lines.append(f"  … and {len(episode_ids) - HELD_LISTED} more")
         release = ("`crier release " + " ".join(str(e) for e in episode_ids) + "` (or "

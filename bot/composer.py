@@ -14,7 +14,7 @@ from bot import errors
 from bot.artwork import ArtworkPending
 from bot.config import Account
 from bot.episodes import episode_from_data
-from bot.models import Episode, Media, Preview, Rules
+from bot.models import Delivery, Episode, Media, Preview, Rules
 
 if TYPE_CHECKING:
     from bot.service import Service
@@ -79,19 +79,19 @@ class Composer:
         return out
 
 
-    def compose_delivery(self, d: dict, account: Account) -> None:
+    def compose_delivery(self, d: Delivery, account: Account) -> None:
         """Write the delivery's final text (and media) before its first network call, so
         every retry sends exactly the same post."""
-        if d["kind"] == "promo":
+        if d.kind == "promo":
             return self._compose_promo_delivery(d, account)
-        if d["kind"] == "boost":
+        if d.kind == "boost":
             return self._compose_boost(d, account)
-        if d["kind"] == "community":
+        if d.kind == "community":
             return self._compose_community(d, account)
-        row = self.store.get_episode(d["episode_id"]) if d["episode_id"] else None
+        row = self.store.get_episode(d.episode_id) if d.episode_id else None
         if row is None:
-            raise errors.CrierError(f"delivery {d['id']} has no episode or text to post")
-        data = row["data"]
+            raise errors.CrierError(f"delivery {d.id} has no episode or text to post")
+        data = row.data
         episode = episode_from_data(data)
         rules = self.rules_for(account)
         composed = self.compose(account, episode, rules=rules,
@@ -115,63 +115,63 @@ class Composer:
                 raise
             except errors.CrierError as e:
                 if getattr(e, "transient", False) and \
-                        self.clock() - d["created_at"] < ARTWORK_PATIENCE:
+                        self.clock() - d.created_at < ARTWORK_PATIENCE:
                     raise errors.TransientError(
                         f"the artwork could not be downloaded yet ({e}); trying again before "
                         "posting", platform=account.platform, account=account.name) from None
                 note = f"posted without artwork: {e}"
-                log.warning("delivery %d to %s: %s", d["id"], account.name, note)
+                log.warning("delivery %d to %s: %s", d.id, account.name, note)
                 payload["notes"].append(note)
-        self.store.set_delivery_text(d["id"], text=composed.text, payload=payload,
+        self.store.set_delivery_text(d.id, text=composed.text, payload=payload,
                                      length=length, limit=rules.limit, now=self.clock())
 
 
-    def _compose_community(self, d: dict, account: Account) -> None:
-        post_id = int(d["dedupe_key"].split(":")[1])
+    def _compose_community(self, d: Delivery, account: Account) -> None:
+        post_id = int(d.dedupe_key.split(":")[1])
         with self.store.tx() as c:
             row = self.store.community_post(c, post_id)
         if row is None:
-            raise errors.CrierError(f"delivery {d['id']}: community post {post_id} is gone")
+            raise errors.CrierError(f"delivery {d.id}: community post {post_id} is gone")
         self._set_boost(d, row["url"], row["status_id"], row["author"], same_instance=True)
 
-    def _compose_boost(self, d: dict, account: Account) -> None:
+    def _compose_boost(self, d: Delivery, account: Account) -> None:
         """An amplifier's boost of an official post (found by the boost's dedupe key)."""
-        official_id = int(d["dedupe_key"].split(":")[1])
+        official_id = int(d.dedupe_key.split(":")[1])
         official = self.store.delivery(official_id)
-        if official is None or not (official["remote_url"] or official["remote_id"]):
-            raise errors.CrierError(f"delivery {d['id']}: the post to boost is gone")
-        source = self.svc._account(official["account"])
+        if official is None or not (official.remote_url or official.remote_id):
+            raise errors.CrierError(f"delivery {d.id}: the post to boost is gone")
+        source = self.svc._account(official.account)
         same = bool(source and source.instance and account.instance and
                     source.instance.rstrip("/").lower() == account.instance.rstrip("/").lower())
-        self._set_boost(d, official["remote_url"], official["remote_id"], official["account"],
+        self._set_boost(d, official.remote_url, official.remote_id, official.account,
                         same_instance=same or account.platform == "x")
 
-    def _set_boost(self, d: dict, url: str, remote_id: str | None, author: str, *,
+    def _set_boost(self, d: Delivery, url: str, remote_id: str | None, author: str, *,
                    same_instance: bool) -> None:
         """A boost's "text" says what it boosts; its payload, the post to boost."""
         payload = {"boost_of": {"url": url, "remote_id": remote_id, "account": author,
                                 "same_instance": same_instance}, "media": [], "notes": []}
-        self.store.set_delivery_text(d["id"], text=f"boost of {url}", payload=payload,
+        self.store.set_delivery_text(d.id, text=f"boost of {url}", payload=payload,
                                      length=0, limit=0, now=self.clock())
 
-    def _compose_promo_delivery(self, d: dict, account: Account) -> None:
-        promo = self.store.promo(d["promo_id"]) if d["promo_id"] else None
+    def _compose_promo_delivery(self, d: Delivery, account: Account) -> None:
+        promo = self.store.promo(d.promo_id) if d.promo_id else None
         if promo is None:
-            raise errors.CrierError(f"delivery {d['id']}: its queued post is gone")
-        row = self.store.get_episode(d["episode_id"]) if d["episode_id"] else None
+            raise errors.CrierError(f"delivery {d.id}: its queued post is gone")
+        row = self.store.get_episode(d.episode_id) if d.episode_id else None
         p = self.svc.queue._compose(account, promo, row)
         if p.length > p.limit:
             raise errors.CrierError(f"the queued post is {p.length} characters for "
                                     f"{account.name}, over the {p.limit} limit")
         rules = self.rules_for(account)
-        payload = {"language": _lang(row["data"].get("language") if row else None),
+        payload = {"language": _lang(row.data.get("language") if row else None),
                    "visibility": account.visibility, "truncated": p.shortened, "link": None,
                    "trimmed": [], "reply_text": None, "media": [], "notes": []}
         if p.image:
             img = self._prepare_image(p.image, rules)
             payload["media"] = [{"source": img.path, "alt": p.alt or "",
                                  "mime_type": img.mime_type}]
-        self.store.set_delivery_text(d["id"], text=p.text, payload=payload, length=p.length,
+        self.store.set_delivery_text(d.id, text=p.text, payload=payload, length=p.length,
                                      limit=p.limit, now=self.clock())
 
     def _prepare_image(self, url: str, rules: Rules):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from bot import errors
 from bot.artwork import ArtworkPending
 from bot.config import Account
-from bot.models import DeliveryStatus, Media, Post
+from bot.models import Delivery, DeliveryStatus, Media, Post
 
 if TYPE_CHECKING:
     from bot.service import Service
@@ -101,21 +101,21 @@ class Dispatcher:
             return self._send_all(due, stop)
         finally:
             if self._lease is not None:  # the leased rows only: no scan when none were
-                self.store.release_deliveries(self._lease, [d["id"] for d in due])
+                self.store.release_deliveries(self._lease, [d.id for d in due])
                 self._lease = None
 
     def _send_all(self, due: list[dict], stop: Callable[[], bool] | None) -> list[Outcome]:
         outcomes = []
-        blocked: dict[str, str] = {}
+        blocked: Delivery[str, str] = {}
         for d in due:
             if stop and stop():
                 break
-            if d["account"] in blocked:
+            if d.account in blocked:
                 continue
-            if d["kind"] == "promo" and (account := self.svc._account(d["account"])):
+            if d.kind == "promo" and (account := self.svc._account(d.account)):
                 hold = self.svc.queue.hold_for(d, account, self.clock())
                 if hold is not None:  # spacing, quiet hours, an announcement first
-                    self.store.update_delivery(d["id"], self.clock(), next_attempt_at=hold)
+                    self.store.update_delivery(d.id, self.clock(), next_attempt_at=hold)
                     continue
             outcome = self._deliver(d, blocked)
             if outcome:
@@ -123,9 +123,9 @@ class Dispatcher:
         return outcomes
 
 
-    def _deliver(self, d: dict, blocked: dict[str, str]) -> Outcome | None:
+    def _deliver(self, d: Delivery, blocked: Delivery[str, str]) -> Outcome | None:
         now = self.clock()
-        did, name = d["id"], d["account"]
+        did, name = d.id, d.account
         account = self.svc._account(name)
         publisher = self.publishers.get(name)
         if account is None or publisher is None:
@@ -133,10 +133,10 @@ class Dispatcher:
                                        last_error=f"account '{name}' is no longer in the "
                                                   "configuration")
             log.warning("delivery %d: held, account %r not configured", did, name)
-            return Outcome(did, name, d["platform"], DeliveryStatus.HELD.value,
+            return Outcome(did, name, d.platform, DeliveryStatus.HELD.value,
                            error="account not configured")
 
-        if d["text"] is None:
+        if d.text is None:
             try:
                 self.svc.composer.compose_delivery(d, account)
             except ArtworkPending as e:  # downloading off the dispatch path: look again soon
@@ -144,7 +144,7 @@ class Dispatcher:
                 self.store.update_delivery(did, now, next_attempt_at=at, last_error=str(e),
                                            error_kind="artwork")
                 log.info("delivery %d to %s: %s", did, name, e)
-                return Outcome(did, name, d["platform"], DeliveryStatus.PENDING.value,
+                return Outcome(did, name, d.platform, DeliveryStatus.PENDING.value,
                                error=str(e), next_attempt_at=at)
             except errors.RateLimitedError as e:  # the instance lookup was rate limited
                 blocked[name] = "rate limited"
@@ -157,7 +157,7 @@ class Dispatcher:
                                            last_error=str(e), error_kind="compose")
                 log.error("delivery %d to %s: cannot be composed: %s", did, name, e)
                 self.alerts.delivery_failed(d, e)
-                return Outcome(did, name, d["platform"], DeliveryStatus.FAILED.value,
+                return Outcome(did, name, d.platform, DeliveryStatus.FAILED.value,
                                error=str(e))
             d = self.store.delivery(did)
 
@@ -165,31 +165,31 @@ class Dispatcher:
         if not self.store.claim(did, token, now, lease=self._lease):
             return None  # another process took it
         post = _post_from_row(d)
-        outcome = Outcome(did, name, d["platform"], "", text=d["text"], length=d["length"],
-                          limit=d["limit"])
+        outcome = Outcome(did, name, d.platform, "", text=d.text, length=d.length,
+                          limit=d.limit)
 
         if isinstance(publisher, _dry_run_type()):
-            publisher.publish(post, d["idempotency_key"])
+            publisher.publish(post, d.idempotency_key)
             self.store.finish(did, token, now, status=DeliveryStatus.DRY_RUN.value,
                               sent_at=now)
             log.info("delivery %d to %s: dry run, recorded not sent (%d/%d)", did, name,
-                     d["length"] or 0, d["limit"] or 0)
+                     d.length or 0, d.limit or 0)
             outcome.status = DeliveryStatus.DRY_RUN.value
             return outcome
 
         try:
             published = None
-            if d["needs_check"] and d["kind"] not in ("boost", "community"):  # (a no-op again)
+            if d.needs_check and d.kind not in ("boost", "community"):  # (a no-op again)
                 published = publisher.find_existing(post, _since_first_attempt(d, now))
                 if published:
                     log.info("delivery %d to %s: found already posted after an interrupted "
                              "attempt: %s", did, name, published.url)
-            if published is None and d["kind"] in ("boost", "community"):
-                target = d["payload"]["boost_of"]
+            if published is None and d.kind in ("boost", "community"):
+                target = d.payload["boost_of"]
                 published = publisher.boost(target["url"], target["remote_id"],
                                             same_instance=target["same_instance"])
             elif published is None:
-                published = publisher.publish(post, d["idempotency_key"])
+                published = publisher.publish(post, d.idempotency_key)
         except errors.NotAllowedError as e:  # e.g. X's Free tier cannot repost
             self.store.finish(did, token, now, status=DeliveryStatus.SKIPPED.value,
                               last_error=str(e), error_kind="not allowed")
@@ -198,7 +198,7 @@ class Dispatcher:
             return outcome
         except errors.DuplicateError as e:
             published = None   # without an earlier ambiguous attempt, it is another post's text
-            if d["needs_check"]:
+            if d.needs_check:
                 try:
                     published = publisher.find_existing(post, _since_first_attempt(d, now))
                 except errors.PublishError:
@@ -231,7 +231,7 @@ class Dispatcher:
         if post.reply_text and reply_error is not None:
             note = f"posted; the link reply failed: {reply_error}"
             log.warning("delivery %d to %s: %s", did, name, note)
-        extra = {"payload": {**(d["payload"] or {}), "reply_id": published.reply_id,
+        extra = {"payload": {**(d.payload or {}), "reply_id": published.reply_id,
                              "reply_url": published.reply_url}} if published.reply_url else {}
         self.store.finish(did, token, now, status=DeliveryStatus.SENT.value,
                           remote_id=published.remote_id, remote_url=published.url, sent_at=now,
@@ -244,59 +244,59 @@ class Dispatcher:
         return outcome
 
 
-    def _enqueue_boosts(self, c, d: dict, account: Account, now: datetime) -> None:
+    def _enqueue_boosts(self, c, d: Delivery, account: Account, now: datetime) -> None:
         """After an official post: one boost per amplifier of its account, after the delay
         (in the transaction that records the post, so a crash loses none)."""
-        if d["kind"] in ("boost", "community"):
+        if d.kind in ("boost", "community"):
             return
         amps = self.settings.amplifiers_of(account.name)
         for amp in amps:
-            self.store.enqueue(c, kind="boost", dedupe_key=f"boost:{d['id']}:{amp.name}",
-                               episode_id=d["episode_id"], now=now, priority=5,
+            self.store.enqueue(c, kind="boost", dedupe_key=f"boost:{d.id}:{amp.name}",
+                               episode_id=d.episode_id, now=now, priority=5,
                                targets=[(amp.name, amp.platform,
                                          DeliveryStatus.PENDING.value)],
                                due_at=now + timedelta(seconds=amp.amplify_delay))
 
 
-    def _retry_later(self, d: dict, e: errors.PublishError, now: datetime, *,
+    def _retry_later(self, d: Delivery, e: errors.PublishError, now: datetime, *,
                      token: str | None = None, outcome: Outcome | None = None,
                      at: datetime | None = None, kind: str = "transient",
                      check: bool = False, count_attempt: bool = True,
                      claimed: bool = True) -> Outcome:
-        attempts = d["attempts"] + (1 if claimed else 0)
+        attempts = d.attempts + (1 if claimed else 0)
         if count_attempt and attempts >= self.settings.max_attempts:
             return self._fail(d, token, errors.PublishError(
                 f"gave up after {attempts} attempts; last error: {e.detail}",
-                platform=d["platform"], account=d["account"]), now,
-                outcome or Outcome(d["id"], d["account"], d["platform"], ""))
+                platform=d.platform, account=d.account), now,
+                outcome or Outcome(d.id, d.account, d.platform, ""))
         if at is None:
             delay = min(RETRY_BASE * 2 ** max(attempts - 1, 0), RETRY_MAX)
             at = now + delay * self.rng.uniform(0.8, 1.2)
         values = dict(status=DeliveryStatus.PENDING.value, next_attempt_at=at,
                       last_error=str(e), error_kind=kind,
-                      needs_check=bool(check or d["needs_check"]))
+                      needs_check=bool(check or d.needs_check))
         if not count_attempt and claimed:
-            values["attempts"] = d["attempts"]  # rate limits and auth stops don't use up tries
+            values["attempts"] = d.attempts  # rate limits and auth stops don't use up tries
         if claimed:
-            self.store.finish(d["id"], token, now, **values)
+            self.store.finish(d.id, token, now, **values)
         else:
-            self.store.update_delivery(d["id"], now, **values)
-        log.warning("delivery %d to %s: %s; retry at %s", d["id"], d["account"], e,
+            self.store.update_delivery(d.id, now, **values)
+        log.warning("delivery %d to %s: %s; retry at %s", d.id, d.account, e,
                     at.isoformat(timespec="seconds"))
-        o = outcome or Outcome(d["id"], d["account"], d["platform"], "")
+        o = outcome or Outcome(d.id, d.account, d.platform, "")
         o.status, o.error, o.next_attempt_at = DeliveryStatus.PENDING.value, str(e), at
         return o
 
-    def _fail(self, d: dict, token: str | None, e: errors.CrierError, now: datetime,
+    def _fail(self, d: Delivery, token: str | None, e: errors.CrierError, now: datetime,
               outcome: Outcome) -> Outcome:
         values = dict(status=DeliveryStatus.FAILED.value, last_error=str(e),
                       error_kind="rejected")
         recorded = True
         if token:
-            recorded = self.store.finish(d["id"], token, now, **values)
+            recorded = self.store.finish(d.id, token, now, **values)
         else:
-            self.store.update_delivery(d["id"], now, **values)
-        log.error("delivery %d to %s: failed: %s", d["id"], d["account"], e)
+            self.store.update_delivery(d.id, now, **values)
+        log.error("delivery %d to %s: failed: %s", d.id, d.account, e)
         if recorded:
             self.alerts.delivery_failed(d, e)
         outcome.status, outcome.error = DeliveryStatus.FAILED.value, str(e)
@@ -314,7 +314,7 @@ class Dispatcher:
         for d in self.store.deliveries_where(
                 deliveries.c.status == DeliveryStatus.PENDING.value,
                 deliveries.c.error_kind == "auth"):
-            self.store.update_delivery(d["id"], now, next_attempt_at=now)
+            self.store.update_delivery(d.id, now, next_attempt_at=now)
 
 
 
@@ -339,16 +339,16 @@ def due_show_ids(store, now: datetime) -> set[int | None]:
     return store.shows_with_due_work(now, SENDING_LEASE)
 
 
-def _since_first_attempt(d: dict, now: datetime) -> datetime:
+def _since_first_attempt(d: Delivery, now: datetime) -> datetime:
     """Where a look for this delivery's own post starts (see FIND_EXISTING_SKEW)."""
-    return (d["first_attempt_at"] or now) - FIND_EXISTING_SKEW
+    return (d.first_attempt_at or now) - FIND_EXISTING_SKEW
 
 
 
-def _post_from_row(d: dict) -> Post:
-    p = d["payload"] or {}
+def _post_from_row(d: Delivery) -> Post:
+    p = d.payload or {}
     media = tuple(Media(**m) for m in p.get("media") or ())
-    return Post(text=d["text"], language=p.get("language"),
+    return Post(text=d.text, language=p.get("language"),
                 visibility=p.get("visibility", "public"), media=media,
                 spoiler=p.get("spoiler"), reply_text=p.get("reply_text"))
 

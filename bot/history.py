@@ -44,19 +44,19 @@ def history(store: Store, *, since: datetime | None = None, account: str | None 
             return None
         if episode_id not in titles:
             row = store.get_episode(episode_id)
-            titles[episode_id] = row["title"] if row else None
+            titles[episode_id] = row.title if row else None
         return titles[episode_id]
 
     out = []
     for d in store.sent_deliveries(since=since, account=account, limit=limit):
-        payload = d["payload"] or {}
+        payload = d.payload or {}
         boosted = (payload.get("boost_of") or {}).get("url")
-        row = {"delivery": d["id"], "sent_at": d["sent_at"].isoformat(timespec="seconds")
-               if d["sent_at"] else None, "account": d["account"], "platform": d["platform"],
-               "kind": d["kind"], "episode": title(d["episode_id"]), "promo": d["promo_id"],
-               "boost_of": boosted, "url": d["remote_url"], "remote_id": d["remote_id"]}
+        row = {"delivery": d.id, "sent_at": d.sent_at.isoformat(timespec="seconds")
+               if d.sent_at else None, "account": d.account, "platform": d.platform,
+               "kind": d.kind, "episode": title(d.episode_id), "promo": d.promo_id,
+               "boost_of": boosted, "url": d.remote_url, "remote_id": d.remote_id}
         if payload.get("reply_url"):
             out.append({**row, "kind": "reply", "url": payload["reply_url"],
-                        "remote_id": payload.get("reply_id"), "reply_to": d["remote_url"]})
+                        "remote_id": payload.get("reply_id"), "reply_to": d.remote_url})
         out.append(row)
     return out

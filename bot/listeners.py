@@ -33,31 +33,31 @@ class Listeners:
         rows = self.store.deliveries_where(
             posts.c.episode_id == episode_id, posts.c.kind == "announcement",
             deliveries.c.status == DeliveryStatus.SENT.value)
-        return [OfficialPost(d["account"], d["platform"], d["remote_url"])
-                for d in rows if d["remote_url"]]
+        return [OfficialPost(d.account, d.platform, d.remote_url)
+                for d in rows if d.remote_url]
 
     def share(self, ref: str | None = None, *, instance: str | None = None) -> dict:
         """The share kit of an episode ('latest' by default): listener texts per network
         with share links, and the official posts to boost."""
         from bot.share import share_kit
         row = self.svc.queue.episode(ref or "latest")
-        episode = episode_from_data(row["data"])
+        episode = episode_from_data(row.data)
         official = self.settings.posting_accounts
         masto = next((a for a in official if a.platform == "mastodon"), None)
         base = masto or (official[0] if official else None)
-        options = self.svc.options_for(base, row["data"].get("boilerplate") or ()) if base else None
+        options = self.svc.options_for(base, row.data.get("boilerplate") or ()) if base else None
         rules = {"mastodon": self.svc.rules_for(masto)} if masto else {}
         if instance is None and masto is not None:
             instance = masto.instance
         kit = share_kit(episode, show=self.settings.show, options=options, rules=rules,
-                        instance=instance, posts=self.official_posts(row["id"]))
-        return {"id": row["id"], **kit}
+                        instance=instance, posts=self.official_posts(row.id))
+        return {"id": row.id, **kit}
 
     def social_interact(self, ref: str | None = None) -> dict:
         from bot.share import social_interact, social_interact_xml
         row = self.svc.queue.episode(ref or "latest")
-        tags = social_interact(self.official_posts(row["id"]))
-        return {"id": row["id"], "episode": row["title"], "tags": tags,
+        tags = social_interact(self.official_posts(row.id))
+        return {"id": row.id, "episode": row.title, "tags": tags,
                 "xml": social_interact_xml(tags)}
 
     # -- the community --------------------------------------------------------------------

@@ -165,6 +165,77 @@ class Promo:
 _PROMO_FIELDS = tuple(f.name for f in fields(Promo))
 
 
+@dataclass(frozen=True, slots=True)
+class EpisodeRecord:
+    """An episode as its row in the store's `episodes` table holds it: what crier knows of
+    a feed item and where it stands (`EpisodeStatus`). `EpisodeRecord.from_row` builds it.
+    The item itself is `data` (`bot.episodes.episode_to_data`: JSON content, a dict)."""
+    id: int
+    feed_id: int
+    title: str
+    status: str                           # an EpisodeStatus value
+    first_seen_at: datetime
+    data: dict[str, Any]                  # the item, boilerplate, show image (JSON)
+    guid: str | None = None
+    link: str | None = None
+    published_at: datetime | None = None
+    announced_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> EpisodeRecord:
+        """From a row mapping holding every column of `episodes` (extra keys are ignored)."""
+        return cls(**{name: row[name] for name in _EPISODE_RECORD_FIELDS})
+
+
+_EPISODE_RECORD_FIELDS = tuple(f.name for f in fields(EpisodeRecord))
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One account's copy of a post as the store gives it: its row in `deliveries` joined
+    with its post's (`posts`: kind, episode, priority, dedupe key, promo, due time).
+    `Delivery.from_row` builds it; a change makes a new one (`dataclasses.replace`)."""
+    id: int
+    post_id: int
+    account: str
+    platform: str
+    status: str                           # a DeliveryStatus value
+    idempotency_key: str                  # sent with every attempt (no double post)
+    next_attempt_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    kind: str                             # the post's: announcement | promo | boost ...
+    dedupe_key: str                       # the post's
+    text: str | None = None               # composed at the first attempt
+    payload: dict[str, Any] | None = None  # the composed post (JSON content, stays a dict)
+    length: int | None = None
+    limit: int | None = None
+    attempts: int = 0
+    needs_check: bool = False             # interrupted while sending: look before resending
+    first_attempt_at: datetime | None = None
+    claimed_at: datetime | None = None
+    claim_token: str | None = None
+    last_error: str | None = None
+    error_kind: str | None = None
+    remote_id: str | None = None          # where it landed
+    remote_url: str | None = None
+    sent_at: datetime | None = None
+    show_id: int | None = None
+    episode_id: int | None = None         # the post's episode, if any
+    priority: int = 0                     # the post's: higher goes first
+    promo_id: int | None = None           # the queued post it came from, if any
+    due_at: datetime | None = None        # a promo occurrence's time
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Delivery:
+        """From a row of `Store._delivery_query` (every column of `deliveries` and the
+        post's; extra keys are ignored)."""
+        return cls(**{name: row[name] for name in _DELIVERY_FIELDS})
+
+
+_DELIVERY_FIELDS = tuple(f.name for f in fields(Delivery))
+
+
 class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"    # waiting for its next attempt
     SENDING = "sending"    # claimed; the network call may be in flight

@@ -413,7 +413,7 @@ class Poller:
         held = self.store.episodes_with_status(EpisodeStatus.HELD.value)
         wanted = set(episode_ids) if episode_ids is not None else None
         if wanted is not None:
-            unknown = wanted - {e["id"] for e in held}
+            unknown = wanted - {e.id for e in held}
             if unknown:
                 raise errors.CrierError(
                     f"not held: episode {', '.join(map(str, sorted(unknown)))} "
@@ -421,10 +421,10 @@ class Poller:
         done = []
         with self.store.tx() as c:
             for e in held:
-                if wanted is None or e["id"] in wanted:
-                    self._enqueue_episode(c, e["id"], now)
-                    done.append(e["id"])
-                    log.info("episode %d %r: released by the host", e["id"], e["title"])
+                if wanted is None or e.id in wanted:
+                    self._enqueue_episode(c, e.id, now)
+                    done.append(e.id)
+                    log.info("episode %d %r: released by the host", e.id, e.title)
         return done
 
     def release_scheduled(self) -> list[int]:
@@ -440,12 +440,12 @@ class Poller:
                     # taken from `scheduled` first: another worker releasing it at the same
                     # moment waits for this row, then finds it announced
                     if not c.execute(episodes.update().where(
-                            episodes.c.id == e["id"],
+                            episodes.c.id == e.id,
                             episodes.c.status == EpisodeStatus.SCHEDULED.value).values(
                             status=EpisodeStatus.ANNOUNCED.value, announced_at=now)).rowcount:
                         continue
-                    self._enqueue_episode(c, e["id"], now)
-                    released.append(e["id"])
+                    self._enqueue_episode(c, e.id, now)
+                    released.append(e.id)
                     log.info("episode %d %r: its date has come, announcement enqueued",
-                             e["id"], e["title"])
+                             e.id, e.title)
         return released

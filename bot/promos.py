@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from bot import errors
 from bot.config import Account
 from bot.episodes import episode_from_data
-from bot.models import DeliveryStatus, Promo, PromoPreview
+from bot.models import Delivery, DeliveryStatus, EpisodeRecord, Promo, PromoPreview
 from bot.status import iso
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class PromoQueue:
                 f"{', '.join(known) or 'none'})")
         return [known[n] for n in dict.fromkeys(names)]
 
-    def episode(self, ref: str | None) -> dict | None:
+    def episode(self, ref: str | None) -> EpisodeRecord | None:
         """'latest', a GUID or an episode id → the episode's row; None for None."""
         if ref is None:
             return None
@@ -82,12 +82,12 @@ class PromoQueue:
                                     "'latest' picks the newest)")
         return row
 
-    def _compose(self, account: Account, promo: Promo, episode_row: dict | None
+    def _compose(self, account: Account, promo: Promo, episode_row: EpisodeRecord | None
                  ) -> PromoPreview:
         from bot.compose import DEFAULT_EVERGREEN_TEMPLATE, compose_episode, compose_promo
         rules = self.svc.rules_for(account)
-        ep = episode_from_data(episode_row["data"]) if episode_row else None
-        boiler = (episode_row["data"].get("boilerplate") or ()) if episode_row else ()
+        ep = episode_from_data(episode_row.data) if episode_row else None
+        boiler = (episode_row.data.get("boilerplate") or ()) if episode_row else ()
         options = self.svc.options_for(account, boiler)
         if promo.kind == "evergreen":
             if ep is None:
@@ -96,7 +96,7 @@ class PromoQueue:
                 DEFAULT_EVERGREEN_TEMPLATE
             options = replace(options, template=template, template_name="evergreen")
             c = compose_episode(ep, show=self.settings.show, rules=rules, options=options,
-                                show_image=episode_row["data"].get("show_image"))
+                                show_image=episode_row.data.get("show_image"))
         else:
             c = compose_promo(promo.text, show=self.settings.show, rules=rules, episode=ep,
                               options=options, fit=bool(promo.fit))
@@ -108,7 +108,7 @@ class PromoQueue:
                             episode=ep.title if ep else None)
 
     def preview(self, promo: Promo, accounts: list[Account],
-                episode_row: dict | None) -> list[PromoPreview]:
+                episode_row: EpisodeRecord | None) -> list[PromoPreview]:
         return [self._compose(a, promo, episode_row) for a in accounts]
 
     # -- add ------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class PromoQueue:
         values = {"kind": kind, "text": (text or None) if evergreen else text,  # the new row
                   "accounts": [a.name for a in targets] if accounts else None,
                   "image_path": image_path, "alt": alt,
-                  "episode_id": ep_row["id"] if ep_row and not evergreen else None,
+                  "episode_id": ep_row.id if ep_row and not evergreen else None,
                   "rule": rule.text if rule else None, "until": rule.until if rule else None,
                   "next_at": first, "status": "active", "fit": fit,
                   "pick": pick if evergreen else None,
@@ -203,7 +203,7 @@ class PromoQueue:
 
     # -- evergreen ------------------------------------------------------------------------
     def _pick(self, pick: str, cooldown_days: int | None, now: datetime, *,
-              preview: bool = False) -> dict | None:
+              preview: bool = False) -> EpisodeRecord | None:
         """An older episode not promoted (nor announced) within the cool-down."""
         feeds = self.store.all_feeds()
         if not feeds:
@@ -216,9 +216,9 @@ class PromoQueue:
         promoted = self.store.last_promoted(feeds[0].id)
         fresh = EVERGREEN_MIN_AGE
         rows = [r for r in self.store.episodes_for_promotion(feeds[0].id)
-                if not ((p := promoted.get(r["id"])) and now - p < cooldown)
-                and not (r["announced_at"] and now - r["announced_at"] < fresh)
-                and not (r["published_at"] and now - r["published_at"] < fresh)]
+                if not ((p := promoted.get(r.id)) and now - p < cooldown)
+                and not (r.announced_at and now - r.announced_at < fresh)
+                and not (r.published_at and now - r.published_at < fresh)]
         if not rows:
             if preview:
                 raise errors.CrierError(
@@ -230,9 +230,9 @@ class PromoQueue:
             chosen = self.svc.rng.choice(rows)
         else:
             floor = datetime.min.replace(tzinfo=UTC)
-            chosen = min(rows, key=lambda r: (promoted.get(r["id"]) or floor,
-                                              r["published_at"] or floor, r["id"]))
-        return self.store.get_episode(chosen["id"])
+            chosen = min(rows, key=lambda r: (promoted.get(r.id) or floor,
+                                              r.published_at or floor, r.id))
+        return self.store.get_episode(chosen.id)
 
     # -- list, show, change -----------------------------------------------------------------
     def plan(self, rows: list[Promo]) -> dict[int, dict[str, datetime]]:
@@ -289,10 +289,10 @@ class PromoQueue:
         out = self.view(row, self.plan([row]).get(promo_id))
         now = self.svc.clock()
         out["deliveries"] = [{
-            **describe(d, now), "id": d["id"], "account": d["account"], "status": d["status"],
-            "due_at": iso(d["due_at"]), "sent_at": iso(d["sent_at"]), "url": d["remote_url"],
-            "error": d["last_error"], "next_attempt_at": iso(d["next_attempt_at"]),
-            "text": d["text"]} for d in self.store.promo_deliveries(promo_id)]
+            **describe(d, now), "id": d.id, "account": d.account, "status": d.status,
+            "due_at": iso(d.due_at), "sent_at": iso(d.sent_at), "url": d.remote_url,
+            "error": d.last_error, "next_attempt_at": iso(d.next_attempt_at),
+            "text": d.text} for d in self.store.promo_deliveries(promo_id)]
         return out
 
     def set_status(self, promo_id: int, action: str) -> dict:
@@ -334,7 +334,7 @@ class PromoQueue:
         from bot.schedule import parse_rule, parse_when
         row = self.get(promo_id)
         waiting = [d for d in self.store.promo_deliveries(promo_id, limit=100)
-                   if d["status"] == "pending"]
+                   if d.status == "pending"]
         if row.status == "cancelled" or (row.status == "done" and not waiting):
             raise errors.CrierError(f"queued post {promo_id} is {row.status}; it cannot be "
                                     "edited")
@@ -434,7 +434,7 @@ class PromoQueue:
                         notes.append("no episode could be promoted (all within the "
                                      "cool-down); skipped")
                         log.warning("promo %d: %s", promo_id, notes[-1])
-                    episode_id = pick["id"] if pick else None
+                    episode_id = pick.id if pick else None
                 if row.kind != "evergreen" or episode_id is not None:
                     targets = [(a.name, a.platform, DeliveryStatus.PENDING.value)
                                for a in self.accounts(row.accounts)]
@@ -456,7 +456,7 @@ class PromoQueue:
         return {"promo": promo_id, "post": post_id, "missed": missed, "next_at": nxt}
 
     # -- spacing at send time -------------------------------------------------------------
-    def hold_for(self, d: dict, account: Account, now: datetime) -> datetime | None:
+    def hold_for(self, d: Delivery, account: Account, now: datetime) -> datetime | None:
         """When a promo delivery may go out, if not now: after a pending announcement, the
         account's minimum gap since its last post, and outside its quiet hours."""
         from bot.spacing import next_allowed

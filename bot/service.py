@@ -42,7 +42,7 @@ from bot.dispatch import (
 from bot.episodes import FeedItems, episode_from_data, episode_to_data
 from bot.listeners import Listeners
 from bot.locks import WORKER_LOCK, _dead_here
-from bot.models import Episode, Preview, Published, Rules
+from bot.models import Delivery, Episode, Preview, Published, Rules
 from bot.platforms.base import Publisher
 from bot.polling import (
     BOILERPLATE_SAMPLE,
@@ -158,7 +158,7 @@ class Service:
                 show_image: str | None = None) -> list[Preview]:
         return self.composer.preview(episode, boilerplate=boilerplate, show_image=show_image)
 
-    def _compose_delivery(self, d: dict, account: Account) -> None:
+    def _compose_delivery(self, d: Delivery, account: Account) -> None:
         self.composer.compose_delivery(d, account)
 
     # -- the outbox (bot.dispatch) --------------------------------------------------------

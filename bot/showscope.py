@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.models import Feed, Promo
+from bot.models import Delivery, EpisodeRecord, Feed, Promo
 from bot.store import Store, deliveries
 
 
@@ -60,23 +60,23 @@ class ShowStore:
         return self._store.all_feeds(show_id=self.show_id)
 
     def episodes_with_status(self, status: str, feed_id: int | None = None,
-                             **kw: Any) -> list[dict]:
+                             **kw: Any) -> list[EpisodeRecord]:
         return self._store.episodes_with_status(status, feed_id, show_id=self.show_id, **kw)
 
-    def episode_by_guid(self, guid: str) -> dict | None:
+    def episode_by_guid(self, guid: str) -> EpisodeRecord | None:
         return self._store.episode_by_guid(guid, show_id=self.show_id)
 
-    def due_deliveries(self, now: datetime, limit: int = 50, **kw: Any) -> list[dict]:
+    def due_deliveries(self, now: datetime, limit: int = 50, **kw: Any) -> list[Delivery]:
         return self._store.due_deliveries(now, limit=limit, show_id=self.show_id, **kw)
 
     def lease_due_deliveries(self, now: datetime, token: str, lease, limit: int = 50
-                             ) -> list[dict]:
+                             ) -> list[Delivery]:
         return self._store.lease_due_deliveries(now, token, lease, limit, show_id=self.show_id)
 
-    def deliveries_where(self, *conds, **kw: Any) -> list[dict]:
+    def deliveries_where(self, *conds, **kw: Any) -> list[Delivery]:
         return self._store.deliveries_where(deliveries.c.show_id == self.show_id, *conds, **kw)
 
-    def sent_deliveries(self, **kw: Any) -> list[dict]:
+    def sent_deliveries(self, **kw: Any) -> list[Delivery]:
         return self._store.sent_deliveries(show_id=self.show_id, **kw)
 
     def all_promos(self, **kw: Any) -> list[Promo]:

@@ -37,20 +37,20 @@ def status(svc: Service) -> dict:
     def title(eid):
         if eid and eid not in titles:
             e = svc.store.get_episode(eid)
-            titles[eid] = e["title"] if e else None
+            titles[eid] = e.title if e else None
         return titles.get(eid)
 
     from bot.outbox import describe
     now = svc.clock()
 
     def drow(d):
-        return {**describe(d, now), "id": d["id"], "account": d["account"],
-                "platform": d["platform"],
-                "status": d["status"], "kind": d["kind"], "promo": d["promo_id"],
-                "episode": title(d["episode_id"]),
-                "attempts": d["attempts"], "next_attempt_at": iso(d["next_attempt_at"]),
-                "last_error": d["last_error"], "url": d["remote_url"],
-                "sent_at": iso(d["sent_at"])}
+        return {**describe(d, now), "id": d.id, "account": d.account,
+                "platform": d.platform,
+                "status": d.status, "kind": d.kind, "promo": d.promo_id,
+                "episode": title(d.episode_id),
+                "attempts": d.attempts, "next_attempt_at": iso(d.next_attempt_at),
+                "last_error": d.last_error, "url": d.remote_url,
+                "sent_at": iso(d.sent_at)}
 
     return {
         "feeds": [{"url": f.url, "title": f.title, "redirect_url": f.redirect_url,
@@ -58,10 +58,10 @@ def status(svc: Service) -> dict:
                    "last_error": f.last_error, "error_count": f.error_count,
                    "next_poll_at": iso(f.next_poll_at),
                    "episodes": svc.store.count_episodes(f.id)} for f in feeds],
-        "held_episodes": [{"id": e["id"], "title": e["title"],
-                           "published_at": iso(e["published_at"])} for e in held],
-        "scheduled_episodes": [{"id": e["id"], "title": e["title"],
-                                "published_at": iso(e["published_at"])}
+        "held_episodes": [{"id": e.id, "title": e.title,
+                           "published_at": iso(e.published_at)} for e in held],
+        "scheduled_episodes": [{"id": e.id, "title": e.title,
+                                "published_at": iso(e.published_at)}
                                for e in scheduled],
         "pending": [drow(d) for d in open_],
         "failed": [drow(d) for d in failed],

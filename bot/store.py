@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bot.errors import StoreError
-from bot.models import DeliveryStatus, Feed, Promo
+from bot.models import Delivery, DeliveryStatus, EpisodeRecord, Feed, Promo
 
 log = logging.getLogger(__name__)
 
@@ -536,7 +536,7 @@ class Store:
 
     def episodes_with_status(self, status: str, feed_id: int | None = None, *,
                              show_id: int | None = None,
-                             published_by: datetime | None = None) -> list[dict]:
+                             published_by: datetime | None = None) -> list[EpisodeRecord]:
         """`published_by`: only those dated then or earlier (ix_episodes_due)."""
         q = sa.select(episodes).where(episodes.c.status == status)
         if published_by is not None:
@@ -547,7 +547,7 @@ class Store:
             q = q.where(episodes.c.feed_id.in_(
                 sa.select(feeds.c.id).where(feeds.c.show_id == show_id)))
         with self.tx() as c:
-            return [dict(r) for r in c.execute(
+            return [EpisodeRecord.from_row(r) for r in c.execute(
                 q.order_by(episodes.c.published_at, episodes.c.id)).mappings()]
 
     def set_episode_status(self, episode_id: int, was: str, status: str) -> bool:
@@ -557,11 +557,11 @@ class Store:
                 episodes.c.id == episode_id, episodes.c.status == was).values(status=status)
             ).rowcount == 1
 
-    def get_episode(self, episode_id: int) -> dict | None:
+    def get_episode(self, episode_id: int) -> EpisodeRecord | None:
         with self.tx() as c:
             r = c.execute(sa.select(episodes).where(episodes.c.id == episode_id)
                           ).mappings().first()
-            return dict(r) if r else None
+            return EpisodeRecord.from_row(r) if r else None
 
     def recent_episodes(self, feed_id: int, limit: int) -> list[dict]:
         """The data of a feed's `limit` newest episodes (by publication date)."""
@@ -571,12 +571,12 @@ class Store:
                 episodes.c.published_at.desc().nulls_last(), episodes.c.id.desc()
             ).limit(limit)).scalars())
 
-    def latest_episode(self, feed_id: int) -> dict | None:
+    def latest_episode(self, feed_id: int) -> EpisodeRecord | None:
         with self.tx() as c:
             r = c.execute(sa.select(episodes).where(episodes.c.feed_id == feed_id).order_by(
                 episodes.c.published_at.desc().nulls_last(), episodes.c.id.desc())
                           ).mappings().first()
-            return dict(r) if r else None
+            return EpisodeRecord.from_row(r) if r else None
 
     def count_episodes(self, feed_id: int) -> dict[str, int]:
         with self.tx() as c:
@@ -607,11 +607,11 @@ class Store:
                 created_at=now, updated_at=now, show_id=show_id))
         return pid
 
-    def delivery(self, delivery_id: int) -> dict | None:
+    def delivery(self, delivery_id: int) -> Delivery | None:
         with self.tx() as c:
             r = c.execute(self._delivery_query().where(deliveries.c.id == delivery_id)
                           ).mappings().first()
-            return dict(r) if r else None
+            return Delivery.from_row(r) if r else None
 
     @staticmethod
     def _delivery_query():
@@ -620,7 +620,7 @@ class Store:
                          ).join(posts, posts.c.id == deliveries.c.post_id)
 
     def due_deliveries(self, now: datetime, limit: int = 50, *,
-                       show_id: int | None = None) -> list[dict]:
+                       show_id: int | None = None) -> list[Delivery]:
         q = self._delivery_query().where(
             deliveries.c.status == DeliveryStatus.PENDING.value,
             deliveries.c.next_attempt_at <= now,
@@ -628,19 +628,21 @@ class Store:
         ).order_by(posts.c.priority.desc(), deliveries.c.next_attempt_at, deliveries.c.id
                    ).limit(limit)
         with self.tx() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [Delivery.from_row(r) for r in c.execute(q).mappings()]
 
-    def deliveries_where(self, *conds, limit: int | None = None, newest_first=False) -> list[dict]:
+    def deliveries_where(self, *conds, limit: int | None = None,
+                         newest_first=False) -> list[Delivery]:
         q = self._delivery_query().where(*conds)
         order = deliveries.c.updated_at.desc() if newest_first else deliveries.c.id
         q = q.order_by(order)
         if limit:
             q = q.limit(limit)
         with self.tx() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [Delivery.from_row(r) for r in c.execute(q).mappings()]
 
     def sent_deliveries(self, *, since: datetime | None = None, account: str | None = None,
-                        limit: int | None = None, show_id: int | None = None) -> list[dict]:
+                        limit: int | None = None,
+                        show_id: int | None = None) -> list[Delivery]:
         """Deliveries that went out (status sent), newest first."""
         q = self._delivery_query().where(deliveries.c.status == DeliveryStatus.SENT.value)
         if show_id is not None:
@@ -653,7 +655,7 @@ class Store:
         if limit:
             q = q.limit(limit)
         with self.tx() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [Delivery.from_row(r) for r in c.execute(q).mappings()]
 
     def set_delivery_text(self, delivery_id: int, *, text: str, payload: dict, length: int,
                           limit: int, now: datetime) -> None:
@@ -762,7 +764,8 @@ class Store:
     # worker's token and the lease's start or end; a lease that ran out (its worker died) makes
     # the row claimable again. SQLite ignores FOR UPDATE: one worker, one writer at a time.
     def lease_due_deliveries(self, now: datetime, token: str, lease: timedelta,
-                             limit: int = 50, *, show_id: int | None = None) -> list[dict]:
+                             limit: int = 50, *,
+                             show_id: int | None = None) -> list[Delivery]:
         """Lease up to `limit` due pending deliveries to `token` (claim_token/claimed_at on a
         pending row); rows leased by another worker less than `lease` ago are not due."""
         free = sa.or_(deliveries.c.claim_token.is_(None), deliveries.c.claimed_at.is_(None),
@@ -782,7 +785,8 @@ class Store:
                 claim_token=token, claimed_at=now))
             rows = c.execute(self._delivery_query().where(deliveries.c.id.in_(ids)))
             order = {d: i for i, d in enumerate(ids)}
-            return sorted((dict(r) for r in rows.mappings()), key=lambda r: order[r["id"]])
+            return sorted((Delivery.from_row(r) for r in rows.mappings()),
+                          key=lambda d: order[d.id])
 
     def release_deliveries(self, token: str, ids: Sequence[int] | None = None) -> int:
         """End the lease `token` holds on the deliveries still pending (sent or parked ones
@@ -950,7 +954,7 @@ class Store:
                                                          updated_at=now))
         return ids
 
-    def episode_by_guid(self, guid: str, show_id: int | None = None) -> dict | None:
+    def episode_by_guid(self, guid: str, show_id: int | None = None) -> EpisodeRecord | None:
         q = sa.select(episodes).where(episodes.c.guid == guid)
         if show_id is not None:
             q = q.where(episodes.c.feed_id.in_(
@@ -958,14 +962,12 @@ class Store:
         with self.tx() as c:
             r = c.execute(q.order_by(
                 episodes.c.id.desc())).mappings().first()
-            return dict(r) if r else None
+            return EpisodeRecord.from_row(r) if r else None
 
-    def episodes_for_promotion(self, feed_id: int) -> list[dict]:
+    def episodes_for_promotion(self, feed_id: int) -> list[EpisodeRecord]:
         """A feed's episodes that went out or were there before crier (no held, scheduled)."""
         with self.tx() as c:
-            return [dict(r) for r in c.execute(sa.select(
-                episodes.c.id, episodes.c.title, episodes.c.published_at,
-                episodes.c.announced_at, episodes.c.status).where(
+            return [EpisodeRecord.from_row(r) for r in c.execute(sa.select(episodes).where(
                 episodes.c.feed_id == feed_id,
                 episodes.c.status.in_(("baseline", "announced"))).order_by(
                 episodes.c.published_at, episodes.c.id)).mappings()]
@@ -981,9 +983,9 @@ class Store:
         c.execute(promos.update().where(promos.c.id == promo_id).values(
             updated_at=now, **values))
 
-    def promo_deliveries(self, promo_id: int, limit: int = 20) -> list[dict]:
+    def promo_deliveries(self, promo_id: int, limit: int = 20) -> list[Delivery]:
         with self.tx() as c:
-            return [dict(r) for r in c.execute(self._delivery_query().where(
+            return [Delivery.from_row(r) for r in c.execute(self._delivery_query().where(
                 posts.c.promo_id == promo_id).order_by(deliveries.c.id.desc()).limit(limit)
             ).mappings()]
 

@@ -39,7 +39,7 @@ def cohost(world):
 
 
 def boosts(world):
-    return [d for d in world.rows() if d["kind"] == "boost"]
+    return [d for d in world.rows() if d.kind == "boost"]
 
 
 def test_a_cohost_on_another_instance_resolves_then_boosts_once(cohost):
@@ -47,7 +47,7 @@ def test_a_cohost_on_another_instance_resolves_then_boosts_once(cohost):
     new_episode(world)
     world.cycle()
     official = world.masto.statuses[-1]
-    assert len(other.statuses) == 0 and boosts(world)[0]["status"] == "pending"
+    assert len(other.statuses) == 0 and boosts(world)[0].status == "pending"
     world.svc.dispatch()
     assert other.reblogs == []  # not before the delay
     world.clock.advance(seconds=61)
@@ -55,7 +55,7 @@ def test_a_cohost_on_another_instance_resolves_then_boosts_once(cohost):
     assert len(other.remote) == 1 and other.remote[0]["url"] == official["url"]  # resolved
     assert len(other.reblogs) == 1 and other.reblogs[0]["reblog"]["url"] == official["url"]
     (b,) = boosts(world)
-    assert b["status"] == DeliveryStatus.SENT.value and b["remote_url"] == official["url"]
+    assert b.status == DeliveryStatus.SENT.value and b.remote_url == official["url"]
     # the co-host never posts announcements or promos of its own
     assert other.statuses == []
     # a restart and more rounds boost nothing again
@@ -75,9 +75,9 @@ def test_a_failed_boost_is_retried_and_still_happens_once(cohost):
     other.fail_next(500, path_prefix="/api/v1/statuses", method="POST")
     world.svc.dispatch()
     (b,) = boosts(world)
-    assert b["status"] == "pending" and b["attempts"] == 1 and "500" in (b["last_error"] or "")
+    assert b.status == "pending" and b.attempts == 1 and "500" in (b.last_error or "")
     world.drain()
-    assert len(other.reblogs) == 1 and boosts(world)[0]["status"] == "sent"
+    assert len(other.reblogs) == 1 and boosts(world)[0].status == "sent"
 
 
 def test_a_failed_resolve_is_retried(cohost):
@@ -87,9 +87,9 @@ def test_a_failed_resolve_is_retried(cohost):
     world.clock.advance(seconds=61)
     other.fail_next(502, path_prefix="/api/v2/search", method="GET")
     world.svc.dispatch()
-    assert boosts(world)[0]["status"] == "pending" and other.reblogs == []
+    assert boosts(world)[0].status == "pending" and other.reblogs == []
     world.drain()
-    assert len(other.reblogs) == 1 and boosts(world)[0]["status"] == "sent"
+    assert len(other.reblogs) == 1 and boosts(world)[0].status == "sent"
 
 
 def test_killed_after_boosting_before_recording_boosts_once(cohost):
@@ -101,16 +101,16 @@ def test_killed_after_boosting_before_recording_boosts_once(cohost):
     world.clock.advance(seconds=61)
     (b,) = boosts(world)
     world.svc._compose_delivery(b, world.settings.account("cohost"))
-    b = world.store.delivery(b["id"])
-    assert world.store.claim(b["id"], "dead-process", world.clock.now)
-    target = b["payload"]["boost_of"]
+    b = world.store.delivery(b.id)
+    assert world.store.claim(b.id, "dead-process", world.clock.now)
+    target = b.payload["boost_of"]
     world.svc.publishers["cohost"].boost(target["url"], target["remote_id"],
                                          same_instance=False)  # ...and the process dies
     world.start()
     world.clock.advance(minutes=5)  # past the sending lease
     world.svc.dispatch()
     world.drain()
-    assert len(other.reblogs) == 1 and boosts(world)[0]["status"] == "sent"
+    assert len(other.reblogs) == 1 and boosts(world)[0].status == "sent"
 
 
 def test_a_same_instance_amplifier_boosts_by_id(world):
@@ -139,16 +139,16 @@ def test_x_amplifier_reposts_where_the_access_level_allows(world, allowed):
         world.svc.dispatch()
         (b,) = boosts(world)
         tweet_id = next(d for d in world.rows()
-                        if d["account"] == "x" and d["kind"] == "announcement")["remote_id"]
+                        if d.account == "x" and d.kind == "announcement").remote_id
         if allowed:
-            assert b["status"] == "sent" and bird.retweets == [tweet_id]
+            assert b.status == "sent" and bird.retweets == [tweet_id]
         else:
-            assert b["status"] == "skipped" and bird.retweets == []
-            assert "access level" in b["last_error"]
+            assert b.status == "skipped" and bird.retweets == []
+            assert "access level" in b.last_error
             # skipped is final: no retries, the X account is not stopped
             world.clock.advance(hours=2)
             world.svc.dispatch()
-            assert boosts(world)[0]["attempts"] <= 1
+            assert boosts(world)[0].attempts <= 1
 
 
 from tests.world import M_TOKEN  # noqa: E402

@@ -165,8 +165,8 @@ def announce_with_artwork(world, n: int, url: str) -> None:
 
 
 def masto_row(world, n: int) -> dict:
-    return next(d for d in world.rows() if d["account"] == "masto" and d["episode_id"] and
-                world.store.get_episode(d["episode_id"])["data"]["title"].startswith(
+    return next(d for d in world.rows() if d.account == "masto" and d.episode_id and
+                world.store.get_episode(d.episode_id).data["title"].startswith(
                     f"Episode {n}:"))
 
 
@@ -197,12 +197,12 @@ def test_hostile_artwork_is_refused_and_every_post_still_goes_out(world, tmp_pat
     assert len(world.masto.statuses) == len(world.x.tweets) == len(cases)
     for n, (_, says) in cases.items():
         row = masto_row(world, n)
-        assert row["status"] == "sent", (n, row["last_error"])
+        assert row.status == "sent", (n, row.last_error)
         if says is None:
-            assert len(row["payload"]["media"]) == 1
+            assert len(row.payload["media"]) == 1
             continue
-        assert row["payload"]["media"] == [], n
-        (note,) = row["payload"]["notes"]
+        assert row.payload["media"] == [], n
+        (note,) = row.payload["notes"]
         assert note.startswith("posted without artwork") and says in note, (n, note)
     with_media = [s for s in world.masto.statuses if s["media_ids"]]
     assert len(with_media) == 1 and "Episode 13:" in with_media[0]["text"]
@@ -232,19 +232,19 @@ def test_a_hanging_artwork_server_does_not_hold_up_other_deliveries(world, tmp_p
         world.clock.advance(seconds=10)
         outcomes = world.svc.dispatch(artwork_wait=0.3)
         assert [o.status for o in outcomes] == ["pending"]
-        assert "image_deadline" in masto_row(world, 6)["last_error"]
+        assert "image_deadline" in masto_row(world, 6).last_error
         world.clock.advance(seconds=ARTWORK_PATIENCE.total_seconds() + 60)
         world.svc.dispatch(artwork_wait=5)   # one more try (still hanging), then without
         row = masto_row(world, 6)
-        assert row["status"] == "sent" and row["payload"]["media"] == []
-        assert "image_deadline" in row["payload"]["notes"][0]
+        assert row.status == "sent" and row.payload["media"] == []
+        assert "image_deadline" in row.payload["notes"][0]
         assert len(world.masto.statuses) == 1 and not world.masto.statuses[0]["media_ids"]
 
         # a byte a second: cut off at the deadline just the same
         announce_with_artwork(world, 7, trickle.url + "/cover.png")
         world.svc.poll(force=True)
         world.svc.dispatch(artwork_wait=5)
-        assert "stopped after 3 s" in masto_row(world, 7)["last_error"]
+        assert "stopped after 3 s" in masto_row(world, 7).last_error
         assert len(world.x.tweets) == 2
 
 

@@ -66,7 +66,7 @@ def test_first_run_ids_follow_publication_with_each_episodes_keys(world):
     by_guid = {ep.guid: ep for ep in parsed.episodes}
     assert all(episode_from_data(r["data"]) == by_guid[r["guid"]] for r in rows)
     # the backfilled ones were enqueued for both accounts, in order
-    queued = sorted((d["post_id"], d["account"], d["episode_id"]) for d in world.rows())
+    queued = sorted((d.post_id, d.account, d.episode_id) for d in world.rows())
     assert [(a, e) for _, a, e in queued] == [
         (a, e) for e in report.announced for a in ("masto", "x")]
 

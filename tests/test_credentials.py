@@ -28,6 +28,6 @@ def test_an_account_without_credentials_posts_nothing_and_loses_nothing(world):
     world.svc.wake_auth_stopped()
     world.drain()
     assert len(world.masto.statuses) == 1
-    sent = [r for r in world.rows() if r["account"] == "masto"]
-    assert [r["status"] for r in sent] == ["sent"]
+    sent = [r for r in world.rows() if r.account == "masto"]
+    assert [r.status for r in sent] == ["sent"]
     assert not any(dataclasses.asdict(a).get("dry_run") for a in world.settings.accounts)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from bot.config import Account, Secret, Settings
 from bot.dispatch import SENDING_LEASE, due_show_ids, recover_stale
-from bot.models import DeliveryStatus
+from bot.models import Delivery, DeliveryStatus
 from bot.service import Service, build_publishers
 from bot.shows import remove_show
 from bot.store import Store, deliveries
@@ -66,7 +66,7 @@ class Shows:
         ids = {svc.show_id: slug for slug, svc in self.svc.items()}
         return {ids.get(sid, sid) for sid in due_show_ids(self.store, self.clock())}
 
-    def rows(self, slug: str, status: str | None = None) -> list[dict]:
+    def rows(self, slug: str, status: str | None = None) -> list[Delivery]:
         svc = self.svc[slug]
         conds = [deliveries.c.status == status] if status else []
         return svc.store.deliveries_where(*conds)
@@ -95,7 +95,7 @@ def test_exactly_the_shows_with_something_due_at_each_moment(five):
     assert s.due() == {"alpha", "delta"}
     # a worker claims delta's delivery and dies before it is sent: not due while its claim
     # may still be at work, due once SENDING_LEASE has passed
-    assert s.store.claim(d["id"], uuid.uuid4().hex, s.clock())
+    assert s.store.claim(d.id, uuid.uuid4().hex, s.clock())
     assert s.due() == {"alpha"}
 
     assert [o.status for o in s.svc["alpha"].dispatch(recover=False)] == ["sent"]
@@ -105,7 +105,7 @@ def test_exactly_the_shows_with_something_due_at_each_moment(five):
     assert s.due() == set()
     s.clock.advance(seconds=2)
     assert s.due() == {"delta"}                  # stuck in `sending` past the lease
-    assert recover_stale(s.store, s.clock()) == [d["id"]]
+    assert recover_stale(s.store, s.clock()) == [d.id]
     assert s.due() == {"delta"}                  # back to pending, to be checked first
     [o] = s.svc["delta"].dispatch(recover=False)
     assert o.status == "sent" and s.due() == set()
@@ -131,7 +131,7 @@ def test_a_delivery_waiting_for_its_retry_is_due_when_its_time_comes(five):
     s.svc["bravo"].poll(force=True)
     [d] = s.rows("bravo", DeliveryStatus.PENDING.value)
     later = s.clock() + timedelta(minutes=3)
-    s.store.update_delivery(d["id"], s.clock(), next_attempt_at=later)
+    s.store.update_delivery(d.id, s.clock(), next_attempt_at=later)
     assert s.due() == set()
     s.clock.now = later
     assert s.due() == {"bravo"}
@@ -170,16 +170,16 @@ def test_recover_stale_once_for_every_show_and_dispatch_can_leave_it_out(five):
         s.add_item(slug, 4, minutes=-5)
         s.svc[slug].poll(force=True)
         [d] = s.rows(slug, DeliveryStatus.PENDING.value)
-        assert s.store.claim(d["id"], uuid.uuid4().hex, s.clock())
-        stuck[slug] = d["id"]
+        assert s.store.claim(d.id, uuid.uuid4().hex, s.clock())
+        stuck[slug] = d.id
     s.clock.advance(minutes=5)
     assert s.due() == {"alpha", "bravo"}
     assert s.svc["alpha"].dispatch(recover=False) == []      # left to the caller
-    assert {d["status"] for d in s.rows("alpha")} == {DeliveryStatus.SENDING.value}
+    assert {d.status for d in s.rows("alpha")} == {DeliveryStatus.SENDING.value}
     assert sorted(recover_stale(s.store, s.clock())) == sorted(stuck.values())
     for slug in ("alpha", "bravo"):
         [d] = s.rows(slug)
-        assert d["status"] == DeliveryStatus.PENDING.value and d["needs_check"]
+        assert d.status == DeliveryStatus.PENDING.value and d.needs_check
     assert recover_stale(s.store, s.clock()) == []
 
 
@@ -189,7 +189,7 @@ def test_a_show_dispatch_alone_still_recovers_what_a_dead_worker_left(five):
     s.add_item("delta", 4, minutes=-5)
     s.svc["delta"].poll(force=True)
     [d] = s.rows("delta", DeliveryStatus.PENDING.value)
-    assert s.store.claim(d["id"], uuid.uuid4().hex, s.clock())
+    assert s.store.claim(d.id, uuid.uuid4().hex, s.clock())
     s.clock.advance(minutes=5)
     [o] = s.svc["delta"].dispatch()
     assert o.status == "sent" and s.due() == set()
@@ -225,10 +225,10 @@ def test_release_deliveries_by_ids_frees_only_the_rows_given(five):
         s.svc[slug].poll(force=True)
     rows = s.store.lease_due_deliveries(s.clock(), "lease:mine", SENDING_LEASE)
     assert len(rows) == 2
-    first, second = (r["id"] for r in rows)
+    first, second = (r.id for r in rows)
     assert s.store.release_deliveries("lease:mine", []) == 0
     assert s.store.release_deliveries("lease:other", [first]) == 0
     assert s.store.release_deliveries("lease:mine", [first]) == 1
-    assert s.store.delivery(first)["claim_token"] is None
-    assert s.store.delivery(second)["claim_token"] == "lease:mine"
+    assert s.store.delivery(first).claim_token is None
+    assert s.store.delivery(second).claim_token == "lease:mine"
     assert s.store.release_deliveries("lease:mine") == 1

@@ -51,7 +51,7 @@ def test_a_422_produces_one_json_notification_naming_account_post_and_message(nw
     msg = got[0]
     assert set(msg) >= {"title", "message", "type"} and msg["type"] == "failure"
     did = failed[0].delivery_id
-    post_id = nw.store.delivery(did)["post_id"]
+    post_id = nw.store.delivery(did).post_id
     text = msg["title"] + "\n" + msg["message"]
     assert "masto" in msg["title"]
     assert f"Delivery {did} (post {post_id}) to masto (mastodon)" in text
@@ -101,7 +101,7 @@ def test_refused_credentials_are_told_once_across_deliveries_and_restarts(nw, ho
     assert "credentials refused for masto" in got[0]["title"]
     assert "CRIER_MASTO_ACCESS_TOKEN" in got[0]["message"]
     assert "mastodon-test-token" not in got[0]["message"]
-    assert len([d for d in nw.rows("pending") if d["account"] == "masto"]) == 2
+    assert len([d for d in nw.rows("pending") if d.account == "masto"]) == 2
     # fixed: the account works again, then its token is revoked again: that is news
     nw.masto.restore_token()
     nw.start()
@@ -456,7 +456,7 @@ def test_a_broken_notifier_never_stops_a_post(world, hook, caplog):
     world.svc.release(report.held)
     with caplog.at_level(logging.ERROR, logger="bot.alerts"):
         world.drain()
-    assert sorted(d["status"] for d in world.rows() if d["account"] == "masto") == \
+    assert sorted(d.status for d in world.rows() if d.account == "masto") == \
         ["failed"] + ["sent"] * 4
     assert len(world.x.tweets) == 5
     assert "notification (delivery_failed) could not be prepared" in caplog.text

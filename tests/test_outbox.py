@@ -37,7 +37,7 @@ def said_duplicate(error: str) -> bool:
 
 
 def x_promo_rows(w):
-    return [d for d in w.rows() if d["kind"] == "promo" and d["account"] == "x"]
+    return [d for d in w.rows() if d.kind == "promo" and d.account == "x"]
 
 
 # -- X refuses a duplicate: never matched to an older tweet ------------------------------
@@ -46,14 +46,14 @@ def test_a_403_duplicate_of_an_older_delivery_fails_with_x_message(w):
     w.svc.queue.add(TEXT, accounts=["x"])
     w.svc.dispatch()
     (first,) = x_promo_rows(w)
-    assert first["status"] == "sent"
+    assert first.status == "sent"
     w.clock.advance(minutes=1)                        # a second, different delivery, same text
     w.svc.queue.add(TEXT, accounts=["x"])
     w.svc.dispatch()
-    second = next(d for d in x_promo_rows(w) if d["id"] != first["id"])
-    assert second["status"] == "failed", second
-    assert second["remote_url"] is None and second["remote_id"] is None
-    assert said_duplicate(second["last_error"])
+    second = next(d for d in x_promo_rows(w) if d.id != first.id)
+    assert second.status == "failed", second
+    assert second.remote_url is None and second.remote_id is None
+    assert said_duplicate(second.last_error)
     assert len(w.x.tweets) == 1
 
 
@@ -65,12 +65,12 @@ def test_an_ambiguous_attempt_is_not_matched_to_an_older_tweet_of_the_same_text(
     w.x.fail_next(503)                               # ambiguous: did X create it?
     w.svc.queue.add(TEXT, accounts=["x"])
     w.svc.dispatch()
-    second = next(d for d in x_promo_rows(w) if d["id"] != first["id"])
-    assert second["status"] == "pending" and second["needs_check"]
+    second = next(d for d in x_promo_rows(w) if d.id != first.id)
+    assert second.status == "pending" and second.needs_check
     w.drain()
-    second = w.store.delivery(second["id"])
-    assert second["status"] == "failed" and said_duplicate(second["last_error"])
-    assert second["remote_id"] is None and len(w.x.tweets) == 1
+    second = w.store.delivery(second.id)
+    assert second.status == "failed" and said_duplicate(second.last_error)
+    assert second.remote_id is None and len(w.x.tweets) == 1
 
 
 def test_an_ambiguous_attempt_that_did_post_is_found_with_x_clock_a_second_behind(w):
@@ -79,10 +79,10 @@ def test_an_ambiguous_attempt_that_did_post_is_found_with_x_clock_a_second_behin
     w.svc.queue.add(TEXT, accounts=["x"])
     w.svc.dispatch()
     (row,) = x_promo_rows(w)
-    assert row["status"] == "pending" and len(w.x.tweets) == 1   # X created it anyway
+    assert row.status == "pending" and len(w.x.tweets) == 1   # X created it anyway
     w.drain()
     (row,) = x_promo_rows(w)
-    assert row["status"] == "sent" and row["remote_id"] == w.x.tweets[0]["id"]
+    assert row.status == "sent" and row.remote_id == w.x.tweets[0]["id"]
     assert len(w.x.tweets) == 1
 
 
@@ -93,15 +93,15 @@ def test_retry_pushes_a_delivery_waiting_out_a_refused_token(w, cli):
     w.svc.queue.add(TEXT, accounts=["x"])
     w.svc.dispatch()
     (row,) = x_promo_rows(w)
-    assert row["status"] == "pending" and row["error_kind"] == "auth"
-    assert row["next_attempt_at"] > w.clock.now + timedelta(minutes=30)
+    assert row.status == "pending" and row.error_kind == "auth"
+    assert row.next_attempt_at > w.clock.now + timedelta(minutes=30)
     w.x.restore_token()                               # the host fixed the token
-    out = cli("retry", str(row["id"])).output
-    assert f"delivery {row['id']} (x, was retrying): pushed to now" in out
+    out = cli("retry", str(row.id)).output
+    assert f"delivery {row.id} (x, was retrying): pushed to now" in out
     w.clock.now = max(w.clock.now, datetime.now(UTC))  # the CLI ran on the real clock
     w.svc.dispatch()                                   # due at once, not in an hour
     (row,) = x_promo_rows(w)
-    assert row["status"] == "sent" and len(w.x.tweets) == 1
+    assert row.status == "sent" and len(w.x.tweets) == 1
 
 
 def test_retry_of_an_unknown_or_sent_delivery_is_an_error_and_changes_nothing(w, cli):
@@ -109,18 +109,18 @@ def test_retry_of_an_unknown_or_sent_delivery_is_an_error_and_changes_nothing(w,
                              "type": "about:blank"})
     w.svc.queue.add(TEXT)
     w.svc.dispatch()
-    rows = {d["account"]: d for d in w.rows() if d["kind"] == "promo"}
-    assert rows["masto"]["status"] == "sent" and rows["x"]["status"] == "failed"
-    out = cli("retry", str(rows["x"]["id"]), str(rows["masto"]["id"]), "999", code=1).output
-    assert f"delivery {rows['masto']['id']} is sent (it went out)" in out
+    rows = {d.account: d for d in w.rows() if d.kind == "promo"}
+    assert rows["masto"].status == "sent" and rows["x"].status == "failed"
+    out = cli("retry", str(rows["x"].id), str(rows["masto"].id), "999", code=1).output
+    assert f"delivery {rows['masto'].id} is sent (it went out)" in out
     assert "delivery 999: no such delivery" in out
     assert "Traceback" not in out and len(out.strip().splitlines()) == 1
-    assert w.store.delivery(rows["x"]["id"])["status"] == "failed"      # nothing changed
-    out = cli("retry", str(rows["x"]["id"])).output
+    assert w.store.delivery(rows["x"].id).status == "failed"      # nothing changed
+    out = cli("retry", str(rows["x"].id)).output
     assert "was failed): queued again" in out
     w.clock.now = max(w.clock.now, datetime.now(UTC))
     w.svc.dispatch()
-    assert w.store.delivery(rows["x"]["id"])["status"] == "sent"
+    assert w.store.delivery(rows["x"].id).status == "sent"
 
 
 def test_retry_refuses_a_withdrawn_delivery(w):
@@ -128,7 +128,7 @@ def test_retry_refuses_a_withdrawn_delivery(w):
     w.clock.advance(hours=2, seconds=1)
     w.svc.queue.fire()
     w.svc.queue.set_status(pid, "cancel")
-    ids = [d["id"] for d in w.rows() if d["kind"] == "promo"]
+    ids = [d.id for d in w.rows() if d.kind == "promo"]
     with pytest.raises(CrierError, match=rf"delivery {ids[0]} is withdrawn"):
         w.svc.retry_failed(ids)
 
@@ -181,7 +181,7 @@ def test_dismissed_episodes_are_never_announced_even_by_release_all(w, cli):
     w.drain()
     w.cycle()                                          # the feed still has all five
     w.drain()
-    announced = {d["episode_id"] for d in w.rows() if d["kind"] == "announcement"}
+    announced = {d.episode_id for d in w.rows() if d.kind == "announcement"}
     assert announced == set(keep)
     assert len(w.masto.statuses) == 2 and len(w.x.tweets) == 2
     counts = w.svc.status()["feeds"][0]["episodes"]
@@ -240,6 +240,6 @@ def test_retry_refuses_a_delivery_that_is_only_waiting_for_its_time(w):
     w.svc.queue.add(TEXT, accounts=["x"])
     w.svc.queue.add("Second promo", accounts=["x"])
     w.svc.dispatch()                                   # one goes out, one waits for the gap
-    waiting = next(d for d in x_promo_rows(w) if d["status"] == "pending")
-    with pytest.raises(CrierError, match=rf"delivery {waiting['id']} is waiting \(goes out"):
-        w.svc.retry_failed([waiting["id"]])
+    waiting = next(d for d in x_promo_rows(w) if d.status == "pending")
+    with pytest.raises(CrierError, match=rf"delivery {waiting.id} is waiting \(goes out"):
+        w.svc.retry_failed([waiting.id])

@@ -124,8 +124,8 @@ def test_the_new_episode_is_recorded_exactly_as_a_full_parse_reads_it(world):
     from bot.feed import parse_feed
     from bot.service import episode_from_data
     full = parse_feed(rss(world.items), url=world.settings.feed)
-    assert episode_from_data(row["data"]) == next(e for e in full.episodes
-                                                  if e.guid == row["guid"])
+    assert episode_from_data(row.data) == next(e for e in full.episodes
+                                                  if e.guid == row.guid)
 
 
 def test_changed_feed_with_nothing_new_parses_no_item(world, parses):
@@ -200,8 +200,8 @@ def test_items_unchanged_since_the_last_poll_are_only_hashed(world, parses, monk
     from bot.feed import parse_feed
     from bot.service import episode_from_data
     full = parse_feed(rss(world.items), url=world.settings.feed)
-    assert episode_from_data(row["data"]) == next(e for e in full.episodes
-                                                  if e.guid == row["guid"])
+    assert episode_from_data(row.data) == next(e for e in full.episodes
+                                                  if e.guid == row.guid)
 
 
 def test_a_lost_item_cache_costs_one_slower_poll(world, monkeypatch):

@@ -27,7 +27,7 @@ def at(world, iso: str) -> None:
 
 
 def promo_rows(world):
-    return [d for d in world.rows() if d["kind"] == "promo"]
+    return [d for d in world.rows() if d.kind == "promo"]
 
 
 def posted(world) -> tuple[list[str], list[str]]:
@@ -68,11 +68,11 @@ def test_in_duration_and_the_episode_variables(q):
         q.svc.queue.add("{{ artwork }}", at="in 2h", episode="latest", dry=True)
     assert promo.next_at == q.clock.now + timedelta(hours=2)
     latest = q.store.latest_episode(q.store.all_feeds()[0].id)
-    assert all(latest["title"] in p.text and "https://" in p.text for p in previews)
+    assert all(latest.title in p.text and "https://" in p.text for p in previews)
     q.clock.advance(hours=2, seconds=1)
     q.svc.dispatch()
     masto, x = posted(q)
-    assert masto and latest["title"] in masto[0] and x and latest["title"] in x[0]
+    assert masto and latest.title in masto[0] and x and latest.title in x[0]
 
 
 def test_the_preview_counts_and_fit_shortens(q):
@@ -199,7 +199,7 @@ def test_two_services_firing_the_same_occurrence_post_once(q):
     q.svc.dispatch()
     other.dispatch()
     assert posted(q)[0] == ["Once only"] and len(posted(q)[1]) == 1
-    assert len({d["post_id"] for d in promo_rows(q)}) == 1
+    assert len({d.post_id for d in promo_rows(q)}) == 1
 
 
 # -- spacing, quiet hours, announcements first ----------------------------------------------
@@ -213,8 +213,8 @@ def test_promos_keep_the_gap_after_an_announcement(q):
     assert report.result == "new"
     masto, _ = posted(q)
     assert len(masto) == 1 and "Promo" not in masto[0]
-    waiting = [d for d in promo_rows(q) if d["status"] == "pending"]
-    assert waiting and all(d["next_attempt_at"] == q.clock.now + timedelta(minutes=30)
+    waiting = [d for d in promo_rows(q) if d.status == "pending"]
+    assert waiting and all(d.next_attempt_at == q.clock.now + timedelta(minutes=30)
                            for d in waiting)
     planned = q.svc.queue.list(all_=True)
     q.clock.advance(minutes=30)
@@ -259,9 +259,9 @@ def test_evergreen_rotates_oldest_first_with_a_cool_down(q):
         q.svc.dispatch()
         titles.append(posted(q)[0][-1].split("\n")[0] if posted(q)[0] else None)
     eps = sorted(q.store.episodes_for_promotion(q.store.all_feeds()[0].id),
-                 key=lambda r: r["published_at"])
+                 key=lambda r: r.published_at)
     # never-promoted first, oldest first; then the least recently promoted (cool-down over)
-    assert titles == [f"From the archive of The Test Show: {eps[i]['title']}"
+    assert titles == [f"From the archive of The Test Show: {eps[i].title}"
                       for i in (0, 1, 2, 3, 4, 0, 1)]
 
 
@@ -282,11 +282,11 @@ def test_cancel_withdraws_waiting_deliveries_but_not_one_already_sending(q):
     q.clock.advance(hours=1, seconds=1)
     q.svc.queue.fire()
     rows = promo_rows(q)
-    masto_row = next(d for d in rows if d["account"] == "masto")
-    assert q.store.claim(masto_row["id"], "token", q.clock.now)  # in flight on Mastodon
+    masto_row = next(d for d in rows if d.account == "masto")
+    assert q.store.claim(masto_row.id, "token", q.clock.now)  # in flight on Mastodon
     view = q.svc.queue.set_status(pid, "cancel")
     assert view["status"] == "cancelled" and len(view["withdrawn"]) == 1
-    statuses = {d["account"]: d["status"] for d in promo_rows(q)}
+    statuses = {d.account: d.status for d in promo_rows(q)}
     assert statuses == {"masto": "sending", "x": "cancelled"}
     q.svc.dispatch()
     assert posted(q)[1] == []  # X never gets it
@@ -357,14 +357,14 @@ def test_edit_while_a_firing_is_in_flight(q):
     pid, _, _ = q.svc.queue.add("Old text", every="every day 9:00 until 2026-11-24 12:00")
     q.clock.now = q.store.promo(pid).next_at + timedelta(seconds=1)
     q.svc.queue.fire()
-    masto_row = next(d for d in promo_rows(q) if d["account"] == "masto")
+    masto_row = next(d for d in promo_rows(q) if d.account == "masto")
     q.svc._compose_delivery(masto_row, q.settings.account("masto"))
-    assert q.store.claim(masto_row["id"], "token", q.clock.now)  # Mastodon: being sent
+    assert q.store.claim(masto_row.id, "token", q.clock.now)  # Mastodon: being sent
     view, previews = q.svc.queue.edit(pid, text="New text")
     assert [p.text for p in previews] == ["New text", "New text"]
     q.svc.dispatch()
     assert posted(q)[1] == ["New text"]  # X had not been composed: it takes the edit
-    assert q.store.delivery(masto_row["id"])["text"] == "Old text"  # in flight: unchanged
+    assert q.store.delivery(masto_row.id).text == "Old text"  # in flight: unchanged
     q.clock.now = q.store.promo(pid).next_at + timedelta(seconds=1)
     q.svc.dispatch()
     assert posted(q)[0][-1] == "New text"

@@ -45,13 +45,13 @@ def test_new_episode_is_announced_once_on_each_account(world):
     assert it.title in m[0] and it.link in m[0]
     assert it.title in x[0]
     sent = world.rows("sent")
-    assert {d["account"] for d in sent} == {"masto", "x"}
-    assert all(d["remote_id"] and d["remote_url"] for d in sent)
+    assert {d.account for d in sent} == {"masto", "x"}
+    assert all(d.remote_id and d.remote_url for d in sent)
     # the Mastodon status is public, in the feed's language, with an Idempotency-Key
     status = world.masto.statuses[0]
     assert status["visibility"] == "public" and status["language"] == "en"
-    assert status["idempotency_key"] == next(d for d in sent if d["account"] == "masto"
-                                             )["idempotency_key"]
+    assert status["idempotency_key"] == next(d for d in sent if d.account == "masto"
+                                             ).idempotency_key
     # polling again announces nothing more, even if the server ignores conditional GET
     world.feed_srv.set_feed("/feed.xml", rss(world.items), etag=False, last_modified=False)
     for _ in range(2):
@@ -175,10 +175,10 @@ def test_500_then_success_posts_once(world):
     new_episode(world)
     report, outcomes = world.cycle()
     assert {o.status for o in outcomes} == {"pending"}
-    assert all(d["needs_check"] for d in world.rows("pending"))
+    assert all(d.needs_check for d in world.rows("pending"))
     world.drain()
     assert len(world.masto.statuses) == 1 and len(world.x.tweets) == 1
-    assert {d["status"] for d in world.rows()} == {"sent"}
+    assert {d.status for d in world.rows()} == {"sent"}
 
 
 def test_timeout_after_the_server_created_the_post_makes_no_duplicate(world):
@@ -193,7 +193,7 @@ def test_timeout_after_the_server_created_the_post_makes_no_duplicate(world):
     assert len(world.masto.statuses) == 1 and len(world.x.tweets) == 1
     sent = world.rows("sent")
     assert len(sent) == 2
-    assert {d["remote_id"] for d in sent} == {world.masto.statuses[0]["id"],
+    assert {d.remote_id for d in sent} == {world.masto.statuses[0]["id"],
                                               world.x.tweets[0]["id"]}
 
 
@@ -204,13 +204,13 @@ def test_429_waits_for_the_reset_and_does_not_use_up_attempts(world):
     new_episode(world)
     _, outcomes = world.cycle()
     assert {o.status for o in outcomes} == {"pending"}
-    rows = {d["account"]: d for d in world.rows("pending")}
+    rows = {d.account: d for d in world.rows("pending")}
     real_now = datetime.now(UTC)
-    assert timedelta(seconds=590) <= rows["masto"]["next_attempt_at"] - real_now \
+    assert timedelta(seconds=590) <= rows["masto"].next_attempt_at - real_now \
         <= timedelta(seconds=610)
-    assert timedelta(seconds=890) <= rows["x"]["next_attempt_at"] - real_now \
+    assert timedelta(seconds=890) <= rows["x"].next_attempt_at - real_now \
         <= timedelta(seconds=910)
-    assert rows["masto"]["attempts"] == 0
+    assert rows["masto"].attempts == 0
     world.svc.dispatch()  # not yet due: nothing happens
     assert world.masto.statuses == []
     world.drain()
@@ -227,8 +227,8 @@ def test_401_stops_the_account_and_keeps_the_post(world):
         or "401" in by["masto"].error or "auth" in by["masto"].error.lower()
     assert by["x"].status == "sent"
     row = world.rows("pending")[0]
-    assert row["error_kind"] == "auth" and row["attempts"] == 0
-    assert M_TOKEN not in row["last_error"]
+    assert row.error_kind == "auth" and row.attempts == 0
+    assert M_TOKEN not in row.last_error
     st = world.svc.status()
     assert st["pending"][0]["last_error"]
 
@@ -259,14 +259,14 @@ def test_killed_between_sending_and_sent_then_restarted(world, posted_before_cra
     new_episode(world)
     world.svc.poll(force=True)
     for d in world.rows("pending"):
-        d = world.store.delivery(d["id"])
-        if d["text"] is None:
-            world.svc._compose_delivery(d, world.settings.account(d["account"]))
-            d = world.store.delivery(d["id"])
-        assert world.store.claim(d["id"], "dead-process", world.clock.now)
+        d = world.store.delivery(d.id)
+        if d.text is None:
+            world.svc._compose_delivery(d, world.settings.account(d.account))
+            d = world.store.delivery(d.id)
+        assert world.store.claim(d.id, "dead-process", world.clock.now)
         if posted_before_crash:
             from bot.service import _post_from_row
-            world.svc.publishers[d["account"]].publish(_post_from_row(d), d["idempotency_key"])
+            world.svc.publishers[d.account].publish(_post_from_row(d), d.idempotency_key)
     # ...crash. A new process starts; the lease has not yet expired: nothing is touched.
     world.start()
     assert world.svc.dispatch() == []
@@ -274,7 +274,7 @@ def test_killed_between_sending_and_sent_then_restarted(world, posted_before_cra
     world.clock.advance(minutes=3)
     world.drain()
     assert len(world.masto.statuses) == 1 and len(world.x.tweets) == 1
-    assert {d["status"] for d in world.rows()} == {"sent"}
+    assert {d.status for d in world.rows()} == {"sent"}
 
 
 def test_two_processes_never_send_the_same_delivery(world):
@@ -307,7 +307,7 @@ def test_dry_run_records_and_sends_nothing(world):
     assert {o.status for o in outcomes} == {"dry_run"}
     assert all(o.length <= o.limit for o in outcomes)
     assert world.masto.statuses == [] and world.x.tweets == []
-    assert {d["status"] for d in world.rows()} == {"dry_run"}
+    assert {d.status for d in world.rows()} == {"dry_run"}
 
 
 def test_mastodon_limit_comes_from_the_instance(world):
@@ -315,8 +315,8 @@ def test_mastodon_limit_comes_from_the_instance(world):
     world.cycle()
     new_episode(world)
     world.cycle()
-    row = next(d for d in world.rows("sent") if d["account"] == "masto")
-    assert row["limit"] == 11000
+    row = next(d for d in world.rows("sent") if d.account == "masto")
+    assert row.limit == 11000
 
 
 def test_unchanged_polls_are_written_at_most_every_few_minutes(world):

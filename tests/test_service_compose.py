@@ -79,8 +79,8 @@ def test_artwork_that_is_not_an_image_posts_without_it_and_says_so(world):
     world.publish_feed()
     world.cycle()
     assert len(world.masto.statuses) == 1 and not world.masto.statuses[0]["media_ids"]
-    row = next(d for d in world.rows("sent") if d["account"] == "masto")
-    assert any("without artwork" in n for n in row["payload"]["notes"])
+    row = next(d for d in world.rows("sent") if d.account == "masto")
+    assert any("without artwork" in n for n in row.payload["notes"])
 
 
 def test_x_link_policy_reply_and_none(world):
@@ -106,8 +106,8 @@ def test_x_reply_failure_keeps_the_main_post_and_reports_it(world):
     by = {o.account: o for o in outcomes}
     assert by["x"].status == "sent" and "reply failed" in by["x"].error
     assert len(world.x.tweets) == 1
-    row = next(d for d in world.rows("sent") if d["account"] == "x")
-    assert "reply failed" in row["last_error"]
+    row = next(d for d in world.rows("sent") if d.account == "x")
+    assert "reply failed" in row.last_error
     world.drain()
     assert len(world.x.tweets) == 1  # the main post is never sent again
 
@@ -126,8 +126,8 @@ def test_artwork_that_fails_for_a_passing_reason_is_waited_for(world):
     world.feed_srv.fail_next("/art/6.png", status=503)
     world.cycle()
     assert world.masto.statuses == []  # waiting for the artwork
-    row = next(d for d in world.rows() if d["account"] == "masto")
-    assert row["status"] == "pending" and "artwork" in row["last_error"]
+    row = next(d for d in world.rows() if d.account == "masto")
+    assert row.status == "pending" and "artwork" in row.last_error
     world.drain()
     assert len(world.masto.statuses) == 1 and len(world.masto.statuses[0]["media_ids"]) == 1
     # a host down for longer than the patience: the post goes without the image
@@ -139,6 +139,6 @@ def test_artwork_that_fails_for_a_passing_reason_is_waited_for(world):
     world.clock.advance(seconds=ARTWORK_PATIENCE.total_seconds() + 1)
     world.drain()
     assert len(world.masto.statuses) == 2 and not world.masto.statuses[1]["media_ids"]
-    row = next(d for d in world.rows("sent") if d["account"] == "masto" and
-               "Episode 7" in d["text"])
-    assert any("without artwork" in n for n in row["payload"]["notes"])
+    row = next(d for d in world.rows("sent") if d.account == "masto" and
+               "Episode 7" in d.text)
+    assert any("without artwork" in n for n in row.payload["notes"])

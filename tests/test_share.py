@@ -81,8 +81,8 @@ def test_share_and_social_interact_from_the_official_posts(world):
     world.cycle()
     kit = world.svc.share()
     urls = {p["url"] for p in kit["official_posts"]}
-    sent = [d for d in world.rows("sent") if d["episode_id"] == kit["id"]]
-    assert urls == {d["remote_url"] for d in sent} and len(urls) == 2
+    sent = [d for d in world.rows("sent") if d.episode_id == kit["id"]]
+    assert urls == {d.remote_url for d in sent} and len(urls) == 2
     assert world.masto.statuses[-1]["url"] in urls
     assert kit["texts"][1]["share_url"].startswith(world.masto.url + "/share?text=")
     out = world.svc.social_interact("latest")

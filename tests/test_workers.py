@@ -44,7 +44,7 @@ class Worker:
 
         def spy(*a, **kw):
             rows = lease(*a, **kw)
-            self.leased.extend(r["id"] for r in rows)
+            self.leased.extend(r.id for r in rows)
             return rows
         self.store.lease_due_deliveries = spy
 
@@ -116,9 +116,9 @@ def test_three_workers_send_each_delivery_once_and_lease_each_row_once(pgworld, 
 
     assert len(w.masto.statuses) == 12 and len(w.x.tweets) == 12
     assert len({s["text"] for s in w.masto.statuses}) == 12
-    assert {d["status"] for d in w.rows()} == {DeliveryStatus.SENT.value}
+    assert {d.status for d in w.rows()} == {DeliveryStatus.SENT.value}
     leased = [i for wk in crew for i in wk.leased]
-    assert sorted(leased) == sorted(d["id"] for d in rows)  # each row leased by one worker
+    assert sorted(leased) == sorted(d.id for d in rows)  # each row leased by one worker
     assert sum(bool(wk.leased) for wk in crew) >= 2          # and the work was shared
 
 
@@ -156,7 +156,7 @@ def test_a_worker_that_died_holding_a_delivery_lease_frees_it_after_the_lease(pg
     assert {o.status for o in alive.svc.dispatch(artwork_wait=0)} == {"sent"}
     assert len(w.masto.statuses) == 1 and len(w.x.tweets) == 1
     # the dead worker's claim, were it to wake up, finds its lease gone
-    assert not w.store.claim(dead[0]["id"], "zombie", w.clock.now, lease="lease:dead")
+    assert not w.store.claim(dead[0].id, "zombie", w.clock.now, lease="lease:dead")
     assert alive.svc.dispatch(artwork_wait=0) == []
     assert len(w.masto.statuses) == 1 and len(w.x.tweets) == 1
 
@@ -236,10 +236,10 @@ def test_a_slow_pass_stops_while_its_lease_surely_holds_and_gives_the_rest_back(
     assert 0 < len(sent) < 12
     left = pending(w)
     assert len(left) == 12 - len(sent)
-    assert all(d["claim_token"] is None for d in left)  # given back, not waiting for a lease
+    assert all(d.claim_token is None for d in left)  # given back, not waiting for a lease
     w.drain()
     assert len(w.masto.statuses) + len(w.x.tweets) == 12
-    assert {d["status"] for d in w.rows()} == {DeliveryStatus.SENT.value}
+    assert {d.status for d in w.rows()} == {DeliveryStatus.SENT.value}
 
 
 def test_a_scheduled_episode_released_by_three_workers_at_once_is_announced_once(pgworld,
@@ -282,6 +282,6 @@ def test_the_leases_themselves_on_both_databases(world):
     assert w.store.lease_due_deliveries(now, "lease:b", SENDING_LEASE) == []
     assert w.store.release_deliveries("lease:a") == 2
     rows = w.store.lease_due_deliveries(now, "lease:b", SENDING_LEASE, limit=1)
-    assert len(rows) == 1 and rows[0]["kind"] == "announcement"
-    assert not w.store.claim(rows[0]["id"], "t", now, lease="lease:a")
-    assert w.store.claim(rows[0]["id"], "t", now, lease="lease:b")
+    assert len(rows) == 1 and rows[0].kind == "announcement"
+    assert not w.store.claim(rows[0].id, "t", now, lease="lease:a")
+    assert w.store.claim(rows[0].id, "t", now, lease="lease:b")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Account, Secret, Settings
-from bot.models import DeliveryStatus
+from bot.models import Delivery, DeliveryStatus
 from bot.service import Service, build_publishers
 from bot.store import Store, deliveries
 from tests.fakes.feed_server import FeedServer
@@ -96,10 +96,10 @@ class World:
                 deliveries.c.status == DeliveryStatus.PENDING.value)
             if not pending:
                 return
-            self.clock.now = max(self.clock.now, max(d["next_attempt_at"] for d in pending))
+            self.clock.now = max(self.clock.now, max(d.next_attempt_at for d in pending))
         raise AssertionError("deliveries still pending after draining")
 
-    def rows(self, status: str | None = None) -> list[dict]:
+    def rows(self, status: str | None = None) -> list[Delivery]:
         conds = [deliveries.c.status == status] if status else []
         return self.store.deliveries_where(*conds)
 

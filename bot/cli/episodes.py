@@ -30,7 +30,7 @@ def release(obj: Context, episode_ids: tuple[int, ...], all_: bool, dismiss: boo
         with obj.service() as svc:
             gone = dismiss_held(svc.store, None if all_ else episode_ids)
         for e in gone:
-            click.echo(f"Dismissed #{e['id']} {e['title']}: recorded as known, never announced.")
+            click.echo(f"Dismissed #{e.id} {e.title}: recorded as known, never announced.")
         if not gone:
             click.echo("Nothing was held.")
         return
