@@ -409,7 +409,10 @@ def main(argv: list[str] | None = None) -> int:
                 nginx.tmp.mkdir()
                 nginx.start()
                 interval = args.crier_interval or (60 if n <= 10_000 else 300)
-                ctx = CrierBench(fs, nginx.base_url, db_url, tmp / f"crier-{n}",
+                # a database of its own per N: shows, feeds and deliveries of the N before
+                # (same slugs, same GUIDs) would count as strays or doubles in this one
+                db_n = db_url if n == args.feeds[0] else pg.new_database()
+                ctx = CrierBench(fs, nginx.base_url, db_n, tmp / f"crier-{n}",
                                  args.crier_cycles, interval, alog)
                 crier[n] = {w: measure_crier(ctx, w) for w in args.crier_workers}
                 nginx.stop()
