@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from bot import errors
 from bot.models import Feed
-from bot.polling import POLL_LEASE, PollReport, next_poll_at
+from bot.polling import POLL_LEASE, PollReport, fetch, next_poll_at
 from bot.service import Service
 from bot.shows import SyncReport, served_ids, settings_by_id, sync_config
 from bot.store import Store
@@ -280,12 +280,8 @@ class Fleet:
         quick = row.baseline_done and not row.error_count and row.poll_interval
         res = error = None
         if quick:
-            from bot.fetch import fetch_feed
             try:
-                res = fetch_feed(url, session=self.session, etag=row.etag,
-                                 last_modified=row.last_modified,
-                                 previous_hash=row.body_hash,
-                                 deadline=self.deployment.feed_deadline)
+                res = fetch(row, self.session, self.deployment.feed_deadline)
             except errors.FetchError as e:
                 error = e
             else:

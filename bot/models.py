@@ -95,8 +95,22 @@ class Published:
     reply_url: str | None = None
 
 
+class StoreRow:
+    """What the store's typed rows share: `from_row(mapping)` reads each field by name from a
+    row holding every column (a missing one fails loudly; extra keys are ignored)."""
+    __slots__ = ()
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]):
+        names = cls.__dict__.get("_names")
+        if names is None:
+            names = tuple(f.name for f in fields(cls))
+            type.__setattr__(cls, "_names", names)
+        return cls(**{name: row[name] for name in names})
+
+
 @dataclass(frozen=True, slots=True)
-class Feed:
+class Feed(StoreRow):
     """A polled feed as its row in the store's `feeds` table holds it: its address, the
     validators of its last good read and its poll state. `Feed.from_row` builds it; a poll's
     changes make a new one (`dataclasses.replace`)."""
@@ -121,17 +135,11 @@ class Feed:
     poll_interval: int | None = None      # the show's, in seconds (the quiet-poll fast path)
     active: bool = True                   # False: parked, no show polls it any more
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Feed:
-        """From a row mapping holding every column of `feeds` (extra keys are ignored)."""
-        return cls(**{name: row[name] for name in _FEED_FIELDS})
 
-
-_FEED_FIELDS = tuple(f.name for f in fields(Feed))
 
 
 @dataclass(frozen=True, slots=True)
-class Promo:
+class Promo(StoreRow):
     """A post in the host's queue (bot.promos) as its row in the store's `promos` table
     holds it; `Promo.from_row` builds it, a change makes a new one (`dataclasses.replace`)."""
     kind: str                             # once | recurring | evergreen
@@ -156,17 +164,11 @@ class Promo:
     updated_at: datetime | None = None
     show_id: int | None = None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Promo:
-        """From a row mapping holding every column of `promos` (extra keys are ignored)."""
-        return cls(**{name: row[name] for name in _PROMO_FIELDS})
 
-
-_PROMO_FIELDS = tuple(f.name for f in fields(Promo))
 
 
 @dataclass(frozen=True, slots=True)
-class EpisodeRecord:
+class EpisodeRecord(StoreRow):
     """An episode as its row in the store's `episodes` table holds it: what crier knows of
     a feed item and where it stands (`EpisodeStatus`). `EpisodeRecord.from_row` builds it.
     The item itself is `data` (`bot.episodes.episode_to_data`: JSON content, a dict)."""
@@ -181,17 +183,11 @@ class EpisodeRecord:
     published_at: datetime | None = None
     announced_at: datetime | None = None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> EpisodeRecord:
-        """From a row mapping holding every column of `episodes` (extra keys are ignored)."""
-        return cls(**{name: row[name] for name in _EPISODE_RECORD_FIELDS})
 
-
-_EPISODE_RECORD_FIELDS = tuple(f.name for f in fields(EpisodeRecord))
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(StoreRow):
     """One account's copy of a post as the store gives it: its row in `deliveries` joined
     with its post's (`posts`: kind, episode, priority, dedupe key, promo, due time).
     `Delivery.from_row` builds it; a change makes a new one (`dataclasses.replace`)."""
@@ -226,14 +222,7 @@ class Delivery:
     promo_id: int | None = None           # the queued post it came from, if any
     due_at: datetime | None = None        # a promo occurrence's time
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Delivery:
-        """From a row of `Store._delivery_query` (every column of `deliveries` and the
-        post's; extra keys are ignored)."""
-        return cls(**{name: row[name] for name in _DELIVERY_FIELDS})
 
-
-_DELIVERY_FIELDS = tuple(f.name for f in fields(Delivery))
 
 
 class DeliveryStatus(enum.StrEnum):

@@ -58,6 +58,14 @@ class PollReport:
 
 
 
+def fetch(feed: Feed, session, deadline: float | None):
+    """The feed's conditional GET, with the validators of its last good read (FetchError)."""
+    from bot.fetch import fetch_feed
+    return fetch_feed(feed.redirect_url or feed.url, session=session, etag=feed.etag,
+                      last_modified=feed.last_modified, previous_hash=feed.body_hash,
+                      deadline=deadline)
+
+
 def next_poll_at(now: datetime, interval: int, max_age: int | None, rng) -> datetime:
     """When a feed polled now is next due: its interval with ±10% jitter, longer when the
     server's Cache-Control max-age asks (at most 4× the interval)."""
@@ -146,15 +154,9 @@ class Poller:
     def _poll_feed(self, feed: Feed, now: datetime, backfill: int | None,
                    report: PollReport, *, res=None,
                    error: errors.FetchError | None = None) -> PollReport:
-        from bot.fetch import fetch_feed
-
-        url = feed.redirect_url or feed.url
         if res is None and error is None:
             try:
-                res = fetch_feed(url, session=self.session, etag=feed.etag,
-                                 last_modified=feed.last_modified,
-                                 previous_hash=feed.body_hash,
-                                 deadline=self.settings.feed_deadline)
+                res = fetch(feed, self.session, self.settings.feed_deadline)
             except errors.FetchError as e:
                 error = e
         if error is not None:
@@ -185,7 +187,7 @@ class Poller:
                 self._with_release = {"next_poll_at": updates["next_poll_at"]}
             self._feed = replace(feed, **updates) if not quiet else \
                 replace(feed, next_poll_at=updates["next_poll_at"])
-            log.info("feed %s: unchanged (%s)", url,
+            log.info("feed %s: unchanged (%s)", feed.redirect_url or feed.url,
                      "304" if res.status == 304 else "same body hash")
             report.result = "unchanged"
             self.alerts.feed_ok(feed, now)
