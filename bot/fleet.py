@@ -195,10 +195,12 @@ class Fleet:
         return sorted(self.store.due_feed_urls(self.now()))
 
     def poll(self, *, force: bool = False, backfill: int | None = None,
-             stop: Callable[[], bool] | None = None, batch: int | None = None) -> list:
+             stop: Callable[[], bool] | None = None, batch: int | None = None,
+             found: Callable[[], None] | None = None) -> list:
         """Poll every feed that is due, batch after batch until none is (`force`: every show,
         now, as `run --once` does for one show); (ShowRef, PollReport) per poll. A failing
-        feed does not stop the others."""
+        feed does not stop the others. `found` is called after each batch that announced an
+        episode (the worker sends at once rather than at its next dispatch round)."""
         if force:
             out = []
             for svc in self.services:
@@ -238,6 +240,8 @@ class Fleet:
                 if report is not None:
                     results.append((ref, report))
                     counts[report.result] = counts.get(report.result, 0) + 1
+            if found is not None and any(r is not None and r.announced for *_x, r, _v in done):
+                found()
         if counts:
             log.info("polled %d feed(s) in %.1f s: %s", sum(counts.values()),
                      time.monotonic() - started,
@@ -294,7 +298,7 @@ class Fleet:
                         "etag": res.etag or row.etag,
                         "last_modified": res.last_modified or row.last_modified,
                         "next_poll_at": next_poll_at(now, row.poll_interval, res.max_age,
-                                                     self._rng)}
+                                                     self._rng, row.next_poll_at)}
         svc = self.service_for(row.show_id)
         if svc is None or svc.settings.feed != row.url:   # removed or moved meanwhile
             if res is not None and res.body is not None:

@@ -66,12 +66,29 @@ def fetch(feed: Feed, session, deadline: float | None):
                       deadline=deadline)
 
 
-def next_poll_at(now: datetime, interval: int, max_age: int | None, rng) -> datetime:
-    """When a feed polled now is next due: its interval with ±10% jitter, longer when the
-    server's Cache-Control max-age asks (at most 4× the interval)."""
+POLL_TICK = 5  # seconds: how often the worker looks for due feeds (bot.worker)
+
+
+def next_poll_at(now: datetime, interval: int, max_age: int | None, rng,
+                 due: datetime | None = None) -> datetime:
+    """When a feed polled now is next due.
+
+    The interval is a promise: two polls of a feed are at most `interval` apart, so an episode
+    is seen within one. The next poll is drawn from the last tenth of the interval (jitter, so
+    feeds do not fall due together), less the worker's tick (a feed due at t is polled by about
+    t + POLL_TICK). It is counted from when this poll was due (`due`), not from when it ran, so
+    a worker a few seconds behind does not stretch every cycle; but never sooner than 0.8 x the
+    interval from now: a poll that ran late (a worker was down, a backlog) counts from now.
+    Longer when the server's Cache-Control max-age asks (at most 4x the interval).
+    """
     if max_age and max_age > interval:  # the server asks us to wait longer: honour it,
         interval = min(max_age, interval * 4)  # within reason
-    return now + timedelta(seconds=interval * rng.uniform(0.9, 1.1))
+    step = timedelta(seconds=interval * rng.uniform(0.9, 1.0) - min(POLL_TICK, interval / 20))
+    if due is not None and due <= now:
+        at = due + step
+        if at >= now + timedelta(seconds=interval * 0.8):
+            return at
+    return now + step
 
 
 class Poller:
@@ -164,7 +181,8 @@ class Poller:
 
         updates: dict = {"last_poll_at": now, "last_ok_at": now, "error_count": 0,
                          "last_error": None,
-                         "next_poll_at": self._next_poll(now, res.max_age)}
+                         "next_poll_at": self._next_poll(now, res.max_age,
+                                                         feed.next_poll_at)}
         if res.permanent_redirect and res.permanent_redirect != feed.redirect_url:
             from bot.fetch import redact_url
             msg = (f"feed moved permanently to {redact_url(res.permanent_redirect)}; polling "
@@ -230,8 +248,9 @@ class Poller:
         self.alerts.feed_ok(feed, now)
         return report
 
-    def _next_poll(self, now: datetime, max_age: int | None) -> datetime:
-        return next_poll_at(now, self.settings.poll_interval, max_age, self.rng)
+    def _next_poll(self, now: datetime, max_age: int | None,
+                   due: datetime | None) -> datetime:
+        return next_poll_at(now, self.settings.poll_interval, max_age, self.rng, due)
 
     def _feed_failed(self, feed: Feed, now: datetime, e: errors.FeedError, report: PollReport,
                      retry_after: float | None = None) -> PollReport:

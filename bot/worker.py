@@ -6,7 +6,8 @@ Jobs (stable ids, replace_existing, coalesce, max_instances=1, UTC):
   batches, and polls them until none is due (bot.fleet; interval with jitter and backoff
   after errors are kept in the database);
 - `dispatch`: every `dispatch_interval` seconds, fires due queued posts, sends due deliveries
-  of every show and renews the worker lock;
+  of every show and renews the worker lock; a poll that announced an episode runs it at once
+  (so an episode goes out within its feed's poll interval, not an interval and a round);
 - `community`: every 60 s, each show with `[community] enabled` whose `interval` has passed
   proposes its community's new posts.
 
@@ -29,10 +30,11 @@ import socket
 import threading
 
 from bot.errors import CrierError
+from bot.polling import POLL_TICK
 
 log = logging.getLogger(__name__)
 
-POLL_CHECK_SECONDS = 5
+POLL_CHECK_SECONDS = POLL_TICK  # next_poll_at counts on it
 COMMUNITY_CHECK_SECONDS = 60
 
 
@@ -65,8 +67,17 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
                     log.error("SIGHUP: the config was not reloaded: %s", e)
             # a long drain (thousands of first runs) yields to a stop or a SIGHUP between batches
             fleet.poll(backfill=first_backfill[0],
-                       stop=lambda: stopping.is_set() or reload_wanted.is_set())
+                       stop=lambda: stopping.is_set() or reload_wanted.is_set(),
+                       found=send_now)
             first_backfill[0] = None
+
+        dispatching, again = threading.Event(), threading.Event()
+
+        def send_now() -> None:
+            """A poll announced something: dispatch now (or once more, if a round is on)."""
+            again.set()
+            if not dispatching.is_set() and not stopping.is_set():
+                sched.modify_job("dispatch", next_run_time=fleet.now())
 
         def dispatch_job() -> None:
             if alone and not acquire_worker_lock(store, owner, fleet.now()):
@@ -74,7 +85,15 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
                 stopping.set()
                 sched.shutdown(wait=False)
                 return
-            fleet.dispatch(stop=stopping.is_set)
+            dispatching.set()
+            try:
+                while not stopping.is_set():
+                    again.clear()
+                    fleet.dispatch(stop=stopping.is_set)
+                    if not again.is_set():
+                        break
+            finally:
+                dispatching.clear()
 
         def community_job() -> None:
             from bot.shows import community_ids

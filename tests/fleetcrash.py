@@ -11,9 +11,9 @@ catches up, and then:
 
 - every episode is on each account of its own show exactly once, and on no other show's account;
 - no feed was polled twice in one cycle. A feed's cycle is its poll interval: after a poll, the
-  feed is next due `poll_interval × jitter` later (jitter ≥ 0.9), so two GETs of one feed path at
-  the feed server closer than 0.9 × poll_interval (less a second for the time between a poll's
-  clock reading and its GET) are a feed polled twice in one cycle. A poll killed mid-way keeps
+  feed is next due no sooner than 0.8 × poll_interval later (bot.polling.next_poll_at), so two
+  GETs of one feed path at the feed server closer than that (less a second for the time between
+  a poll's clock reading and its GET) are a feed polled twice in one cycle. A poll killed mid-way keeps
   its lease (two minutes), longer than a cycle, so it is no excuse. The catch-up rounds follow a
   jump in time; there each `run --once` round may GET a feed at most once.
 """
@@ -40,7 +40,7 @@ from tests.fakes.x_server import XServer
 from tests.feedgen import item, rss
 
 POLL_INTERVAL = 60
-CYCLE = 0.9 * POLL_INTERVAL - 1.0   # the shortest gap allowed between two GETs of one feed
+CYCLE = 0.8 * POLL_INTERVAL - 1.0   # the shortest gap allowed between two GETs of one feed
 SLOW = 0.3                          # seconds the feed server takes per feed during the kills
 TAG = re.compile(r"\[s(\d+)-e(\d+)\]")
 

@@ -171,7 +171,8 @@ def test_an_unchanged_feed_is_polled_from_its_row_alone(make):
     assert net.fleet.loaded == 0                      # no show was loaded
     for row in net.store.all_feeds():
         assert row.last_poll_at == t[0] and row.last_result == "unchanged"
-        assert timedelta(seconds=54) <= row.next_poll_at - t[0] <= timedelta(seconds=66)
+        # 10 minutes late: counted from now, within the interval less the tick (3 s at 60 s)
+        assert timedelta(seconds=51) <= row.next_poll_at - t[0] <= timedelta(seconds=57)
         assert row.poll_owner is None and row.poll_lease_until is None
     t[0] += timedelta(seconds=30)
     assert net.fleet.due() == []
@@ -182,6 +183,14 @@ def test_an_unchanged_feed_is_polled_from_its_row_alone(make):
     assert len(net.fleet.due()) == 3
     assert [r.result for _s, r in net.fleet.poll()] == ["unchanged"] * 3
     assert len(net.feed.requests) == 3
+    # polled a little after it was due: the next poll is counted from the due time
+    due = t[0] + timedelta(seconds=55)
+    with net.store.tx() as c:
+        c.execute(feeds.update().values(next_poll_at=due))
+    t[0] = due + timedelta(seconds=4)
+    assert len(net.fleet.poll()) == 3
+    for row in net.store.all_feeds():
+        assert timedelta(seconds=51) <= row.next_poll_at - due <= timedelta(seconds=57)
 
 
 def test_a_removed_show_or_a_moved_feed_is_not_polled(make):

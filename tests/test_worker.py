@@ -135,3 +135,19 @@ def test_the_worker_posts_a_queued_promo_once_across_a_restart(setup):
         w.communicate(timeout=20)
     assert sum(s["text"] == "Queued promo" for s in masto.statuses) == 1
     assert sum(t["text"] == "Queued promo" for t in x.tweets) == 1
+
+
+def test_a_poll_that_announces_sends_at_once_not_at_the_next_dispatch_round(setup):
+    """The dispatch round is an hour apart here: the announcement still goes out within
+    seconds of the poll that found the episode (the poll job wakes the dispatch job)."""
+    env, masto, x, cwd, _feed = setup
+    cfg = Path(env["CRIER_CONFIG"])
+    cfg.write_text(cfg.read_text().replace("dispatch_interval = 1", "dispatch_interval = 3600"))
+    w = start(dict(env, PYTHONPATH=str(ROOT)), cwd)
+    try:
+        wait_for(lambda: len(masto.statuses) == 1 and len(x.tweets) == 1, timeout=20,
+                 what="the announcement, long before the next dispatch round")
+    finally:
+        w.send_signal(signal.SIGTERM)
+        out, _ = w.communicate(timeout=20)
+    assert w.returncode == 0, out
