@@ -36,7 +36,7 @@ from bot.models import Delivery, DeliveryStatus, EpisodeRecord, Feed, Promo
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0008"
+HEAD = "0009"
 MAX_KEY = 300
 MIGRATE_WAIT = 60.0          # seconds a migration retries a locked SQLite file
 MIGRATION_LOCK = 0x63726965  # "crie": the PostgreSQL advisory lock taken while migrating
@@ -195,6 +195,78 @@ shows = sa.Table(  # the show registry (migration 0006; bot/shows.py)
     sa.Column("created_at", TS, nullable=False), sa.Column("updated_at", TS, nullable=False),
     sa.Column("removed_at", TS),
     sa.Index("ix_shows_updated", "updated_at"),              # 0008
+)
+# -- the web control room (migration 0009; bot/users.py, bot/connect.py) --------------------
+users = sa.Table(
+    "users", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),        # argon2
+    sa.Column("role", sa.String(16), nullable=False),           # host | cohost
+    sa.Column("created_at", TS, nullable=False),
+)
+user_shows = sa.Table(  # the shows a user may see (none: every show)
+    "user_shows", md,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("show_id", sa.Integer, primary_key=True),
+)
+api_tokens = sa.Table(
+    "api_tokens", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("label", sa.String(200)),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 of it
+    sa.Column("created_at", TS, nullable=False), sa.Column("last_used_at", TS),
+    sa.Column("revoked_at", TS),
+)
+web_sessions = sa.Table(
+    "web_sessions", md,
+    sa.Column("id_hash", sa.String(64), primary_key=True),      # sha256 of the cookie
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", TS, nullable=False), sa.Column("expires_at", TS, nullable=False),
+)
+login_attempts = sa.Table(  # failed logins, by "user:NAME" and "addr:IP"
+    "login_attempts", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("at", TS, nullable=False),
+    sa.Index("ix_login_attempts_key_at", "key", "at"),
+)
+connected_accounts = sa.Table(  # secrets connected in the web app, Fernet-encrypted
+    "connected_accounts", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("show_id", sa.Integer, index=True),
+    sa.Column("account", sa.String(100), nullable=False, unique=True),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("instance", sa.Text), sa.Column("username", sa.Text),
+    sa.Column("secret_enc", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(100)),
+    sa.Column("created_at", TS, nullable=False), sa.Column("verified_at", TS),
+)
+oauth_apps = sa.Table(  # crier registered on a Mastodon instance (POST /api/v1/apps)
+    "oauth_apps", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("instance", sa.String(400), nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("client_id", sa.Text, nullable=False),
+    sa.Column("client_secret_enc", sa.Text, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("instance", "redirect_uri", name="uq_oauth_apps_instance_redirect"),
+)
+oauth_pending = sa.Table(  # an OAuth authorization under way (state, PKCE verifier)
+    "oauth_pending", md,
+    sa.Column("state_hash", sa.String(64), primary_key=True),
+    sa.Column("show_id", sa.Integer),
+    sa.Column("account", sa.String(100), nullable=False),
+    sa.Column("instance", sa.String(400), nullable=False),
+    sa.Column("verifier_enc", sa.Text, nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE")),
+    sa.Column("created_at", TS, nullable=False),
 )
 locks = sa.Table(
     "locks", md,
