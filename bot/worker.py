@@ -38,7 +38,10 @@ POLL_CHECK_SECONDS = POLL_TICK  # next_poll_at counts on it
 COMMUNITY_CHECK_SECONDS = 60
 
 
-def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> None:
+def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None,
+               web=None) -> None:
+    """The worker until SIGTERM/SIGINT; `web(store)`: a uvicorn Server for the control room,
+    run in a thread of this process over the same store (`crier run --web`)."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -150,9 +153,16 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None) -> No
         else:
             log.info("crier worker %s started: %d shows%s", owner, fleet.count,
                      " (dry run)" if dry_run else "")
+        server = web(store) if web is not None else None
+        if server is not None:
+            serving = threading.Thread(target=server.run, name="crier-web", daemon=True)
+            serving.start()
         try:
             sched.start()
         finally:
+            if server is not None:
+                server.should_exit = True
+                serving.join(timeout=10)
             if alone:
                 release_worker_lock(store, owner)
             log.info("crier worker %s stopped", owner)

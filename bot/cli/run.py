@@ -8,6 +8,7 @@ import sys
 import click
 
 from bot.cli.context import Context
+from bot.cli.web import web_options, web_server
 from bot.errors import CrierError
 
 
@@ -17,13 +18,21 @@ from bot.errors import CrierError
               help="Record what would be posted on every account; send nothing.")
 @click.option("--backfill", type=click.IntRange(min=0), default=None, metavar="N",
               help="On the first run, announce the newest N episodes instead of none.")
+@click.option("--web", "with_web", is_flag=True,
+              help="Serve the control room from this process too (see crier web).")
+@web_options
 @click.pass_obj
-def run(obj: Context, once: bool, dry_run: bool, backfill: int | None) -> None:
+def run(obj: Context, once: bool, dry_run: bool, backfill: int | None, with_web: bool,
+        host: str, port: int, root_path: str, proxies) -> None:
     """Run the worker: poll the feed, announce new episodes, deliver posts."""
     obj.require_credentials(dry_run)
+    if with_web and once:
+        raise CrierError("--web serves the control room beside the worker; not with --once")
     if not once:
         from bot.worker import run_worker
-        run_worker(obj, dry_run=dry_run, backfill=backfill)
+        web = (lambda store: web_server(obj, store, host=host, port=port, root_path=root_path,
+                                        proxies=proxies)) if with_web else None
+        run_worker(obj, dry_run=dry_run, backfill=backfill, web=web)
         return
     import os
     import socket
