@@ -132,7 +132,7 @@ class Composer:
             row = self.store.community_post(c, post_id)
         if row is None:
             raise errors.CrierError(f"delivery {d.id}: community post {post_id} is gone")
-        self._set_boost(d, row["url"], row["status_id"], row["author"], same_instance=True)
+        self._set_boost(d, row.url, row.status_id, row.author, same_instance=True)
 
     def _compose_boost(self, d: Delivery, account: Account) -> None:
         """An amplifier's boost of an official post (found by the boost's dedupe key)."""

@@ -4,13 +4,14 @@ queued for a boost (the deciding rules are the pure `bot.community`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot import errors
 from bot.episodes import episode_from_data
-from bot.models import DeliveryStatus
+from bot.models import CommunityPost, DeliveryStatus
 
 if TYPE_CHECKING:
     from bot.service import Service
@@ -94,27 +95,26 @@ class Listeners:
             log.info("community: %d new post(s) proposed", len(new))
         return new
 
-    def community_list(self, *, all_: bool = False) -> list[dict]:
-        rows = self.store.community(statuses=None if all_ else ("proposed",))
-        return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
-                for r in rows]
+    def community_list(self, *, all_: bool = False) -> list[CommunityPost]:
+        """The posts waiting for the host (all of them with `all_`), oldest first."""
+        return self.store.community(statuses=None if all_ else ("proposed",))
 
-    def community_decide(self, post_id: int, approve: bool) -> dict:
-        """Approve (the official account boosts it, once) or reject a proposed post."""
+    def community_decide(self, post_id: int, approve: bool) -> CommunityPost:
+        """Approve (the official account boosts it, once) or reject a proposed post; the
+        post as decided."""
         now = self.clock()
         with self.store.tx() as c:
             row = self.store.community_post(c, post_id)
             if row is None:
                 raise errors.CrierError(f"no community post {post_id} (see `crier community "
                                         "list`)")
-            if row["status"] != "proposed":
-                raise errors.CrierError(f"community post {post_id} was already "
-                                        f"{row['status']}")
-            self.store.decide_community(c, post_id, "approved" if approve else "rejected",
-                                        now)
+            if row.status != "proposed":
+                raise errors.CrierError(f"community post {post_id} was already {row.status}")
+            status = "approved" if approve else "rejected"
+            self.store.decide_community(c, post_id, status, now)
             if approve:
-                self._enqueue_community_boost(c, post_id, row["account"], now)
-        return {**row, "status": "approved" if approve else "rejected"}
+                self._enqueue_community_boost(c, post_id, row.account, now)
+        return dataclasses.replace(row, status=status, decided_at=now)
 
     def _enqueue_community_boost(self, c, post_id: int, account: str, now: datetime) -> None:
         a = self.svc._account(account)

@@ -225,6 +225,32 @@ class Delivery(StoreRow):
 
 
 
+@dataclass(frozen=True, slots=True)
+class CommunityPost(StoreRow):
+    """A listener's public post proposed for a boost by the official account, as its row in
+    the store's `community_posts` table holds it (bot.listeners); `CommunityPost.from_row`
+    builds it. Fields in the table's column order: `as_dict` is `crier community list --json`."""
+    id: int
+    account: str                          # the official account that would boost it
+    status_id: str                        # the post's id on that account's instance
+    uri: str                              # the post's ActivityPub URI (one row per account)
+    url: str | None                       # its web page
+    author: str                           # user@instance
+    text: str | None
+    via: str | None                       # how it was found: "#tag" | "mention"
+    status: str                           # proposed | approved | rejected
+    found_at: datetime
+    decided_at: datetime | None
+    show_id: int | None                   # the show watching (None: before migration 0006)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every column by name, times as ISO 8601 strings (JSON-ready)."""
+        return {f.name: (v.isoformat() if isinstance(v, datetime) else v)
+                for f in fields(self) for v in (getattr(self, f.name),)}
+
+
+
+
 class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"    # waiting for its next attempt
     SENDING = "sending"    # claimed; the network call may be in flight

@@ -42,7 +42,7 @@ from bot.dispatch import (
 from bot.episodes import FeedItems, episode_from_data, episode_to_data
 from bot.listeners import Listeners
 from bot.locks import WORKER_LOCK, _dead_here
-from bot.models import Delivery, Episode, Preview, Published, Rules
+from bot.models import CommunityPost, Delivery, Episode, Preview, Published, Rules
 from bot.platforms.base import Publisher
 from bot.polling import (
     BOILERPLATE_SAMPLE,
@@ -196,10 +196,10 @@ class Service:
     def community_scan(self) -> list[dict]:
         return self.listeners.community_scan()
 
-    def community_list(self, *, all_: bool = False) -> list[dict]:
+    def community_list(self, *, all_: bool = False) -> list[CommunityPost]:
         return self.listeners.community_list(all_=all_)
 
-    def community_decide(self, post_id: int, approve: bool) -> dict:
+    def community_decide(self, post_id: int, approve: bool) -> CommunityPost:
         return self.listeners.community_decide(post_id, approve)
 
     # -- credentials (bot.publishers) and the worker lock (bot.locks) ---------------------

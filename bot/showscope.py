@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.models import Delivery, EpisodeRecord, Feed, Promo
+from bot.models import CommunityPost, Delivery, EpisodeRecord, Feed, Promo
 from bot.store import Store, deliveries
 
 
@@ -85,13 +85,13 @@ class ShowStore:
     def due_promos(self, now: datetime) -> list[Promo]:
         return self._store.due_promos(now, show_id=self.show_id)
 
-    def community(self, **kw: Any) -> list[dict]:
+    def community(self, **kw: Any) -> list[CommunityPost]:
         return self._store.community(show_id=self.show_id, **kw)
 
     def promo(self, promo_id: int) -> Promo | None:
         row = self._store.promo(promo_id)
         return row if row is not None and row.show_id == self.show_id else None
 
-    def community_post(self, c, post_id: int) -> dict | None:
+    def community_post(self, c, post_id: int) -> CommunityPost | None:
         row = self._store.community_post(c, post_id)
-        return row if row is not None and row.get("show_id") == self._id_in(c) else None
+        return row if row is not None and row.show_id == self._id_in(c) else None

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bot.errors import StoreError
-from bot.models import Delivery, DeliveryStatus, EpisodeRecord, Feed, Promo
+from bot.models import CommunityPost, Delivery, DeliveryStatus, EpisodeRecord, Feed, Promo
 
 log = logging.getLogger(__name__)
 
@@ -964,19 +964,19 @@ class Store:
             return None
 
     def community(self, *, statuses: Sequence[str] | None = None,
-                  show_id: int | None = None) -> list[dict]:
+                  show_id: int | None = None) -> list[CommunityPost]:
         q = sa.select(community_posts).order_by(community_posts.c.id)
         if show_id is not None:
             q = q.where(community_posts.c.show_id == show_id)
         if statuses:
             q = q.where(community_posts.c.status.in_(list(statuses)))
         with self.tx() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [CommunityPost.from_row(r) for r in c.execute(q).mappings()]
 
-    def community_post(self, c, post_id: int) -> dict | None:
+    def community_post(self, c, post_id: int) -> CommunityPost | None:
         r = c.execute(sa.select(community_posts).where(community_posts.c.id == post_id)
                       ).mappings().first()
-        return dict(r) if r else None
+        return CommunityPost.from_row(r) if r else None
 
     def decide_community(self, c, post_id: int, status: str, now: datetime) -> None:
         c.execute(community_posts.update().where(community_posts.c.id == post_id).values(

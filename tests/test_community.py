@@ -6,11 +6,14 @@ proposed; an allow-listed author is boosted without asking."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from datetime import datetime
 
 import pytest
 
 from bot.community import why_not
 from bot.errors import CrierError
+from tests.hostcli import host_cli, write_config
 
 
 @pytest.fixture
@@ -40,7 +43,7 @@ def test_only_boostable_posts_are_proposed(town):
     new = town.svc.community_scan()
     assert sorted(n["author"] for n in new) == ["fan@other.example", "listener@else.example"]
     listed = town.svc.community_list()
-    assert {r["uri"] for r in listed} == {ok_tag["uri"], ok_mention["uri"]}
+    assert {r.uri for r in listed} == {ok_tag["uri"], ok_mention["uri"]}
     assert town.svc.community_scan() == []  # each post is proposed once
 
 
@@ -49,7 +52,7 @@ def test_approve_boosts_once_reject_never(town):
     a = m.add_post("fan@other.example", "Loved #TestShow", tags=("TestShow",))
     b = m.add_post("meh@other.example", "Hm #TestShow", tags=("TestShow",))
     town.svc.community_scan()
-    ids = {r["uri"]: r["id"] for r in town.svc.community_list()}
+    ids = {r.uri: r.id for r in town.svc.community_list()}
     town.svc.community_decide(ids[a["uri"]], approve=True)
     town.svc.community_decide(ids[b["uri"]], approve=False)
     with pytest.raises(CrierError, match="already approved"):
@@ -61,8 +64,7 @@ def test_approve_boosts_once_reject_never(town):
     town.svc.dispatch()
     assert [r["reblog"]["uri"] for r in m.reblogs] == [a["uri"]]
     assert town.svc.community_list() == []
-    assert {r["status"] for r in town.svc.community_list(all_=True)} == {"approved",
-                                                                        "rejected"}
+    assert {r.status for r in town.svc.community_list(all_=True)} == {"approved", "rejected"}
 
 
 def test_an_allow_listed_author_is_boosted_without_asking(town):
@@ -78,12 +80,50 @@ def test_a_failed_boost_is_retried_once_approved(town):
     m = town.masto
     post = m.add_post("fan@other.example", "#TestShow", tags=("TestShow",))
     town.svc.community_scan()
-    town.svc.community_decide(town.svc.community_list()[0]["id"], approve=True)
+    town.svc.community_decide(town.svc.community_list()[0].id, approve=True)
     m.fail_next(503, path_prefix="/api/v1/statuses", method="POST")
     town.svc.dispatch()
     assert m.reblogs == []
     town.drain()
     assert [r["reblog"]["uri"] for r in m.reblogs] == [post["uri"]]
+
+
+def test_the_cli_lists_and_decides_posts_as_plain_json(world, monkeypatch, tmp_path):
+    """`crier community list --json`: every column of the post by name, times in ISO 8601;
+    approve/reject say what they did."""
+    crier = host_cli(world, monkeypatch, tmp_path)
+    write_config(world, crier.config,
+                 top='[community]\nenabled = true\nhashtags = ["TestShow"]\n')
+    a = world.masto.add_post("fan@other.example", "Loved\n#TestShow", tags=("TestShow",))
+    b = world.masto.add_post("meh@other.example", "Hm #TestShow", tags=("TestShow",))
+    assert "2 new post(s)" in crier("community", "scan").output
+    listed = json.loads(crier("community", "list", "--json").output)
+    assert sorted(r["uri"] for r in listed) == sorted([a["uri"], b["uri"]])
+    first, second = sorted(listed, key=lambda r: r["uri"] != a["uri"])
+    assert list(first) == ["id", "account", "status_id", "uri", "url", "author", "text", "via",
+                           "status", "found_at", "decided_at", "show_id"]
+    assert (first["account"], first["author"], first["status"], first["decided_at"]) == (
+        "masto", "fan@other.example", "proposed", None)
+    assert (first["status_id"], first["url"], first["via"]) == (a["id"], a["url"], "#TestShow")
+    assert "#TestShow" in first["text"] and isinstance(first["show_id"], int)
+    assert datetime.fromisoformat(first["found_at"]).tzinfo is not None
+    text = crier("community", "list").output
+    assert f"#{first['id']} [proposed] fan@other.example via #TestShow: {a['url']}" in text
+    assert "\n   " in text and "Loved" in text  # the post's text on one indented line
+    out = crier("community", "approve", str(first["id"])).output
+    assert out.strip() == f"#{first['id']} approved: {a['url']}"
+    out = crier("community", "reject", str(second["id"])).output
+    assert out.strip() == f"#{second['id']} rejected: {b['url']}"
+    assert "already approved" in crier("community", "approve", str(first["id"]), code=1).output
+    assert json.loads(crier("community", "list", "--json").output) == []
+    decided = {r["id"]: r for r in json.loads(
+        crier("community", "list", "--all", "--json").output)}
+    assert (decided[first["id"]]["status"], decided[second["id"]]["status"]) == (
+        "approved", "rejected")
+    assert all(datetime.fromisoformat(r["decided_at"]).tzinfo for r in decided.values())
+    assert {k: v for k, v in decided[first["id"]].items()
+            if k not in ("status", "decided_at")} == {
+        k: v for k, v in first.items() if k not in ("status", "decided_at")}
 
 
 def test_why_not_rules():

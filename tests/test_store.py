@@ -8,8 +8,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from bot.models import Delivery, EpisodeRecord, Feed, Promo
-from bot.store import HEAD, Store, episodes, feeds, md, promos
+from bot.models import CommunityPost, Delivery, EpisodeRecord, Feed, Promo
+from bot.store import HEAD, Store, community_posts, episodes, feeds, md, promos
 
 
 def test_migrations_match_the_tables(db_url):
@@ -32,7 +32,8 @@ def test_migrate_twice_is_a_no_op(db_url):
 
 
 @pytest.mark.parametrize(("typed", "table"), [(Feed, feeds), (Promo, promos),
-                                              (EpisodeRecord, episodes)])
+                                              (EpisodeRecord, episodes),
+                                              (CommunityPost, community_posts)])
 def test_the_typed_rows_hold_every_column_of_their_table(typed, table):
     """A column added by a migration is added to its `bot.models` class too (from_row reads
     each field by name: a column missing from the row fails loudly)."""
@@ -132,6 +133,42 @@ def test_the_store_gives_promos_as_typed_values(db_url):
     with store.tx() as c:
         assert store.promo_in(c, pid) == got and store.promo_in(c, pid + 1) is None
     assert store.promo(pid + 1) is None
+    store.close()
+
+
+def test_the_store_gives_community_posts_as_typed_values(db_url):
+    """In the table's column order (`as_dict` is `crier community list --json`)."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.community import Candidate
+    now = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    store = Store(db_url)
+    store.migrate()
+    cand = Candidate(status_id="41", uri="https://o.example/s/41", url="https://o.example/@f/41",
+                     author="fan@o.example", text="Loved it #Show", via="#Show",
+                     created_at="2026-01-05T11:00:00Z")
+    with store.tx() as c:
+        pid = store.add_community(c, "masto", cand, now, "proposed", show_id=3)
+        assert store.add_community(c, "masto", cand, now, "proposed", show_id=3) is None
+    with store.tx() as c:
+        got = store.community_post(c, pid)
+        assert store.community_post(c, pid + 1) is None
+    assert got == CommunityPost(id=pid, account="masto", status_id="41", uri=cand.uri,
+                                url=cand.url, author=cand.author, text=cand.text, via="#Show",
+                                status="proposed", found_at=now, decided_at=None, show_id=3)
+    assert [f.name for f in fields(CommunityPost)] == [c.name for c in community_posts.c]
+    assert got.as_dict() == {
+        "id": pid, "account": "masto", "status_id": "41", "uri": cand.uri, "url": cand.url,
+        "author": cand.author, "text": cand.text, "via": "#Show", "status": "proposed",
+        "found_at": "2026-01-05T12:00:00+00:00", "decided_at": None, "show_id": 3}
+    assert store.community() == [got] and store.community(show_id=4) == []
+    with store.tx() as c:
+        store.decide_community(c, pid, "approved", now + timedelta(hours=1))
+    assert store.community(statuses=("proposed",)) == []
+    assert store.community(statuses=("approved",)) == [
+        replace(got, status="approved", decided_at=now + timedelta(hours=1))]
+    with pytest.raises(FrozenInstanceError):
+        got.status = "rejected"  # type: ignore[misc]
     store.close()
 
 

@@ -208,7 +208,7 @@ def test_a_community_scan_by_three_workers_proposes_and_boosts_each_post_once(pg
     friend = w.masto.add_post("friend@other.example", "New #TestShow!", tags=("TestShow",))
     crew = workers(3)
     found = together(*(lambda wk=wk: wk.svc.community_scan() for wk in crew))
-    uris = sorted(r["uri"] for r in w.svc.community_list(all_=True))
+    uris = sorted(r.uri for r in w.svc.community_list(all_=True))
     assert uris == sorted(p["uri"] for p in [*posts, friend])
     assert sum(len(f) for f in found) == 21  # each proposed by one worker
     together(*(lambda wk=wk: [wk.svc.dispatch(artwork_wait=0) for _ in range(3)]

@@ -37,13 +37,13 @@ def community_list(obj: Context, all_: bool, as_json: bool) -> None:
     with obj.service() as svc:
         rows = svc.community_list(all_=all_)
     if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        click.echo(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
         return
     if not rows:
         click.echo("Nothing waiting for approval.")
     for r in rows:
-        click.echo(f"#{r['id']} [{r['status']}] {r['author']} via {r['via']}: {r['url']}")
-        click.echo("   " + (r["text"] or "").replace("\n", " ")[:200])
+        click.echo(f"#{r.id} [{r.status}] {r.author} via {r.via}: {r.url}")
+        click.echo("   " + (r.text or "").replace("\n", " ")[:200])
 
 
 def _decide_command(name: str, approve: bool, doc: str):
@@ -55,7 +55,7 @@ def _decide_command(name: str, approve: bool, doc: str):
         with obj.service() as svc:
             for pid in post_ids:
                 row = svc.community_decide(pid, approve)
-                click.echo(f"#{pid} {row['status']}: {row['url']}")
+                click.echo(f"#{pid} {row.status}: {row.url}")
     return command
 
 
