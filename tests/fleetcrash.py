@@ -14,8 +14,8 @@ catches up, and then:
   feed is next due no sooner than 0.8 × poll_interval later (bot.polling.next_poll_at), so two
   GETs of one feed path at the feed server closer than that (less a second for the time between
   a poll's clock reading and its GET) are a feed polled twice in one cycle. A poll killed
-  mid-way keeps its lease (two minutes), longer than a cycle, so it is no excuse. The catch-up rounds follow a
-  jump in time; there each `run --once` round may GET a feed at most once.
+  mid-way keeps its lease (two minutes), longer than a cycle, so it is no excuse. The
+  catch-up rounds follow a jump in time; there each `run --once` round may GET a feed at most once.
 """
 
 from __future__ import annotations
