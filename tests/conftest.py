@@ -37,3 +37,25 @@ def db_url(request, tmp_path) -> str:
 
 
 from tests.world import world  # noqa: E402, F401  (the `world` fixture, for every test module)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium under Playwright, one for the session (tests/browser.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import launch
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context (no cookies from other tests) and a page in it."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    pg = ctx.new_page()
+    pg.set_default_timeout(10_000)
+    yield pg
+    ctx.close()
