@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from datetime import UTC, datetime
 
@@ -57,7 +58,12 @@ def web(obj: Context, host: str, port: int, root_path: str, proxies) -> None:
                             proxies=proxies)
         click.echo(f"crier web: http://{host}:{port}{root_path.rstrip('/')}/ (Ctrl-C stops)",
                    err=True)
+        # uvicorn handles SIGTERM/SIGINT (a graceful shutdown), then raises the signal again
+        # for the handler it found: a quiet one, so the command ends with exit code 0
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: None)
         server.run()
+        click.echo("crier web stopped", err=True)
     finally:
         store.close()
 
