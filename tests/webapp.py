@@ -38,12 +38,13 @@ class WebApp:
         self.deployment = load_deployment(self.config)
         sync_config(self.store, self.deployment.shows, remove=False)
         self.app = create_app(self.store, lambda: load_deployment(self.config), clock=self.clock,
-                              root_path=self.root_path, secure_cookies=self.secure_cookies,
+                              secure_cookies=self.secure_cookies,
                               session=self.session)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         cfg = uvicorn.Config(self.app, log_level="warning", access_log=False,
+                             root_path=self.root_path,
                              proxy_headers=bool(self.proxies),
                              forwarded_allow_ips=list(self.proxies) or None)
         self.server = uvicorn.Server(cfg)

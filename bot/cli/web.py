@@ -35,8 +35,9 @@ def web_server(obj: Context, store, *, host: str, port: int, root_path: str, pro
     import uvicorn
 
     from bot.web.app import create_app
-    app = create_app(store, obj.reload_deployment, root_path=root_path.rstrip("/"))
-    config = uvicorn.Config(app, host=host, port=port, proxy_headers=bool(proxies),
+    app = create_app(store, obj.reload_deployment)
+    config = uvicorn.Config(app, host=host, port=port, root_path=root_path.rstrip("/"),
+                            proxy_headers=bool(proxies),
                             forwarded_allow_ips=list(proxies) or None, server_header=False,
                             log_level="info" if obj.verbose else "warning", access_log=False)
     return uvicorn.Server(config)

@@ -101,13 +101,14 @@ class WebState:
 
 
 def create_app(store: Store, load_deployment: Callable, *,
-               clock: Callable[[], datetime] | None = None, root_path: str = "",
+               clock: Callable[[], datetime] | None = None,
                secure_cookies: bool | None = None, session=None) -> FastAPI:
     """The control room over `store` and the config `load_deployment()` reads. The store
-    is migrated by the caller."""
+    is migrated by the caller. Served under a path: the server's root_path (uvicorn
+    `root_path`), which pages read from the request."""
     from bot import __version__
     from bot.web import api, auth, pages
-    app = FastAPI(title="crier", version=__version__, root_path=root_path,
+    app = FastAPI(title="crier", version=__version__,
                   openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None,
                   description="The control room's JSON API: what the pages do, for scripts. "
                               "Authenticate with `Authorization: Bearer TOKEN` (crier tokens "

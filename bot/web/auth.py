@@ -42,6 +42,11 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or host not in ("127.0.0.1", "localhost", "::1")
 
 
+def _root(request: Request) -> str:
+    """The path the app is served under ("" at the root)."""
+    return request.scope.get("root_path", "").rstrip("/")
+
+
 def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -115,7 +120,7 @@ async def login_form(request: Request, next: str = "/"):
     token = secrets.token_urlsafe(24)
     resp = render(request, "login.html", login_token=token, next=_safe_next(next), error=None)
     resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
-                    secure=_secure(request), path="/login", max_age=3600)
+                    secure=_secure(request), path=_root(request) + "/login", max_age=3600)
     return resp
 
 
@@ -141,8 +146,9 @@ async def login(request: Request):
     sid, _csrf = users_mod.new_session(st.store, user, now=st.now())
     resp = RedirectResponse(root + nxt, status_code=303)
     resp.set_cookie(COOKIE, sid, httponly=True, samesite="lax", secure=_secure(request),
-                    path="/", max_age=int(users_mod.SESSION_TTL.total_seconds()))
-    resp.delete_cookie(LOGIN_COOKIE, path="/login")
+                    path=_root(request) or "/",
+                    max_age=int(users_mod.SESSION_TTL.total_seconds()))
+    resp.delete_cookie(LOGIN_COOKIE, path=_root(request) + "/login")
     return resp
 
 
@@ -151,7 +157,7 @@ def _login_again(request: Request, nxt: str, error: str, status: int):
     resp = render(request, "login.html", status_code=status, login_token=token, next=nxt,
                   error=error)
     resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
-                    secure=_secure(request), path="/login", max_age=3600)
+                    secure=_secure(request), path=_root(request) + "/login", max_age=3600)
     return resp
 
 
@@ -160,7 +166,7 @@ async def logout(request: Request):
     await page_user(request)
     users_mod.end_session(_state(request).store, request.cookies.get(COOKIE))
     resp = RedirectResponse(request.scope.get("root_path", "") + "/login", status_code=303)
-    resp.delete_cookie(COOKIE, path="/")
+    resp.delete_cookie(COOKIE, path=_root(request) or "/")
     return resp
 
 
