@@ -78,10 +78,10 @@ class CalendarEntry:
     url: str | None = None        # sent: where it landed
 
     def to_dict(self) -> dict:
-        """JSON-ready: datetimes as ISO 8601 strings."""
+        """JSON-ready: datetimes as ISO 8601 strings (to the second, as `crier status`)."""
         out = asdict(self)
         for k in ("when", "moved_from"):
-            out[k] = out[k].isoformat() if out[k] else None
+            out[k] = out[k].isoformat(timespec="seconds") if out[k] else None
         return out
 
 
@@ -221,7 +221,11 @@ def _from_delivery(d: Delivery, promo_rows: dict[int, Promo], eps: dict[int, dic
         text = _first_line(promo.text) if promo and promo.text else (title or "a queued post")
     else:
         text = title or d.kind
-    item = _Item(max(d.next_attempt_at, now), d.account, kind, d.status, text,
+    # a waiting promo goes out by the spacing from its occurrence (the hold the dispatcher
+    # last put on it is worked out again); after an error, not before its next attempt
+    earliest = d.due_at if d.kind == "promo" and d.due_at and not d.last_error \
+        else d.next_attempt_at
+    item = _Item(max(earliest, now), d.account, kind, d.status, text,
                  spaced=d.kind == "promo", order=(0, d.id), origin=d.due_at,
                  promo_id=d.promo_id, delivery_id=d.id, episode_id=d.episode_id,
                  episode=title, platform=d.platform)
@@ -390,7 +394,7 @@ def _entry(i: _Item, tz, settings) -> CalendarEntry:
     account = next((a for a in settings.accounts if a.name == i.account), None)
     moved = i.origin if i.origin is not None and i.when != i.origin else None
     return CalendarEntry(
-        when=i.when, local=i.when.astimezone(tz).isoformat(), account=i.account,
+        when=i.when, local=i.when.astimezone(tz).isoformat(timespec="seconds"), account=i.account,
         platform=i.platform or (account.platform if account else "?"), kind=i.kind, status=i.status,
         text=i.text, promo_id=i.promo_id, delivery_id=i.delivery_id, episode_id=i.episode_id,
         episode=i.episode, moved_from=moved, reason="; ".join(i.notes) or None, url=i.url)
