@@ -162,6 +162,25 @@ def test_the_calendar_agrees_with_the_dispatcher_over_two_busy_days(q):
         assert {p for p, _ in sent} >= (set(ids) if account == "masto" else {ids[2]})
 
 
+def test_a_promo_waits_for_an_announcement_being_retried(q):
+    q.configure(min_gap=1800)
+    q.masto.rate_limit_next(reset_in_seconds=3600)  # (the clock is the real one here)
+    new_episode(q)
+    q.cycle()  # announced on X; Mastodon says: come back in an hour
+    [ann] = q.rows("pending")
+    pid, _, _ = q.svc.queue.add("After the news", at="in 10m", accounts=["masto"])
+    cal = calendar(q.svc, q.clock.now, q.clock.now + timedelta(days=1))
+    [waiting] = of(cal, delivery_id=ann.id)
+    assert (waiting.status, waiting.when) == ("retrying", ann.next_attempt_at)
+    [promo] = of(cal, promo_id=pid)
+    assert promo.when == ann.next_attempt_at + timedelta(minutes=30)
+    assert promo.moved_from == q.clock.now + timedelta(minutes=10)
+    assert promo.reason.startswith("min gap 30 minutes after the announcement at ")
+    run_until(q, q.clock.now + timedelta(days=1))
+    assert [d.sent_at for d in of(q.rows("sent"), promo_id=pid)] == [promo.when]
+    assert of(q.rows("sent"), id=ann.id)[0].sent_at == waiting.when
+
+
 def test_grace_an_overdue_occurrence_goes_out_now_an_older_one_is_missed(q):
     at(q, "2026-11-23T12:00:00+00:00")
     pid, _, _ = q.svc.queue.add("Daily", every="every day 9:00")
