@@ -409,14 +409,7 @@ class PromoQueue:
             if row is None or row.status != "active" or row.next_at is None \
                     or row.next_at > now:
                 return None
-            rule = self.rule(row)
-            due = [row.next_at]
-            nxt = rule.next_after(row.next_at) if rule else None
-            while nxt is not None and nxt <= now:
-                due.append(nxt)
-                nxt = rule.next_after(nxt)
-            late = [t for t in due if now - t > grace]
-            on_time = [t for t in due if now - t <= grace]
+            late, on_time, nxt = overdue(self.rule(row), row.next_at, now, grace)
             missed = len(late) + max(len(on_time) - 1, 0)
             notes = []
             if late:
@@ -467,6 +460,19 @@ class PromoQueue:
         at = next_allowed(now, tz=self.tz, quiet=self.settings.quiet_for(account),
                           not_before=last + gap if last else None)
         return at if at > now else None
+
+
+def overdue(rule, next_at: datetime, now: datetime, grace: timedelta
+            ) -> tuple[list[datetime], list[datetime], datetime | None]:
+    """A promo firing at `now` (its next occurrence `next_at` <= now; `rule` None for a
+    one-off): the occurrences due by now split into those more than `grace` late (reported,
+    not posted) and those on time (the newest goes out), and the next one after now."""
+    due = [next_at]
+    nxt = rule.next_after(next_at) if rule else None
+    while nxt is not None and nxt <= now:
+        due.append(nxt)
+        nxt = rule.next_after(nxt)
+    return ([t for t in due if now - t > grace], [t for t in due if now - t <= grace], nxt)
 
 
 def _refuse_too_long(previews: list[PromoPreview]) -> None:

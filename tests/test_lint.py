@@ -47,6 +47,7 @@ def test_adapters_do_not_import_each_other():
 
 # The application layer (one module per concern) and the entry points; see README, Development.
 APPLICATION = {"service", "polling", "composer", "dispatch", "promos", "listeners", "status",
+               "calendar",
                "shows", "showscope", "fleet", "publishers", "locks", "outbox", "alerts", "checks",
                "history", "held",
                "artwork", "users"}

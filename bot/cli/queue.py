@@ -174,3 +174,52 @@ def _status_command(action: str, doc: str):
 _status_command("cancel", "Cancel a queued post (deliveries not yet sending are withdrawn).")
 _status_command("pause", "Pause a queued post (resume picks up at the next occurrence).")
 _status_command("resume", "Resume a paused post.")
+
+
+@queue.command("calendar")
+@click.option("--week", "week_of", metavar="DATE",
+              help="The week (Monday to Sunday) holding DATE, YYYY-MM-DD (default: this week).")
+@click.option("--month", "month_of", metavar="YYYY-MM", help="A whole month.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@show_option
+@click.pass_obj
+def queue_calendar(obj: Context, week_of: str | None, month_of: str | None,
+                   as_json: bool) -> None:
+    """Everything that will go out in a week or a month, per account, at the time it will
+    really go out (gap, quiet hours, grace), in the show's time zone."""
+    from datetime import date
+
+    from bot.calendar import month, week
+    if week_of and month_of:
+        raise CrierError("give --week or --month, not both")
+    try:
+        day = date.fromisoformat(week_of) if week_of else None
+        ym = date.fromisoformat(f"{month_of}-01") if month_of else None
+    except ValueError:
+        raise CrierError(f"--week takes a date like 2026-12-07, --month a month like "
+                         f"2026-12 (got {week_of or month_of!r})") from None
+    with obj.service() as svc:
+        tz = svc.settings.tz
+        if ym is not None:
+            entries = month(svc, ym.year, ym.month)
+        else:
+            entries = week(svc, day or svc.clock().astimezone(svc.settings.tz).date())
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in entries], indent=2))
+        return
+    if not entries:
+        click.echo("Nothing goes out in this window (`crier queue add --help`).")
+    shown_day = None
+    for e in entries:
+        day_of = e.local[:10]
+        if day_of != shown_day:
+            click.echo(f"{date.fromisoformat(day_of):%a %Y-%m-%d}")
+            shown_day = day_of
+        ref = f"#{e.promo_id}" if e.promo_id else f"episode {e.episode_id}" \
+            if e.episode_id else f"delivery {e.delivery_id}"
+        click.echo(f"  {e.local[11:16]}  {e.account:<10} {e.kind:<12} {ref:<11} "
+                   f"[{e.status}] {e.text}")
+        if e.reason:
+            moved = f"moved from {e.moved_from.astimezone(tz):%a %H:%M}: " \
+                if e.moved_from else ""
+            click.echo(f"         {moved}{e.reason}")
