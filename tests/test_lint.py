@@ -49,10 +49,10 @@ def test_adapters_do_not_import_each_other():
 APPLICATION = {"service", "polling", "composer", "dispatch", "promos", "listeners", "status",
                "shows", "showscope", "fleet", "publishers", "locks", "outbox", "alerts", "checks",
                "history", "held",
-               "artwork"}
+               "artwork", "connect"}
 ENTRY_POINTS = {"cli", "worker", "__main__"}  # cli: the package bot/cli/ (one file a concern)
 ADAPTERS = {"fetch", "store", "config", "deployment", "images", "notify", "netguard", "tomlpos",
-            "platforms"}
+            "platforms", "vault"}
 PURE = {"models", "errors", "textlen", "plaintext", "expatsax", "compose", "feed", "episodes",
         "schedule", "spacing", "share", "community"}
 

@@ -8,7 +8,8 @@ live by concern in the modules next to it, and are added to the group below:
 - `run`: `crier run` (the worker, or `--once`);
 - `inspect`: `preview`, `status`, `history`, `check` (they report, send nothing);
 - `episodes`: `release`, `retry`, `share`, `socialinteract` (one episode or delivery);
-- `queue`, `community`, `notify`, `shows`: the command groups of those names.
+- `queue`, `community`, `notify`, `shows`: the command groups of those names;
+- `secrets`: `secret-key` (a new CRIER_SECRET_KEY for connected accounts).
 
 Expected errors (bad config, unreachable database, broken feed) print one clear line and exit
 non-zero; no traceback reaches the user for them. Heavy libraries are imported inside commands
@@ -30,6 +31,7 @@ from bot.cli.inspect import check, history, preview, status
 from bot.cli.notify import notify
 from bot.cli.queue import queue
 from bot.cli.run import run
+from bot.cli.secrets import secret_key
 from bot.cli.shows import shows
 from bot.errors import CrierError
 
@@ -69,7 +71,7 @@ def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool) -> N
 
 
 for _command in (run, preview, status, release, retry, history, check, queue, share,
-                 social_interact, community, notify, shows):
+                 social_interact, community, notify, shows, secret_key):
     main.add_command(_command)
 
 __all__ = ["Context", "main"]
