@@ -95,7 +95,7 @@ def _after_database(settings: Settings, store, *, dry_run: bool, publishers: dic
             who = p.verify()
             rules[a.name] = svc.rules_for(a)
             mode = " (dry run: nothing is sent)" if a.dry_run or dry_run else \
-                f" (credentials: {a.credentials})" if a.credentials else ""
+                f" (credentials: {a.credentials or 'environment'})"
             out.append(Check(f"account {a.name}", True, f"{a.platform} {who}, limit "
                                                         f"{rules[a.name].limit}{mode}"))
         except CrierError as e:

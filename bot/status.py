@@ -69,5 +69,6 @@ def status(svc: Service) -> dict:
         "queue": svc.queue.list(),
         "accounts": [{"account": a.name, "platform": a.platform,  # never the secrets
                       "credentials": "dry run" if a.dry_run or svc.dry_run else
-                      a.credentials or "missing"} for a in svc.settings.accounts],
+                      a.credentials or ("environment" if a.secrets else "missing")}
+                     for a in svc.settings.accounts],
     }
