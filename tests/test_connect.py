@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from bot import connect
 from bot.checks import run_checks
 from bot.errors import AuthError, CrierError
+from bot.models import Media, Post
 from bot.service import Service
 from bot.store import connected_accounts, oauth_apps, oauth_pending
 from bot.vault import Vault, VaultError, derive_key, generate_key, key_from
@@ -26,6 +27,8 @@ from tests.hostcli import host_cli
 from tests.world import M_TOKEN, X_KEYS, new_episode
 
 LOOPBACK = ("127.0.0.0/8",)
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                    "0000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
 CALLBACK = "https://crier.example/connect/mastodon/callback"
 
 
@@ -123,13 +126,21 @@ def test_connect_mastodon_then_post_with_the_connected_token(world, key):
         "masto": "connected in the web app", "x": "environment"}
 
 
-def test_the_scopes_asked_cover_what_crier_does_on_mastodon(world, key):
+def test_the_scopes_asked_cover_what_crier_does_on_mastodon(world, key, tmp_path):
     """Posting with an image, finding an earlier post, boosting and the community watch all
     work with the connected token; the local Mastodon enforces scopes like Mastodon."""
     from bot.platforms.mastodon import MastodonPublisher
     connect_masto(world)
-    pub = MastodonPublisher("masto", world.masto.url, issued(world))
+    pub = MastodonPublisher("masto", world.masto.url, issued(world), media_poll_interval=0)
     assert pub.verify() == "@crier@127.0.0.1"
+    since = world.masto.clock() - timedelta(seconds=1)
+    png = tmp_path / "a.png"
+    png.write_bytes(PNG)
+    post = Post("Episode 9 is out", media=(Media(str(png), "the cover", "image/png"),))
+    done = pub.publish(post, "key-1")
+    assert world.masto.statuses[-1]["media_ids"]            # write:media
+    assert pub.find_existing(post, since).remote_id == done.remote_id  # read:statuses
+    assert pub.boost(done.url, done.remote_id, same_instance=False)  # read:search, write
     assert pub.watch(["CrierTest"], mentions=True)["me"] == world.masto.account_id
     assert pub.rules().limit == 500
     # a token without read:notifications is refused there, as Mastodon does

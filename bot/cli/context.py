@@ -51,7 +51,7 @@ class Context:
             return
         dep = self.deployment()
         lacking = [a for s in dep.shows for a in s.unconfigured]
-        if lacking:  # connected in the web app, perhaps (bot.connect)
+        if lacking and _database_exists(dep.database_url):  # connected in the web app?
             from bot.connect import with_connected
             from bot.store import Store
             store = Store(dep.database_url)
@@ -107,6 +107,16 @@ class Context:
         """The config read again (SIGHUP)."""
         self._deployment = None
         return self.deployment()
+
+
+def _database_exists(url: str) -> bool:
+    """False for a SQLite file not made yet (nothing was ever connected there)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    u = make_url(url)
+    return u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:" \
+        or Path(u.database).exists()
 
 
 def _set_show(ctx: click.Context, _param, value: str | None) -> str | None:
