@@ -9,8 +9,11 @@
 - **X**: `connect_x` takes the four OAuth 1.0a values pasted by the host, verifies them on
   X (`GET /2/users/me`, as `crier check`) and stores them.
 - `disconnect`, `connected` (never a secret), and `with_connected`: the seam where publishers
-  get their credentials. A variable in the environment wins for its account, as always; an
-  account without one uses what was connected here.
+  get their credentials (`Service`, `crier check`, `crier run`). A variable in the environment
+  wins for its account, as always; an account without one uses what was connected here.
+  Connecting or disconnecting touches the show's registry row, so a running worker builds that
+  show's Service again (bot.fleet `refresh`), and makes the deliveries stopped on credentials
+  due at once.
 
 Every secret (token, app client secret, PKCE verifier) is encrypted by `bot.vault` before it
 is stored; without `CRIER_SECRET_KEY` nothing is stored and the error says why. Instances are
@@ -29,7 +32,7 @@ import logging
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -37,7 +40,16 @@ import sqlalchemy as sa
 
 from bot.config import X_API_BASE, Secret, Settings
 from bot.errors import CrierError
-from bot.store import Store, connected_accounts, oauth_apps, oauth_pending, users
+from bot.models import DeliveryStatus
+from bot.store import (
+    Store,
+    connected_accounts,
+    deliveries,
+    oauth_apps,
+    oauth_pending,
+    shows,
+    users,
+)
 from bot.vault import Vault, VaultError
 
 log = logging.getLogger(__name__)
@@ -219,18 +231,37 @@ def _save(store: Store, vault: Vault, *, show_id: int | None, account: str, plat
                "instance": instance, "username": username, "created_by": created_by,
                "created_at": now, "verified_at": now}
         c.execute(connected_accounts.insert().values(secret_enc=sealed, **row))
+        _changed(c, account, show_id, now)
+        # what waits, stopped on a refused or missing token, may go now
+        due = [deliveries.c.account == account, deliveries.c.error_kind == "auth",
+               deliveries.c.status == DeliveryStatus.PENDING.value]
+        if show_id is not None:
+            due.append(deliveries.c.show_id == show_id)
+        c.execute(deliveries.update().where(*due).values(next_attempt_at=now, updated_at=now))
     log.info("%s account '%s' connected as %s", platform, account, username)
     return ConnectedAccount.from_row(row)
 
 
-def disconnect(store: Store, account: str, show_id: int | None = None) -> bool:
+def _changed(c, account: str, show_id: int | None, now: datetime) -> None:
+    """The show's registry row is touched, so a running worker (bot.fleet `refresh`) builds
+    its Service again, with the new credentials."""
+    if show_id is not None:
+        c.execute(shows.update().where(shows.c.id == show_id).values(updated_at=now))
+
+
+def disconnect(store: Store, account: str, show_id: int | None = None, *,
+               now: datetime | None = None) -> bool:
     """Forget the account's connected secret (of that show, when given); False: none."""
     cond = [connected_accounts.c.account == account]
     if show_id is not None:
         cond.append(sa.or_(connected_accounts.c.show_id == show_id,
                            connected_accounts.c.show_id.is_(None)))
     with store.tx() as c:
-        gone = c.execute(connected_accounts.delete().where(*cond)).rowcount > 0
+        row = c.execute(sa.select(connected_accounts.c.show_id).where(*cond)).first()
+        gone = row is not None and c.execute(
+            connected_accounts.delete().where(*cond)).rowcount > 0
+        if gone:
+            _changed(c, account, row[0], now or datetime.now(UTC))
     if gone:
         log.info("account '%s' disconnected", account)
     return gone

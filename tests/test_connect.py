@@ -361,3 +361,41 @@ def test_the_command_line_says_where_credentials_come_from(world, key, monkeypat
     printed = cli("secret-key").output.strip()
     assert printed.startswith("CRIER_SECRET_KEY=")
     assert key_from(printed.split("=", 1)[1]) == printed.split("=", 1)[1].encode()
+
+
+# -- a running worker --------------------------------------------------------------------------
+def test_a_running_worker_takes_up_an_account_connected_meanwhile(world, key, monkeypatch,
+                                                                  tmp_path):
+    """The worker serves a show whose Mastodon account has no token: the announcement waits,
+    stopped on credentials. The host connects the account in the web app: at its next tick
+    the worker builds the show again and the waiting post goes out, with the connected token,
+    at once (no backoff to sit out)."""
+    from bot.deployment import load_deployment
+    from bot.fleet import Fleet
+    monkeypatch.setenv("DATABASE_URL", world.db_url)
+    monkeypatch.delenv("CRIER_MASTO_ACCESS_TOKEN", raising=False)
+    cfg = tmp_path / "crier.toml"
+    cfg.write_text(f'show = "The Test Show"\nfeed = "{world.settings.feed}"\n'
+                   f'[[accounts]]\nplatform = "mastodon"\nname = "masto"\n'
+                   f'instance = "{world.masto.url}"\ntimeout = 2\n')
+    fleet = Fleet(world.store, lambda: load_deployment(cfg), clock=world.clock)
+    try:
+        fleet.poll(force=True)                        # the back catalogue is known
+        new_episode(world)
+        world.clock.advance(hours=1)
+        fleet.poll()
+        (waiting,) = [o for o in fleet.dispatch() if o.account == "masto"]
+        assert waiting.status == "pending" and "CRIER_MASTO_ACCESS_TOKEN" in waiting.error
+        assert world.masto.statuses == []
+        (svc,) = fleet.services
+        world.clock.advance(seconds=5)
+        finish(world, approve(start(world, show_id=svc.show_id)))
+        world.clock.advance(seconds=5)
+        fleet.poll()                                  # a worker tick: the show is rebuilt
+        sent = [o for o in fleet.dispatch() if o.account == "masto"]
+        assert [o.status for o in sent] == ["sent"]
+        assert len(world.masto.statuses) == 1
+        post = [r for r in world.masto.requests if r["path"] == "/api/v1/statuses"][-1]
+        assert post["headers"]["Authorization"] == f"Bearer {issued(world)}"
+    finally:
+        fleet.close()
