@@ -277,6 +277,26 @@ def connected(store: Store, show_id: int | None = None) -> list[ConnectedAccount
         return [ConnectedAccount.from_row(r) for r in c.execute(q).mappings()]
 
 
+def accounts_view(settings: Settings, store: Store, *,
+                  show_id: int | None = None) -> list[dict]:
+    """What a "Connected accounts" page shows for a show: each configured account, where its
+    credentials come from ("environment", "connected in the web app", "dry run", "missing",
+    or why a connected one cannot be used) and its connection if any (never a secret).
+    Nothing is decrypted: with no key, a connected account still shows as connected."""
+    mine = {c.account: c for c in connected(store) if None in (show_id, c.show_id)
+            or c.show_id == show_id}
+    out = []
+    for a in settings.accounts:
+        c = mine.get(a.name)
+        c = c if c is not None and c.platform == a.platform else None
+        source = "dry run" if a.dry_run else "environment" if a.secrets else \
+            CONNECTED if c is not None else "missing"
+        out.append({"account": a.name, "platform": a.platform,
+                    "instance": a.instance if a.platform == "mastodon" else a.api_base,
+                    "credentials": source, "connected": c})
+    return out
+
+
 def open_vault(settings: Settings | None = None,
                env: Mapping[str, str] | None = None) -> Vault:
     """The vault keyed by CRIER_SECRET_KEY (the environment, else the config's `.env`)."""

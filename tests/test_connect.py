@@ -150,7 +150,16 @@ def test_the_scopes_asked_cover_what_crier_does_on_mastodon(world, key, tmp_path
 
 
 def test_a_variable_in_the_environment_still_wins(world, key):
-    connect_masto(world)
+    got = connect_masto(world)
+    view = {v["account"]: v for v in connect.accounts_view(world.settings, world.store)}
+    assert view["masto"]["credentials"] == "environment" and view["masto"]["connected"] == got
+    assert view["x"] == {"account": "x", "platform": "x", "instance": world.x.url,
+                         "credentials": "environment", "connected": None}
+    view = connect.accounts_view(without_env_token(world), world.store)
+    assert view[0]["credentials"] == "connected in the web app"
+    dry = dataclasses.replace(without_env_token(world), accounts=tuple(
+        dataclasses.replace(a, dry_run=True) for a in world.settings.accounts))
+    assert {v["credentials"] for v in connect.accounts_view(dry, world.store)} == {"dry run"}
     world.cycle()
     svc = service(world, world.settings)          # CRIER_MASTO_ACCESS_TOKEN is set
     assert svc.settings.account("masto").secrets["access_token"].reveal() == M_TOKEN
