@@ -91,10 +91,12 @@ def start_mastodon(store: Store, vault: Vault | None, *, show_id: int | None, ac
                    instance: str, redirect_uri: str, user_id: int | None, now: datetime,
                    session=None, allow_private: Iterable[str] = ()) -> str:
     """The instance's authorization URL to send the host to (crier registered there first,
-    once per instance and redirect URI). `vault` None: from the environment."""
+    once per instance and redirect URI). `vault` None: from the environment. `session`
+    (default: a new one) must be guarded (bot.fetch.new_session(guard=True)); `allow_private`
+    is the deployment's `allow_private_networks`."""
     vault = vault or Vault.from_env()           # no key: refused before anything is sent
     base = instance_url(instance, allow_private)
-    session = session or _session(allow_private)
+    session = _session(allow_private, session)
     client_id = _app(store, vault, base, redirect_uri, now, session)["client_id"]
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64)        # 86 characters: RFC 7636 wants 43 to 128
@@ -121,12 +123,12 @@ def finish_mastodon(store: Store, vault: Vault | None, *, state: str, code: str 
     account, base = pending["account"], pending["instance"]
     if error:
         raise CrierError(f"{base} did not authorize crier for account '{account}' "
-                         f"({error}): connect again and approve")
+                         f"({error[:100]}): connect again and approve")
     if not code:
         raise CrierError(f"{base} sent no authorization code back: connect again")
     what = f"the authorization under way for account '{account}'"
     flow = vault.unseal(pending["verifier_enc"], what=what)
-    session = session or _session(allow_private)
+    session = _session(allow_private, session)
     with store.tx() as c:
         app = c.execute(sa.select(oauth_apps).where(
             oauth_apps.c.instance == base,
@@ -289,7 +291,7 @@ def accounts_view(settings: Settings, store: Store, *,
     for a in settings.accounts:
         c = mine.get(a.name)
         c = c if c is not None and c.platform == a.platform else None
-        source = "dry run" if a.dry_run else "environment" if a.secrets else \
+        source = "dry run" if a.dry_run else ENVIRONMENT if a.secrets else \
             CONNECTED if c is not None else "missing"
         out.append({"account": a.name, "platform": a.platform,
                     "instance": a.instance if a.platform == "mastodon" else a.api_base,
@@ -373,8 +375,15 @@ def _allowed_loopback(host: str, allow_private: Iterable[str]) -> bool:
     return ip.is_loopback and AddressPolicy.allowing(allow_private).allows(ip)
 
 
-def _session(allow_private: Iterable[str]):
-    from bot.fetch import new_session
+def _session(allow_private: Iterable[str], given=None):
+    """The session to reach an instance the host named: a guarded one (public addresses,
+    and those `allow_private` allows). A given session must be guarded too."""
+    from bot.fetch import is_guarded, new_session
+    if given is not None:
+        if not is_guarded(given):
+            raise ValueError("an instance named by a user is reached through a guarded "
+                             "session: bot.fetch.new_session(guard=True)")
+        return given
     return new_session(guard=True, allow_private=allow_private)
 
 

@@ -223,8 +223,13 @@ def test_instances_are_https_and_public(world, key):
         connect.start_mastodon(world.store, None, show_id=None, account="masto",
                                instance=https_loopback, redirect_uri=CALLBACK, user_id=None,
                                now=world.clock())
+    with pytest.raises(ValueError, match="guarded session"):
+        start(world, session=requests.Session())   # a session that would go anywhere
     assert not [r for r in world.masto.requests if r["path"] == "/api/v1/apps"]
     assert raw_rows(world) == ""
+    from bot.fetch import new_session             # the web app's own guarded session
+    finish(world, approve(start(world, session=new_session(guard=True,
+                                                           allow_private=LOOPBACK))))
 
 
 # -- secrets at rest ---------------------------------------------------------------------------
