@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from bot import connect
 from bot.checks import run_checks
 from bot.errors import AuthError, CrierError
+from bot.fetch import new_session
 from bot.models import Media, Post
 from bot.service import Service
 from bot.store import connected_accounts, oauth_apps, oauth_pending
@@ -227,9 +228,8 @@ def test_instances_are_https_and_public(world, key):
         start(world, session=requests.Session())   # a session that would go anywhere
     assert not [r for r in world.masto.requests if r["path"] == "/api/v1/apps"]
     assert raw_rows(world) == ""
-    from bot.fetch import new_session             # the web app's own guarded session
-    finish(world, approve(start(world, session=new_session(guard=True,
-                                                           allow_private=LOOPBACK))))
+    guarded = new_session(guard=True, allow_private=LOOPBACK)  # the web app's own session
+    finish(world, approve(start(world, session=guarded)))
 
 
 # -- secrets at rest ---------------------------------------------------------------------------
