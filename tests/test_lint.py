@@ -36,7 +36,7 @@ def test_adapters_do_not_import_each_other():
     - images → fetch: artwork is downloaded through fetch's guarded session (predates this
       test)."""
     import re
-    adapters = ["fetch", "store", "config", "deployment", "images", "notify"]
+    adapters = ["fetch", "store", "config", "deployment", "images", "notify", "vault"]
     allowed = {("config", "deployment"), ("deployment", "config"), ("images", "fetch")}
     for name in adapters:
         src = (ROOT / "bot" / f"{name}.py").read_text()
