@@ -68,17 +68,20 @@ def run_checks(load: Callable[[], Settings], *, dry_run: bool = False,
 
 def _after_database(settings: Settings, store, *, dry_run: bool, publishers: dict | None,
                     session) -> list[Check]:
+    from bot.connect import with_connected
     from bot.platforms.dryrun import dry_run_rules
     from bot.service import Service, build_publishers
     out: list[Check] = []
     usable = []
+    settings = with_connected(settings, store)  # an account the environment lacks: connected?
     for a in settings.accounts:
         missing = tuple(getattr(a, "missing_secrets", ()) or ())
         if missing and not (a.dry_run or dry_run):
             out.append(Check(f"account {a.name}", False,
                              f"{a.platform} account '{a.name}': missing "
-                             f"{', '.join(missing)} (set them in the environment or .env, or "
-                             "set dry_run = true on the account)"))
+                             f"{', '.join(missing)} (set them in the environment or .env, "
+                             "connect the account in the web app, or set dry_run = true on "
+                             "the account)" + (f"; {a.credentials}" if a.credentials else "")))
         else:
             usable.append(a)
     if publishers is None:
@@ -91,7 +94,8 @@ def _after_database(settings: Settings, store, *, dry_run: bool, publishers: dic
         try:
             who = p.verify()
             rules[a.name] = svc.rules_for(a)
-            mode = " (dry run: nothing is sent)" if a.dry_run or dry_run else ""
+            mode = " (dry run: nothing is sent)" if a.dry_run or dry_run else \
+                f" (credentials: {a.credentials or 'environment'})"
             out.append(Check(f"account {a.name}", True, f"{a.platform} {who}, limit "
                                                         f"{rules[a.name].limit}{mode}"))
         except CrierError as e:

@@ -86,6 +86,9 @@ class Account:
     # the variables that are unset or empty, for an account that is not a dry run: it cannot
     # post, so `crier run` refuses to start (names only, never values)
     missing_secrets: tuple[str, ...] = ()
+    # where the secrets come from: "environment", "connected in the web app" (bot.connect),
+    # or why a connected one cannot be used; "" for none
+    credentials: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -752,4 +755,5 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
     secrets = {n[len(env_prefix(name)):].lower(): Secret(found[n]) for n in found}
     return Account(name=name, platform=platform, dry_run=dry,
                    dry_run_reason="dry_run = true in config" if dry else "",
-                   secrets=secrets, missing_secrets=() if dry else missing, **kw)
+                   secrets=secrets, missing_secrets=() if dry else missing,
+                   credentials="environment" if found else "", **kw)

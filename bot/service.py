@@ -83,6 +83,10 @@ class Service:
                  dry_run: bool = False, notifier=None, show_id: int | None = None):
         from bot.alerts import Alerts, notifier_for
         from bot.showscope import ShowStore
+        if publishers is None and store is not None:  # secrets connected in the web app
+            from bot.connect import with_connected
+            settings = with_connected(settings, getattr(store, "unscoped", store),
+                                      show_id=show_id)
         self.settings, self.clock = settings, clock
         # this show's view of the store (bot.showscope); `store.unscoped` is the whole
         self.store = store if isinstance(store, ShowStore) else ShowStore(store, settings,

@@ -67,4 +67,8 @@ def status(svc: Service) -> dict:
         "failed": [drow(d) for d in failed],
         "recent": [drow(d) for d in recent],
         "queue": svc.queue.list(),
+        "accounts": [{"account": a.name, "platform": a.platform,  # never the secrets
+                      "credentials": "dry run" if a.dry_run or svc.dry_run else
+                      a.credentials or ("environment" if a.secrets else "missing")}
+                     for a in svc.settings.accounts],
     }

@@ -36,7 +36,7 @@ def test_adapters_do_not_import_each_other():
     - images → fetch: artwork is downloaded through fetch's guarded session (predates this
       test)."""
     import re
-    adapters = ["fetch", "store", "config", "deployment", "images", "notify"]
+    adapters = ["fetch", "store", "config", "deployment", "images", "notify", "vault"]
     allowed = {("config", "deployment"), ("deployment", "config"), ("images", "fetch")}
     for name in adapters:
         src = (ROOT / "bot" / f"{name}.py").read_text()
@@ -50,11 +50,11 @@ APPLICATION = {"service", "polling", "composer", "dispatch", "promos", "listener
                "calendar",
                "shows", "showscope", "fleet", "publishers", "locks", "outbox", "alerts", "checks",
                "history", "held",
-               "artwork", "users"}
+               "artwork", "users", "connect"}
 # cli: the package bot/cli/ (one file a concern); web: the package bot/web/ (the control room)
 ENTRY_POINTS = {"cli", "worker", "__main__", "web"}
 ADAPTERS = {"fetch", "store", "config", "deployment", "images", "notify", "netguard", "tomlpos",
-            "platforms"}
+            "platforms", "vault"}
 PURE = {"models", "errors", "textlen", "plaintext", "expatsax", "compose", "feed", "episodes",
         "schedule", "spacing", "share", "community"}
 

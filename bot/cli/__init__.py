@@ -9,7 +9,8 @@ live by concern in the modules next to it, and are added to the group below:
 - `inspect`: `preview`, `status`, `history`, `check` (they report, send nothing);
 - `episodes`: `release`, `retry`, `share`, `socialinteract` (one episode or delivery);
 - `queue`, `community`, `notify`, `shows`: the command groups of those names;
-- `web`: `crier web` (the control room) and the `users` and `tokens` groups.
+- `web`: `crier web` (the control room) and the `users` and `tokens` groups;
+- `secrets`: `secret-key` (a new CRIER_SECRET_KEY for connected accounts).
 
 Expected errors (bad config, unreachable database, broken feed) print one clear line and exit
 non-zero; no traceback reaches the user for them. Heavy libraries are imported inside commands
@@ -31,6 +32,7 @@ from bot.cli.inspect import check, history, preview, status
 from bot.cli.notify import notify
 from bot.cli.queue import queue
 from bot.cli.run import run
+from bot.cli.secrets import secret_key
 from bot.cli.shows import shows
 from bot.cli.web import tokens, users, web
 from bot.errors import CrierError
@@ -71,7 +73,8 @@ def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool) -> N
 
 
 for _command in (run, preview, status, release, retry, history, check, queue, share,
-                 social_interact, community, notify, shows, web, users, tokens):
+                 social_interact, community, notify, shows, web, users, tokens,
+                 secret_key):
     main.add_command(_command)
 
 __all__ = ["Context", "main"]

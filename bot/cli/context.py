@@ -51,12 +51,23 @@ class Context:
             return
         dep = self.deployment()
         lacking = [a for s in dep.shows for a in s.unconfigured]
+        if lacking and _database_exists(dep.database_url):  # connected in the web app?
+            from bot.connect import with_connected
+            from bot.store import Store
+            store = Store(dep.database_url)
+            try:
+                store.migrate()
+                lacking = [a for s in dep.shows if s.unconfigured
+                           for a in with_connected(s, store).unconfigured]
+            finally:
+                store.close()
         if lacking:
             raise CrierError("no credentials for " + "; ".join(
-                f"account '{a.name}' (set {', '.join(a.missing_secrets)})"
+                f"account '{a.name}' (set {', '.join(a.missing_secrets)}"
+                + (f"; {a.credentials}" if a.credentials else "") + ")"
                 for a in lacking) + f" in the environment or "
-                f"{dep.path.resolve().parent / '.env'}; or mark the account "
-                "dry_run = true, or pass --dry-run")
+                f"{dep.path.resolve().parent / '.env'}, or connect it in the web app; or "
+                "mark the account dry_run = true, or pass --dry-run")
 
     @contextmanager
     def service(self, *, dry_run: bool = False):
@@ -96,6 +107,16 @@ class Context:
         """The config read again (SIGHUP)."""
         self._deployment = None
         return self.deployment()
+
+
+def _database_exists(url: str) -> bool:
+    """False for a SQLite file not made yet (nothing was ever connected there)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    u = make_url(url)
+    return u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:" \
+        or Path(u.database).exists()
 
 
 def _set_show(ctx: click.Context, _param, value: str | None) -> str | None:

@@ -102,6 +102,10 @@ def status(obj: Context, as_json: bool) -> None:
         click.echo(f"  episodes: {counts or 'none yet'}")
     if not any(f["last_poll_at"] for f in st["feeds"]):
         click.echo("No feed polled yet: run `crier run --once`.")
+    for a in st.get("accounts", ()):  # where each account's credentials come from
+        fine = a["credentials"] in ("environment", "connected in the web app", "dry run")
+        click.secho(f"Account {a['account']} ({a['platform']}): credentials: "
+                    f"{a['credentials']}", fg=None if fine else "yellow")
     if st["held_episodes"]:
         click.secho("Held by the flood guard (`crier release ID...` announces them, "
                     "`crier release --dismiss ID...` never will):",

@@ -13,6 +13,8 @@ shared/testdata/recorded/mastodon.py) and https://docs.joinmastodon.org/methods/
   checks); statuses refuse unprocessed media like Mastodon does;
 - every response carries X-RateLimit-Limit / -Remaining / -Reset, the reset as ISO-8601.
 
+App registration and OAuth (`POST /api/v1/apps`, `/oauth/authorize`, `/oauth/token`):
+tests/fakes/mastodon_oauth.py, as `oauth`; the tokens it issues work here too.
 Faults for tests: `fail_next`, `timeout_after_create_next`, `rate_limit_next`, `revoke_token`
 (`restore_token`, `clear_faults`). Paths are matched without a trailing slash (Mastodon.py
 asks for `/api/v2/instance/`) and recorded that way in `requests`.
@@ -40,6 +42,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import regex
 from requests.structures import CaseInsensitiveDict
+
+from tests.fakes.mastodon_oauth import OUTSIDE_SCOPES, OAuthProvider, granted, required_scope
 
 # https://github.com/mastodon/mastodon/blob/main/app/models/account.rb (MENTION_RE)
 MENTION_RE = re.compile(
@@ -139,6 +143,9 @@ class MastodonServer:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._domain = domain
         self.account_id = "110000000000000001"
+        # POST /api/v1/apps and the OAuth code flow (tests/fakes/mastodon_oauth.py); the
+        # tokens it issues are accepted besides `token`, within their scopes
+        self.oauth = OAuthProvider(lambda: self.clock())
 
         self.statuses: list[dict] = []
         self.reblogs: list[dict] = []
@@ -342,10 +349,17 @@ class MastodonServer:
             return _Reply(200, self._instance_v2())
         if method == "GET" and path == "/api/v1/instance":
             return _Reply(200, self._instance_v1())
-        if caller != self.token or self._revoked:
-            raise _Fail(401, INVALID_TOKEN, {"WWW-Authenticate": _www_authenticate()})
         form = _parse_body(headers.get("Content-Type", ""), body)
+        answered = self.oauth.handle(method, path, query, form, headers)
+        if answered is not None:
+            return _Reply(*answered)
+        scopes = self.oauth.token_scopes(caller) if caller != self.token else None
+        if (caller != self.token and scopes is None) or self._revoked:
+            raise _Fail(401, INVALID_TOKEN, {"WWW-Authenticate": _www_authenticate()})
         parts = path.strip("/").split("/")
+        if scopes is not None and (need := required_scope(method, parts)) \
+                and not granted(scopes, need):
+            raise _Fail(403, OUTSIDE_SCOPES)
         match (method, parts):
             case ("GET", ["api", "v1", "accounts", "verify_credentials"]):
                 return _Reply(200, self._account(credentials=True))
