@@ -291,8 +291,9 @@ def accounts_view(settings: Settings, store: Store, *,
     for a in settings.accounts:
         c = mine.get(a.name)
         c = c if c is not None and c.platform == a.platform else None
-        source = "dry run" if a.dry_run else ENVIRONMENT if a.secrets else \
-            CONNECTED if c is not None else "missing"
+        # a Service's settings say it themselves (bot.connect.with_connected); raw ones do not
+        source = "dry run" if a.dry_run else a.credentials or (
+            ENVIRONMENT if a.secrets else CONNECTED if c is not None else "missing")
         out.append({"account": a.name, "platform": a.platform,
                     "instance": a.instance if a.platform == "mastodon" else a.api_base,
                     "credentials": source, "connected": c})

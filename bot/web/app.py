@@ -107,7 +107,7 @@ def create_app(store: Store, load_deployment: Callable, *,
     is migrated by the caller. Served under a path: the server's root_path (uvicorn
     `root_path`), which pages read from the request."""
     from bot import __version__
-    from bot.web import api, auth, pages
+    from bot.web import api, auth, pages, pages_accounts
     app = FastAPI(title="crier", version=__version__,
                   openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None,
                   description="The control room's JSON API: what the pages do, for scripts. "
@@ -135,5 +135,6 @@ def create_app(store: Store, load_deployment: Callable, *,
     app.include_router(auth.router)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(pages_accounts.router)
     auth.install(app)
     return app
