@@ -48,7 +48,7 @@ def test_adapters_do_not_import_each_other():
 # The application layer (one module per concern) and the entry points; see README, Development.
 APPLICATION = {"service", "polling", "composer", "dispatch", "promos", "listeners", "status",
                "shows", "showscope", "fleet", "publishers", "locks", "outbox", "alerts", "checks",
-               "history", "held",
+               "history", "held", "catalog",
                "artwork", "users"}
 # cli: the package bot/cli/ (one file a concern); web: the package bot/web/ (the control room)
 ENTRY_POINTS = {"cli", "worker", "__main__", "web"}
