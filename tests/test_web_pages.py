@@ -22,13 +22,17 @@ HOSTILE_TITLE = "Hostile <script>alert('title')</script> & friends"
 HOSTILE_NOTES = ("<p>Real notes here.</p><script>alert('notes')</script>"
                  "<img src=x onerror=alert(1)><p>Second paragraph.</p>")
 REFUSAL = "Validation failed: Text character limit of 500 exceeded"
+HOSTILE_LINK = "javascript:alert(document.cookie)"
 ART = "https://cdn.example/art/ep3.jpg"
 
 
+def _items(*more: int) -> list:
+    return [item(1), item(2, title=HOSTILE_TITLE).with_(notes=HOSTILE_NOTES, link=HOSTILE_LINK),
+            item(3).with_(image=ART)] + [item(n) for n in more]
+
+
 def _config(tmp_path, masto_url: str) -> str:
-    items = [item(1), item(2, title=HOSTILE_TITLE).with_(notes=HOSTILE_NOTES),
-             item(3).with_(image=ART)]
-    (tmp_path / "alpha.xml").write_bytes(rss(items))
+    (tmp_path / "alpha.xml").write_bytes(rss(_items()))
     (tmp_path / "beta.xml").write_bytes(rss([item(1)]))
     path = tmp_path / "crier.toml"
     path.write_text(f"""
@@ -86,9 +90,7 @@ class Scene:
         return svc
 
     def more_episodes(self, *ns: int) -> None:
-        items = [item(1), item(2, title=HOSTILE_TITLE).with_(notes=HOSTILE_NOTES),
-                 item(3).with_(image=ART)] + [item(n) for n in ns]
-        (self.tmp_path / "alpha.xml").write_bytes(rss(items))
+        (self.tmp_path / "alpha.xml").write_bytes(rss(_items(*ns)))
 
 
 @pytest.fixture
@@ -221,11 +223,21 @@ def test_hostile_titles_and_notes_are_shown_as_text(scene):
                  f"/share/alpha/{row.id}"):
         html = ana.get(path).text
         assert "<script>alert" not in html and "onerror=" not in html, path
+        assert "javascript:" not in html.lower(), path
         assert "Hostile" in html, path
         if "<script>" in row.title:
             assert "&lt;script&gt;" in html, path
     html = ana.get(f"/shows/alpha/episodes/{row.id}").text
     assert "Real notes here." in html and "Second paragraph." in html
+
+
+def test_only_web_addresses_become_links():
+    from bot.web.pages import weblink
+    assert weblink("https://a.example/x") == "https://a.example/x"
+    assert weblink("HTTP://a.example/") == "HTTP://a.example/"
+    for bad in ("javascript:alert(1)", " javascript:x", "data:text/html,x", "//evil.example",
+                "", None, "vbscript:x"):
+        assert weblink(bad) is None, bad
 
 
 def test_community_posts_approved_or_rejected_and_the_allow_list(scene):

@@ -16,7 +16,7 @@ from bot import errors
 from bot.users import User
 from bot.web import pages_episodes, pages_share
 from bot.web.auth import page_user, require
-from bot.web.render import render
+from bot.web.render import render, templates
 
 router = APIRouter(include_in_schema=False)
 FLASH = "crier_flash"          # the one-time message after an action (cookie, path /shows)
@@ -24,6 +24,18 @@ FLASH = "crier_flash"          # the one-time message after an action (cookie, p
 
 def _state(request: Request):
     return request.app.state.crier
+
+
+def weblink(url: str | None) -> str | None:
+    """`url` if it is a web address (http or https), else None: the links on the pages come
+    from feeds, platforms and listeners' posts, and a `javascript:` or `data:` one is never
+    made a link."""
+    if isinstance(url, str) and url[:8].lower().startswith(("https://", "http://")):
+        return url
+    return None
+
+
+templates.env.filters["weblink"] = weblink
 
 
 # -- the one-time message after a button ------------------------------------------------------
