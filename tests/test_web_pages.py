@@ -7,6 +7,7 @@ found by the community scan. Buttons are forms needing the CSRF token."""
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from html import unescape
 
 import pytest
@@ -31,8 +32,8 @@ def _items(*more: int) -> list:
             item(3).with_(image=ART)] + [item(n) for n in more]
 
 
-def _config(tmp_path, masto_url: str) -> str:
-    (tmp_path / "alpha.xml").write_bytes(rss(_items()))
+def _config(tmp_path, masto_url: str, items: list) -> str:
+    (tmp_path / "alpha.xml").write_bytes(rss(items))
     (tmp_path / "beta.xml").write_bytes(rss([item(1)]))
     path = tmp_path / "crier.toml"
     path.write_text(f"""
@@ -75,8 +76,8 @@ dry_run = true
 class Scene:
     """The app, the Mastodon server and the show's Service (to poll and dispatch)."""
 
-    def __init__(self, web: WebApp, masto: MastodonServer, tmp_path):
-        self.web, self.masto, self.tmp_path = web, masto, tmp_path
+    def __init__(self, web: WebApp, masto: MastodonServer, tmp_path, items: list):
+        self.web, self.masto, self.tmp_path, self.items = web, masto, tmp_path, items
 
     def service(self, slug: str = "alpha") -> Service:
         dep = load_deployment(self.web.config)
@@ -90,20 +91,28 @@ class Scene:
         return svc
 
     def more_episodes(self, *ns: int) -> None:
-        (self.tmp_path / "alpha.xml").write_bytes(rss(_items(*ns)))
+        (self.tmp_path / "alpha.xml").write_bytes(rss(self.items + [item(n) for n in ns]))
+
+
+@contextmanager
+def open_scene(db_url: str, tmp_path, monkeypatch, items: list | None = None):
+    """Show alpha polled once: of its three episodes the newest two are announced on the
+    local Mastodon server, which refuses the first it is sent; user "ana" is its host."""
+    items = _items() if items is None else items
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("CRIER_MASTO_ACCESS_TOKEN", M_TOKEN)
+    with MastodonServer(token=M_TOKEN) as masto, \
+            WebApp(db_url, _config(tmp_path, masto.url, items)) as web:
+        s = Scene(web, masto, tmp_path, items)
+        masto.fail_next(422, body={"error": REFUSAL})
+        s.run()
+        web.add_user("ana")
+        yield s
 
 
 @pytest.fixture
 def scene(db_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setenv("CRIER_MASTO_ACCESS_TOKEN", M_TOKEN)
-    with MastodonServer(token=M_TOKEN) as masto, \
-            WebApp(db_url, _config(tmp_path, masto.url)) as web:
-        s = Scene(web, masto, tmp_path)
-        # the first poll announces the newest two; Mastodon refuses the first it is sent
-        masto.fail_next(422, body={"error": REFUSAL})
-        s.run()
-        web.add_user("ana")
+    with open_scene(db_url, tmp_path, monkeypatch) as s:
         yield s
 
 
