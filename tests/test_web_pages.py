@@ -344,3 +344,38 @@ def test_a_removed_show_has_no_share_page(scene):
     dep = load_deployment(scene.web.config)
     sync_config(scene.web.store, [s for s in dep.shows if s.slug != "alpha"], remove=True)
     assert anon.get(f"/share/alpha/{ep.id}").status_code == 404
+
+
+def test_behind_a_proxy_path_buttons_and_share_links_keep_the_root_path(tmp_path, monkeypatch):
+    """`crier web --root-path /crier`: forms post under it, redirects come back under it, and
+    the public share link names it. Logging in there works (the login form's cookie was
+    set for /login, which a browser never sends to /crier/login)."""
+    db = f"sqlite:///{tmp_path / 'crier.db'}"
+    monkeypatch.setenv("DATABASE_URL", db)
+    monkeypatch.setenv("CRIER_MASTO_ACCESS_TOKEN", M_TOKEN)
+    with MastodonServer(token=M_TOKEN) as masto:
+        cfg = _config(tmp_path, masto.url, _items())
+        with WebApp(db, cfg) as first:      # polled through the app's store, then served
+            s = Scene(first, masto, tmp_path, _items())
+            masto.fail_next(422, body={"error": REFUSAL})
+            s.run()
+            first.add_user("ana")
+        with WebApp(db, cfg, root_path="/crier") as web:
+            ana, csrf = web.login("ana")
+            failed = next(d for d in _deliveries(Scene(web, masto, tmp_path, []).service())
+                          .values() if d.status == "failed")
+            html = ana.get("/shows/alpha").text
+            assert f'action="/crier/shows/alpha/deliveries/{failed.id}/retry"' in html
+            r = ana.post(f"/shows/alpha/deliveries/{failed.id}/retry",
+                         data={"csrf_token": csrf, "back": "/shows/alpha/episodes"})
+            assert r.status_code == 303 and r.headers["location"] == "/crier/shows/alpha/episodes"
+            ep = failed.episode_id
+            page = ana.get(f"/shows/alpha/episodes/{ep}").text
+            assert f"{web.url}/crier/share/alpha/{ep}" in page
+            r = web.client().get(f"/share/alpha/{ep}")
+            assert r.status_code == 200
+            assert f'property="og:url" content="{web.url}/crier/share/alpha/{ep}"' in r.text
+            # a `back` outside the show is not followed
+            r = ana.post(f"/shows/alpha/deliveries/{failed.id}/retry",
+                         data={"csrf_token": csrf, "back": "//evil.example/shows/alpha"})
+            assert r.headers["location"] == "/crier/shows/alpha"

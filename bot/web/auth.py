@@ -42,6 +42,11 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or host not in ("127.0.0.1", "localhost", "::1")
 
 
+def _login_path(request: Request) -> str:
+    """The login form's cookie path as the browser sees it (under --root-path)."""
+    return request.scope.get("root_path", "") + "/login"
+
+
 def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -115,7 +120,7 @@ async def login_form(request: Request, next: str = "/"):
     token = secrets.token_urlsafe(24)
     resp = render(request, "login.html", login_token=token, next=_safe_next(next), error=None)
     resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
-                    secure=_secure(request), path="/login", max_age=3600)
+                    secure=_secure(request), path=_login_path(request), max_age=3600)
     return resp
 
 
@@ -142,7 +147,7 @@ async def login(request: Request):
     resp = RedirectResponse(root + nxt, status_code=303)
     resp.set_cookie(COOKIE, sid, httponly=True, samesite="lax", secure=_secure(request),
                     path="/", max_age=int(users_mod.SESSION_TTL.total_seconds()))
-    resp.delete_cookie(LOGIN_COOKIE, path="/login")
+    resp.delete_cookie(LOGIN_COOKIE, path=_login_path(request))
     return resp
 
 
@@ -151,7 +156,7 @@ def _login_again(request: Request, nxt: str, error: str, status: int):
     resp = render(request, "login.html", status_code=status, login_token=token, next=nxt,
                   error=error)
     resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
-                    secure=_secure(request), path="/login", max_age=3600)
+                    secure=_secure(request), path=_login_path(request), max_age=3600)
     return resp
 
 
