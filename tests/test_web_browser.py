@@ -116,7 +116,9 @@ def test_today_retry_a_failed_delivery_and_approve_a_listener_post(scene, page):
     assert "approved" in page.get_by_role("region", name="Decided lately").inner_text()
     # on a phone: everything fits the screen
     page.set_viewport_size(PHONE)
-    for path in ("/shows/alpha", "/shows/alpha/episodes", "/shows/alpha/community"):
+    ep = scene.service().store.episodes_with_status("announced")[0]
+    for path in ("/shows/alpha", "/shows/alpha/episodes", f"/shows/alpha/episodes/{ep.id}",
+                 "/shows/alpha/community"):
         page.goto(web.url + path)
         assert _fits(page), path
 

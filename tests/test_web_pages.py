@@ -90,8 +90,10 @@ class Scene:
         svc.dispatch()
         return svc
 
-    def more_episodes(self, *ns: int) -> None:
-        (self.tmp_path / "alpha.xml").write_bytes(rss(self.items + [item(n) for n in ns]))
+    def more_episodes(self, *ns) -> None:
+        """The feed with more items (numbers for `feedgen.item`, or items)."""
+        more = [item(n) if isinstance(n, int) else n for n in ns]
+        (self.tmp_path / "alpha.xml").write_bytes(rss(self.items + more))
 
 
 @contextmanager
@@ -170,6 +172,17 @@ def test_a_failing_feed_is_said_in_plain_words(scene):
     scene.run()
     html = ana.get("/shows/alpha").text
     assert "The feed is failing" in html and "1 time in a row" in html
+
+
+def test_future_dated_episodes_are_coming_up_on_today(scene):
+    from datetime import UTC, datetime, timedelta
+    ana, _ = scene.web.login("ana")
+    assert "Coming up" not in ana.get("/shows/alpha").text
+    soon = item(4, published=datetime.now(UTC) + timedelta(days=3))
+    scene.more_episodes(soon)
+    scene.run()
+    html = ana.get("/shows/alpha").text
+    assert "Coming up" in html and soon.title in html
 
 
 def test_held_episodes_released_or_dismissed_from_today(scene):
