@@ -392,3 +392,14 @@ def test_behind_a_proxy_path_buttons_and_share_links_keep_the_root_path(tmp_path
             r = ana.post(f"/shows/alpha/deliveries/{failed.id}/retry",
                          data={"csrf_token": csrf, "back": "//evil.example/shows/alpha"})
             assert r.headers["location"] == "/crier/shows/alpha"
+
+
+def test_an_id_of_another_shows_episode_is_not_found_from_this_show(scene):
+    """`crier share ID` / `queue add --episode ID` (PromoQueue.episode) look ids up in this
+    show only: before, an id of another show's episode gave that episode."""
+    from bot.errors import CrierError
+    beta = scene.run("beta")
+    (beta_ep,) = beta.store.episodes_with_status("baseline")
+    assert beta.share(str(beta_ep.id))["id"] == beta_ep.id
+    with pytest.raises(CrierError, match="no episode with GUID or id"):
+        scene.service().share(str(beta_ep.id))
