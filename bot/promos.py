@@ -77,6 +77,8 @@ class PromoQueue:
             row = self.store.episode_by_guid(ref)
             if row is None and ref.isdigit():
                 row = self.store.get_episode(int(ref))
+                if row is not None and row.feed_id not in {f.id for f in feeds}:
+                    row = None   # another show's episode: not found from this one
         if row is None:
             raise errors.CrierError(f"no episode with GUID or id {ref!r} (see `crier status`; "
                                     "'latest' picks the newest)")
