@@ -79,18 +79,29 @@ class WebApp:
         return create_token(self.store, name, now=datetime.now(UTC))[1]
 
     def client(self, token: str | None = None) -> httpx.Client:
+        """A client talking to the app as a reverse proxy that strips `root_path` does (the
+        app's links and redirects carry the prefix; requests come without it)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url + self.root_path, headers=headers,
+        return httpx.Client(base_url=self.url, headers=headers,
                             follow_redirects=False, timeout=10)
+
+    def _keep_cookies(self, c: httpx.Client, r: httpx.Response) -> None:
+        """Under a root path the cookies are scoped to it (as the browser sees the paths);
+        this client talks below the proxy, so it keeps them for every path."""
+        if self.root_path:
+            for name, value in r.cookies.items():
+                c.cookies.set(name, value)
 
     def login(self, name: str, password: str = PASSWORD) -> tuple[httpx.Client, str]:
         """A client logged in as `name` through the login form, and its CSRF token."""
         c = self.client()
         form = c.get("/login")
+        self._keep_cookies(c, form)
         token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
         r = c.post("/login", data={"name": name, "password": password, "csrf_token": token,
                                    "next": "/"})
         assert r.status_code == 303, r.text
+        self._keep_cookies(c, r)
         page = c.get("/api/v1/me")
         assert page.status_code == 200, page.text
         home = c.get(r.headers["location"].removeprefix(self.root_path), follow_redirects=True)
