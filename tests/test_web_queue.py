@@ -197,7 +197,8 @@ def test_live_preview_fragment(web):
     assert 'href="https://example.com/x"' in r.text
     m_len = re.search(r'data-count>(\d+)/500<', r.text).group(1)
     x_len = re.search(r'data-count>(\d+)/280<', r.text).group(1)
-    assert int(m_len) == len("Hello @ana #crier ") + 23 and int(x_len) == len("Hello @ana@social.example #crier ") + 23
+    assert int(m_len) == len("Hello @ana #crier ") + 23      # Mastodon: a mention's user
+    assert int(x_len) == len("Hello @ana@social.example #crier ") + 23
     assert "over the limit" not in r.text
     long = c.post("/shows/alpha/queue/preview", data=_form(csrf, text="x" * 300))
     assert "20 over the limit on X" in long.text and "300/500" in long.text
