@@ -248,3 +248,60 @@ def test_pages_need_a_session(web):
         r = c.get(path)
         assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
     assert c.post("/shows/alpha/queue/preview", data={"text": "x"}).status_code == 303
+
+
+def test_move_reschedules_a_one_off_post(web):
+    """The calendar's drag and drop: the post keeps its account, moves to the new time."""
+    c, csrf = web.login("host")
+    c.post("/shows/alpha/queue/new", data=_form(csrf, text="Moving day", at="2026-12-09 18:30"))
+    pid = _promos(web)[0]["id"]
+    assert c.post(f"/shows/alpha/queue/{pid}/move", data={"at": "2026-12-11 18:30"}
+                  ).status_code == 403
+    r = c.post(f"/shows/alpha/queue/{pid}/move",
+               data={"csrf_token": csrf, "at": "2026-12-11 18:30", "view": "month"})
+    assert r.status_code == 303
+    assert r.headers["location"] == "/shows/alpha/calendar?view=month&date=2026-12-11"
+    assert _promos(web)[0]["next_at"].replace(tzinfo=UTC) == datetime(2026, 12, 11, 17, 30,
+                                                                      tzinfo=UTC)
+    month = c.get(r.headers["location"])
+    assert "Moving day" in _day_cell(month.text, "2026-12-11")
+    assert "Moving day" not in _day_cell(month.text, "2026-12-09")
+    c.post("/shows/alpha/queue/new", data=_form(csrf, text="Weekly", every="fri 17:00"))
+    weekly = _promos(web)[1]["id"]
+    r = c.post(f"/shows/alpha/queue/{weekly}/move", data={"csrf_token": csrf,
+                                                          "at": "2026-12-12 17:00"})
+    assert r.status_code == 422 and "this post repeats" in r.json()["detail"]
+
+
+def _png(tmp_path):
+    from PIL import Image
+    path = tmp_path / "cover.png"
+    Image.new("RGB", (40, 30), (200, 30, 90)).save(path)
+    return path.read_bytes()
+
+
+def test_an_image_with_its_alt_text(web, tmp_path):
+    c, csrf = web.login("host")
+    png = _png(tmp_path)
+    files = {"image": ("cover.png", png, "image/png")}
+    r = c.post("/shows/alpha/queue/new", files=files,
+               data=_form(csrf, text="With a picture", at="2026-12-09 18:30"))
+    assert r.status_code == 422 and "--alt is required with --image" in r.text
+    assert re.search(r'name="image_name" value="[0-9a-f]{64}\.png"', r.text)
+    r = c.post("/shows/alpha/queue/preview", files=files,
+               data=_form(csrf, text="With a picture", alt="A red card"))
+    assert 'alt="A red card"' in r.text and "(10/1500)" in r.text
+    r = c.post("/shows/alpha/queue/preview", data=_form(csrf, text="With a picture",
+                                                        alt="A red card",
+                                                        image_name="../../../etc/passwd"))
+    assert "pv-media" not in r.text        # a name under uploads/, never a path
+    r = c.post("/shows/alpha/queue/new", files=files,
+               data=_form(csrf, text="With a picture", at="2026-12-09 18:30", alt="A red card"))
+    assert r.status_code == 303, r.text
+    row = _promos(web)[0]
+    assert row["alt"] == "A red card" and "/uploads/" in row["image_path"]
+    got = c.get(f"/shows/alpha/queue/{row['id']}/image")
+    assert got.status_code == 200 and got.content == png
+    r = c.post("/shows/alpha/queue/new", files={"image": ("x.txt", b"hello", "text/plain")},
+               data=_form(csrf, text="Not an image", alt="nothing"))
+    assert r.status_code == 422 and "PNG, JPEG, GIF or WebP only" in r.text
