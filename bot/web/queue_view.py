@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 PLATFORM_NAMES = {"mastodon": "Mastodon", "x": "X", "bluesky": "Bluesky", "threads": "Threads"}
 KINDS = {"once": "promo", "recurring": "recurring", "evergreen": "evergreen"}
 MAX_OCCURRENCES = 500        # per promo and window (a rule every minute stops here)
+SPACED = "the account's gap, quiet hours or an announcement first"
 LINK_SHOWN = 30              # characters of a link's address shown, as the networks cut them
 _HASHTAG = regex.compile(r"(?<![\w&/#])[#＃](\w*[\p{L}_]\w*)")
 
@@ -163,8 +164,7 @@ def _from_queue(svc, start: datetime, end: datetime) -> list[Entry]:
                         when, when.astimezone(tz).isoformat(timespec="seconds"), name,
                         platforms.get(name, "?"), KINDS.get(row.kind, row.kind), status, text,
                         promo_id=row.id, moved_from=moved_from,
-                        reason="spacing: the account's gap, quiet hours or an announcement "
-                               "first" if moved_from else None))
+                        reason=SPACED if moved_from else None))
     return sorted(out, key=lambda e: (e.when, e.account))
 
 
