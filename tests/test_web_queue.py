@@ -145,6 +145,8 @@ def test_edit_text_and_time_then_pause_resume_cancel(web):
     assert r.status_code == 303 and _promos(web)[0]["status"] == "paused"
     listing = c.get(r.headers["location"])
     assert f"Paused #{pid}." in listing.text and f"Resume #{pid}" in listing.text
+    paused = _day_cell(c.get("/shows/alpha/calendar?date=2026-12-10").text, "2026-12-10")
+    assert "Better words" in paused and "paused" in paused
     r = c.post(f"/shows/alpha/queue/{pid}/pause", data={"csrf_token": csrf})
     assert r.status_code == 422 and f"queued post {pid} is paused; cannot pause it" in r.text
     r = c.post(f"/shows/alpha/queue/{pid}/resume", data={"csrf_token": csrf})
