@@ -147,3 +147,21 @@ def test_drag_a_post_to_another_day(queue_web, page):
     page.wait_for_url(web.url + "/shows/alpha/calendar?view=week&date=2026-12-11")
     expect(page.locator('[data-date="2026-12-11"]')).to_contain_text("Drag me")
     expect(page.locator('[data-date="2026-12-09"]')).not_to_contain_text("Drag me")
+
+
+def test_queue_pages_fit_a_phone(queue_web, page):
+    """On a phone's width the form, its preview and the calendar scroll only vertically."""
+    from playwright.sync_api import expect
+    web = queue_web
+    page.set_viewport_size({"width": 390, "height": 844})
+    _log_in(page, web, "/shows/alpha/queue/new")
+    _queue(page, web, "A long word: " + "Supercalifragilistic" * 4 + " https://example.com/"
+           + "very-long-path/" * 6, at="2026-12-09 18:30")
+    for path in ("/shows/alpha/queue", "/shows/alpha/queue/1/edit",
+                 "/shows/alpha/calendar?view=week&date=2026-12-09",
+                 "/shows/alpha/calendar?view=month&date=2026-12-09"):
+        page.goto(web.url + path)
+        if path.endswith("/edit"):
+            expect(page.locator(".pv-x [data-count]")).not_to_have_text("")
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= 390, f"{path} is {wide} px wide on a 390 px phone"
