@@ -165,3 +165,22 @@ def test_queue_pages_fit_a_phone(queue_web, page):
             expect(page.locator(".pv-x [data-count]")).not_to_have_text("")
         wide = page.evaluate("document.documentElement.scrollWidth")
         assert wide <= 390, f"{path} is {wide} px wide on a 390 px phone"
+
+
+def test_the_preview_shows_the_image_with_its_alt_text(queue_web, page, tmp_path):
+    from PIL import Image
+    from playwright.sync_api import expect
+    web = queue_web
+    Image.new("RGB", (60, 40), (200, 30, 90)).save(tmp_path / "cover.png")
+    _log_in(page, web, "/shows/alpha/queue/new")
+    expect(page.locator("#preview")).to_contain_text("Type the post's text")
+    page.get_by_label("Text", exact=True).fill("New cover art!")
+    page.get_by_label("Image", exact=True).set_input_files(str(tmp_path / "cover.png"))
+    expect(page.locator(".pv-error")).to_contain_text("--alt is required with --image")
+    page.get_by_label("Alt text").fill("A red card")
+    img = page.locator(".pv-mastodon img")
+    expect(img).to_have_attribute("alt", "A red card")
+    expect(img).to_have_attribute("src", re.compile("^data:image/png;base64,"))
+    expect(page.locator(".pv-mastodon figcaption")).to_contain_text("A red card (10/1500)")
+    expect(page.locator(".pv-x figcaption")).to_contain_text("(10/1000)")
+    assert page.evaluate("document.querySelector('.pv-mastodon img').naturalWidth") == 60

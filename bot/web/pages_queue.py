@@ -257,7 +257,10 @@ async def preview(request: Request, slug: str, user: User = Depends(page_user)):
 
     def go(svc):
         path = _store_image(svc, image, values.get("image_name", ""))
-        message, cards = queue_view.previews(svc, _add_args(values, path))
+        args = _add_args(values, path)
+        if not args["text"].strip() and not args["evergreen"]:
+            return upload_error, [], svc.settings       # nothing typed yet: no complaint
+        message, cards = queue_view.previews(svc, args)
         return upload_error or message, cards, svc.settings
     message, cards, settings = await _with_service(request, slug, user, go)
     return render(request, "queue_preview.html", slug=slug, preview_error=message, cards=cards,
