@@ -209,7 +209,7 @@ def test_live_preview_fragment(web):
                  data=_form(csrf, text="One sentence here. " * 20, fit="1"))
     assert "shortened to fit: text:" in fit.text and "sentences dropped" in fit.text
     empty = c.post("/shows/alpha/queue/preview", data=_form(csrf, text="  "))
-    assert "Type the post&#39;s text" in empty.text and "alert" not in empty.text
+    assert "Type the post's text" in empty.text and "alert" not in empty.text
     assert c.post("/shows/alpha/queue/preview", data={"text": "hi"}).status_code == 403
     assert _promos(web) == []
 
