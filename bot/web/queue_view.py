@@ -131,7 +131,8 @@ class Entry:
 
 def calendar_entries(svc, start: datetime, end: datetime) -> list:
     """Everything going out in [start, end), per account, at the time it really goes out."""
-    return _from_queue(svc, start, end)  # bot.calendar on main: `return calendar(svc, start, end)`
+    source = _from_queue  # bot.calendar on main: `from bot.calendar import calendar as source`
+    return source(svc, start, end)
 
 
 def _from_queue(svc, start: datetime, end: datetime) -> list[Entry]:
