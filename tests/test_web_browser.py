@@ -70,6 +70,10 @@ def test_queue_a_promo_with_its_live_preview_then_calendar_edit_cancel(queue_web
 
     from tests.browser import SCREENSHOTS
     web = queue_web
+    problems = []
+    page.on("console", lambda m: problems.append((m.text, m.location.get("url") or ""))
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append((str(e), "")))
     _log_in(page, web, "/shows/alpha/queue/new")
     mastodon = page.locator(".pv-mastodon [data-count]")
     x = page.locator(".pv-x [data-count]")
@@ -134,6 +138,9 @@ def test_queue_a_promo_with_its_live_preview_then_calendar_edit_cancel(queue_web
     expect(page.locator("#promo-1")).to_have_count(0)
     page.goto(web.url + "/shows/alpha/calendar?date=2026-12-10")
     expect(page.get_by_text("Season 3 is here")).to_have_count(0)
+    expected = [p for p in problems if p[1].endswith("/favicon.ico")      # none: a 404
+                or ("422" in p[0] and p[1].endswith("/queue/new"))]   # the refused post
+    assert [p for p in problems if p not in expected] == []   # no script error, no CSP refusal
 
 
 def test_drag_a_post_to_another_day(queue_web, page):
