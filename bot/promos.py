@@ -107,7 +107,7 @@ class PromoQueue:
         return PromoPreview(account.name, account.platform, c.text, c.length, c.limit,
                             shortened=c.truncated, image=image, alt=alt, alt_length=alt_length,
                             alt_limit=rules.alt_text_limit if alt is not None else None,
-                            episode=ep.title if ep else None)
+                            episode=ep.title if ep else None, link=c.link, trimmed=c.trimmed)
 
     def preview(self, promo: Promo, accounts: list[Account],
                 episode_row: EpisodeRecord | None) -> list[PromoPreview]:

@@ -3,6 +3,8 @@ and sees the show's Today page. The flows of each page are in the tests of that 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.test_web_auth import _config
@@ -147,3 +149,158 @@ def test_the_public_share_page(scene, page):
     assert _fits(page)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "share.png"), full_page=True)
+# -- the queue: the promo form's live preview, the calendar (bot/web/pages_queue.py) ---------
+@pytest.fixture
+def queue_web(tmp_path, monkeypatch):
+    from tests.test_web_queue import NOW
+    from tests.test_web_queue import _config as queue_config
+    db = f"sqlite:///{tmp_path / 'crier.db'}"
+    monkeypatch.setenv("DATABASE_URL", db)
+    with WebApp(db, queue_config(tmp_path), clock=lambda: NOW) as w:
+        w.add_user("ana", shows=["alpha"])
+        yield w
+
+
+def _log_in_at(page, web, path):
+    page.goto(web.url + path)
+    page.get_by_label("User name").fill("ana")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(web.url + path)
+
+
+def _queue(page, web, text, *, at="", every=""):
+    page.goto(web.url + "/shows/alpha/queue/new")
+    page.get_by_label("Text", exact=True).fill(text)
+    page.get_by_label("At", exact=True).fill(at)
+    page.get_by_label("Or repeat every").fill(every)
+    page.get_by_role("button", name="Queue it").click()
+    page.wait_for_url(web.url + "/shows/alpha/queue?did=queued*")
+
+
+def test_queue_a_promo_with_its_live_preview_then_calendar_edit_cancel(queue_web, page):
+    from playwright.sync_api import expect
+
+    from tests.browser import SCREENSHOTS
+    web = queue_web
+    problems = []
+    page.on("console", lambda m: problems.append((m.text, m.location.get("url") or ""))
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append((str(e), "")))
+    _log_in_at(page, web, "/shows/alpha/queue/new")
+    mastodon = page.locator(".pv-mastodon [data-count]")
+    x = page.locator(".pv-x [data-count]")
+    text = page.get_by_label("Text", exact=True)
+    text.press_sequentially("Hello")
+    expect(mastodon).to_have_text("5/500")
+    expect(x).to_have_text("5/280")
+    text.press_sequentially(" listeners")
+    expect(mastodon).to_have_text("15/500")
+    expect(page.get_by_text("over the limit")).to_have_count(0)
+    text.fill("Season 3 starts with @ana@social.example on the mic: how a tiny show found its "
+              "listeners, what we got wrong in the first year, why we stopped chasing "
+              "downloads and what a community of a few hundred people who write back is worth "
+              "to a podcast that nobody has heard of yet. Tell us what you want next! "
+              "https://example.com/season-3 #podcast #crier")
+    expect(page.locator(".pv-x .pv-warn")).to_contain_text("over the limit on X")
+    expect(page.locator(".pv-x")).to_have_class(re.compile("pv-over"))
+    expect(page.locator(".pv-mastodon .pv-warn")).to_have_count(0)
+    expect(page.locator(".pv-mastodon .pv-hashtag").first).to_have_text("#podcast")
+    expect(page.locator(".pv-mastodon .pv-mention")).to_have_text("@ana@social.example")
+    expect(page.locator(".pv-mastodon .pv-link")).to_have_text("example.com/season-3")
+    page.get_by_label("At", exact=True).fill("2026-12-09 18:30")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "preview.png"), full_page=True)
+    page.get_by_role("button", name="Queue it").click()       # refused: too long on X
+    expect(page.get_by_role("alert").first).to_contain_text("too long: x-alpha (x)")
+    page.get_by_label("Shorten to fit each network").check()
+    expect(page.locator(".pv-x .pv-foot")).to_contain_text("shortened to fit")
+    expect(page.locator(".pv-x .pv-warn")).to_have_count(0)
+    page.get_by_role("button", name="Queue it").click()
+    page.wait_for_url(web.url + "/shows/alpha/queue?did=queued&id=1")
+    expect(page.get_by_role("status")).to_have_text("Queued #1.")
+    _queue(page, web, "Every Friday: the week in podcasting {{ hashtags }}", every="fri 17:00")
+    _queue(page, web, "Late-night thought, out when quiet hours end", at="2026-12-10 23:30")
+
+    page.get_by_role("link", name="Calendar").first.click()
+    page.wait_for_url(web.url + "/shows/alpha/calendar")
+    wed = page.locator('[data-date="2026-12-09"]')
+    expect(wed.locator("time")).to_have_text(["18:30", "18:30"])
+    expect(wed).to_contain_text("m-alpha")
+    expect(wed).to_contain_text("x-alpha")
+    expect(page.locator('[data-date="2026-12-11"]')).to_contain_text("07:00")
+    expect(page.locator('[data-date="2026-12-11"]')).to_contain_text("moved from 23:30")
+    page.get_by_role("link", name="Month").click()
+    expect(page.locator('[data-date="2026-12-25"] time').first).to_have_text("17:00")
+    page.get_by_role("link", name="Week").click()
+    page.screenshot(path=str(SCREENSHOTS / "calendar.png"), full_page=True)
+
+    page.get_by_role("link", name="Edit #1 on m-alpha").click()
+    page.wait_for_url(web.url + "/shows/alpha/queue/1/edit")
+    expect(page.locator(".pv-mastodon [data-count]")).not_to_have_text("")
+    page.get_by_label("Text", exact=True).fill("Season 3 is here #podcast")
+    expect(page.locator(".pv-x [data-count]")).to_have_text("25/280")
+    page.get_by_label("At", exact=True).fill("2026-12-10 12:00")
+    page.get_by_role("button", name="Save changes").click()
+    page.wait_for_url(web.url + "/shows/alpha/queue?did=changed&id=1")
+    expect(page.locator("#promo-1")).to_contain_text("Season 3 is here")
+    expect(page.locator("#promo-1")).to_contain_text("Thu 10 Dec 2026, 12:00 CET")
+    page.get_by_role("button", name="Cancel #1").click()
+    page.wait_for_url(web.url + "/shows/alpha/queue?did=cancelled&id=1")
+    expect(page.get_by_role("status")).to_have_text("Cancelled #1.")
+    expect(page.locator("#promo-1")).to_have_count(0)
+    page.goto(web.url + "/shows/alpha/calendar?date=2026-12-10")
+    expect(page.get_by_text("Season 3 is here")).to_have_count(0)
+    expected = [p for p in problems if p[1].endswith("/favicon.ico")      # none: a 404
+                or ("422" in p[0] and p[1].endswith("/queue/new"))]   # the refused post
+    assert [p for p in problems if p not in expected] == []   # no script error, no CSP refusal
+
+
+def test_drag_a_post_to_another_day(queue_web, page):
+    from playwright.sync_api import expect
+    web = queue_web
+    _log_in_at(page, web, "/shows/alpha/queue/new")
+    _queue(page, web, "Drag me", at="2026-12-09 18:30")
+    page.goto(web.url + "/shows/alpha/calendar?date=2026-12-09")
+    entry = page.locator('[data-date="2026-12-09"] [data-promo="1"]').first
+    entry.drag_to(page.locator('[data-date="2026-12-11"]'))
+    page.wait_for_url(web.url + "/shows/alpha/calendar?view=week&date=2026-12-11")
+    expect(page.locator('[data-date="2026-12-11"]')).to_contain_text("Drag me")
+    expect(page.locator('[data-date="2026-12-09"]')).not_to_contain_text("Drag me")
+
+
+def test_queue_pages_fit_a_phone(queue_web, page):
+    """On a phone's width the form, its preview and the calendar scroll only vertically."""
+    from playwright.sync_api import expect
+    web = queue_web
+    page.set_viewport_size({"width": 390, "height": 844})
+    _log_in_at(page, web, "/shows/alpha/queue/new")
+    _queue(page, web, "A long word: " + "Supercalifragilistic" * 4 + " https://example.com/"
+           + "very-long-path/" * 6, at="2026-12-09 18:30")
+    for path in ("/shows/alpha/queue", "/shows/alpha/queue/1/edit",
+                 "/shows/alpha/calendar?view=week&date=2026-12-09",
+                 "/shows/alpha/calendar?view=month&date=2026-12-09"):
+        page.goto(web.url + path)
+        if path.endswith("/edit"):
+            expect(page.locator(".pv-x [data-count]")).not_to_have_text("")
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= 390, f"{path} is {wide} px wide on a 390 px phone"
+
+
+def test_the_preview_shows_the_image_with_its_alt_text(queue_web, page, tmp_path):
+    from PIL import Image
+    from playwright.sync_api import expect
+    web = queue_web
+    Image.new("RGB", (60, 40), (200, 30, 90)).save(tmp_path / "cover.png")
+    _log_in_at(page, web, "/shows/alpha/queue/new")
+    expect(page.locator("#preview")).to_contain_text("Type the post's text")
+    page.get_by_label("Text", exact=True).fill("New cover art!")
+    page.get_by_label("Image", exact=True).set_input_files(str(tmp_path / "cover.png"))
+    expect(page.locator(".pv-error")).to_contain_text("--alt is required with --image")
+    page.get_by_label("Alt text").fill("A red card")
+    img = page.locator(".pv-mastodon img")
+    expect(img).to_have_attribute("alt", "A red card")
+    expect(img).to_have_attribute("src", re.compile("^data:image/png;base64,"))
+    expect(page.locator(".pv-mastodon figcaption")).to_contain_text("A red card (10/1500)")
+    expect(page.locator(".pv-x figcaption")).to_contain_text("(10/1000)")
+    assert page.evaluate("document.querySelector('.pv-mastodon img').naturalWidth") == 60

@@ -136,5 +136,7 @@ def create_app(store: Store, load_deployment: Callable, *,
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(pages_accounts.router)
+    from bot.web.pages_queue import router as queue_pages  # the queue, form, calendar
+    app.include_router(queue_pages)
     auth.install(app)
     return app
