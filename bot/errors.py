@@ -8,6 +8,7 @@
     │   └── ParseError              bytes that feedparser cannot read as a feed at all
     ├── TemplateError               a post template failed (names the template and line)
     ├── ImageError (bot.images)     artwork that cannot be used: not an image, too big, a bomb
+    ├── TooLongError (bot.promos)   a queued post over a network's limit (with the previews)
     ├── StoreError                  the state database cannot be reached or migrated
     └── PublishError                a platform refused or failed a post (platform + account named)
         ├── TransientError          5xx, connection reset, timeout: retry with backoff

@@ -299,6 +299,8 @@ class PromoPreview:
     alt_length: int | None = None
     alt_limit: int | None = None
     episode: str | None = None
+    link: str | None = None               # the link as posted
+    trimmed: tuple[str, ...] = ()         # what fitting cut, e.g. "summary: 2 sentences dropped"
 
     @property
     def fits(self) -> bool:

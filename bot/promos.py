@@ -105,7 +105,8 @@ class PromoQueue:
         return PromoPreview(account.name, account.platform, c.text, c.length, c.limit,
                             shortened=c.truncated, image=image, alt=alt, alt_length=alt_length,
                             alt_limit=rules.alt_text_limit if alt is not None else None,
-                            episode=ep.title if ep else None)
+                            episode=ep.title if ep else None, link=c.link,
+                            trimmed=tuple(c.trimmed))
 
     def preview(self, promo: Promo, accounts: list[Account],
                 episode_row: EpisodeRecord | None) -> list[PromoPreview]:
@@ -469,12 +470,20 @@ class PromoQueue:
         return at if at > now else None
 
 
+class TooLongError(errors.CrierError):
+    """A post over a network's limit; `previews` holds every account's (the numbers)."""
+
+    def __init__(self, message: str, previews: list[PromoPreview]):
+        super().__init__(message)
+        self.previews = previews
+
+
 def _refuse_too_long(previews: list[PromoPreview]) -> None:
     too_long = [p for p in previews if p.length > p.limit]
     if too_long:
-        raise errors.CrierError("too long: " + "; ".join(
+        raise TooLongError("too long: " + "; ".join(
             f"{p.account} ({p.platform}) {p.length}/{p.limit} characters"
-            for p in too_long) + " — shorten it, or --fit to have it shortened")
+            for p in too_long) + " — shorten it, or --fit to have it shortened", previews)
 
 
 def _human(delta: timedelta) -> str:

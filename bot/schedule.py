@@ -79,6 +79,13 @@ class _Invalid(ValueError):
 # --- public API ---------------------------------------------------------------------------
 
 
+def at_or_in(at: str | None, in_: str | None) -> str | None:
+    """`--at WHEN` or `--in DURATION` (never both: the CLI and the web API) as one WHEN."""
+    if at and in_:
+        raise CrierError("give --at or --in, not both")
+    return f"in {in_}" if in_ else at
+
+
 def parse_when(text: str, *, now: datetime, tz: ZoneInfo) -> datetime:
     """One moment: ISO 8601, 'today 17:30', 'tomorrow 9am', 'fri 17:00', '17:00', 'in 2h'.
 
