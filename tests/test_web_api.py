@@ -14,8 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
-from tests.webapi_world import api  # noqa: F401  (the shared world, per module and database)
+from tests import webapi_world
 
+api = webapi_world.api  # the shared world (a fixture), per module and database
 A = "/api/v1/shows/alpha"
 PREVIEW_KEYS = {"account", "platform", "text", "length", "limit", "fits", "shortened", "link",
                 "hashtags", "mentions", "image", "alt", "alt_length", "alt_limit", "trimmed"}
@@ -31,7 +32,7 @@ def _png() -> str:
 def test_shows_and_one_show_with_its_health(api):
     hana, cole = api.client("hana"), api.client("cole")
     shows = hana.get("/api/v1/shows").json()
-    assert [s["slug"] for s in shows] == ["alpha", "beta"]
+    assert [s["slug"] for s in shows] == ["alpha", "beta", "gamma"]
     alpha = shows[0]
     assert alpha["failed"] == 1 and alpha["held"] == 3 and alpha["last_poll_at"]
     assert [s["slug"] for s in cole.get("/api/v1/shows").json()] == ["alpha"]

@@ -1,10 +1,11 @@
 """One control room with something in it, shared by the JSON API tests (tests/test_web_api*.py)
-per module and per database: two shows, `alpha` (a real Mastodon account on the local test
-server, whose first post is refused so one delivery has failed, plus two dry-run accounts; three
-episodes held by the flood guard; two listener posts proposed by the community watch) and
-`beta` (dry run only); users `hana` (host, every show), `cole` (co-host of alpha) and `bert`
-(host of beta only), each with an API token. Every answer any client got is kept in
-`answers`, so a test can check that none of them ever held a secret."""
+per module and per database: three shows, `alpha` (a real Mastodon account on the local test
+server, whose first post is refused so one delivery has failed, plus two dry-run accounts;
+three episodes held by the flood guard; two listener posts proposed by the community watch),
+`beta` (dry run only) and `gamma` (a private feed whose URL holds a token, unreachable); users
+`hana` (host, every show), `cole` (co-host of alpha) and `bert` (host of beta only), each with
+an API token. Every answer any client got is kept in `answers`, so a test can check that none
+of them ever held a secret."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.world import Clock
 M_TOKEN = "mastodon-alpha-secret-token-4242"
 NOTIFY_TOKEN = "notifysecret0123456789"
 NOTIFY_URL = f"json://127.0.0.1:9/hooks/{NOTIFY_TOKEN}"
+FEED_TOKEN = "feedsecret-0123456789"   # a private feed's URL carries it; its errors quote it
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "config"
 
@@ -70,6 +72,17 @@ name = "m-beta"
 instance = "https://social.example"
 dry_run = true
 max_characters = 500
+
+[[shows]]
+show = "Gamma Show"
+slug = "gamma"
+feed = "http://127.0.0.1:9/private.xml?token={FEED_TOKEN}"
+[[shows.accounts]]
+platform = "mastodon"
+name = "m-gamma"
+instance = "https://social.example"
+dry_run = true
+max_characters = 500
 '''
 
 
@@ -112,7 +125,8 @@ def _setup(w: ApiWorld) -> None:
         w.tokens[name] = web.token(name)
     items = [item(n, published=clock.now - timedelta(days=7 * (10 - n))) for n in range(1, 4)]
     (w.tmp / "alpha.xml").write_bytes(rss(items, title="Alpha Show"))
-    w.masto.fail_next(422, body={"error": "Validation failed: Text looks like spam"})
+    # the refusal quotes the token (a careless server): it must not be passed on
+    w.masto.fail_next(422, body={"error": f"Validation failed: Text looks like spam ({M_TOKEN})"})
     with w.service("alpha") as svc:
         svc.poll(force=True)          # episodes 1-2 known, 3 announced (backfill 1)
         svc.dispatch()                # m-alpha refused (failed), the dry runs recorded
@@ -133,6 +147,9 @@ def _setup(w: ApiWorld) -> None:
         svc.poll(force=True)
         svc.dispatch()
         beta_episode = svc.store.latest_episode(svc.store.all_feeds()[0].id).id
+    with w.service("gamma") as svc:
+        svc.poll(force=True)          # fails: its error names the feed's URL (and token)
+        assert FEED_TOKEN in svc.store.all_feeds()[0].last_error
     assert len(held) == 3 and len(announced) == 1 and len(failed) == 1 and len(community) == 2
     w.ids.update(held_release=held[0], held_dismiss=held[1], held_kept=held[2],
                  announced=announced[0].id, failed=failed[0].id, approve=community[0],
