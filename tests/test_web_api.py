@@ -249,7 +249,8 @@ def test_preview_of_a_text_and_of_an_episode(api):
     assert r.status_code == 200
     [p] = r.json()["previews"]
     assert p["account"] == "x-alpha" and p["text"] == "Hi #AlphaShow" and p["fits"]
-    long = c.post(A + "/preview", json={"text": "word " * 100}).json()["previews"]
+    long = c.post(A + "/preview", json={"text": "word " * 100, "accounts": None,
+                                         "episode": None, "image": ""}).json()["previews"]
     assert {p["account"]: p["fits"] for p in long} == {"m-alpha": True, "d-alpha": True,
                                                        "x-alpha": False}
     eid = api.ids["announced"]

@@ -198,7 +198,7 @@ class QueueAdd(Strict):
     in_: str | None = Field(None, alias="in", description='"2h", "90m", "3 days".')
     every: str | None = Field(None, description='"fri 17:00", "every 2 weeks on mon 9:00".')
     until: str | None = None
-    accounts: list[str] = Field([], description="Account names; empty: every account.")
+    accounts: list[str] | None = Field(None, description="Account names; none: every account.")
     episode: str | int | None = Field(None, description='GUID, episode id or "latest".')
     image: str | None = Field(None, description=IMAGE_HELP)
     alt: str | None = None
@@ -226,7 +226,7 @@ class PreviewIn(Strict):
     """A text composed as a promo per account, or (no text) an episode's announcement."""
     text: str | None = None
     episode: str | int | None = Field(None, description='GUID, episode id or "latest".')
-    accounts: list[str] = []
+    accounts: list[str] | None = None
     fit: bool = False
     image: str | None = Field(None, description=IMAGE_HELP)
     alt: str | None = None

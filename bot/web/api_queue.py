@@ -216,7 +216,7 @@ def preview(request: Request, slug: str, body: PreviewIn,
         return clean(request, {"previews": out}, svc.settings)
 
 
-def _announcement(svc, ref: str, names: list[str]) -> list[dict]:
+def _announcement(svc, ref: str, names: list[str] | None) -> list[dict]:
     from bot.episodes import episode_from_data
     wanted = {a.name: a for a in svc.queue.accounts(names)}
     row = svc.queue.episode(ref)
