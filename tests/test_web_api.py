@@ -237,6 +237,8 @@ def test_an_image_as_a_data_url_is_saved_and_checked_like_the_clis(api):
         ({"image": "data:image/tiff;base64,AAAA", "alt": "x"}, "image/tiff is not accepted"),
         ({"image": "/etc/passwd", "alt": "x"}, "expected a data: URL"),
         ({"alt": "x"}, "--alt describes an image: give --image too"),
+        ({"image": "data:image/png;base64," + "A" * (14 * 1024 * 1024), "alt": "x"},
+         "image: larger than 10 MB"),
     ]:
         r = c.post(A + "/queue", json={"text": "Look", "in": "3h", **body})
         assert r.status_code == 422 and message in r.json()["detail"], (body, r.text)
