@@ -26,7 +26,7 @@ What it shows, and how:
 
 Real times: the dispatcher's rules are simulated forward from now, in time order per account,
 with the functions the dispatcher itself uses (`bot.spacing.next_allowed`, the show's gaps and
-quiet hours, `bot.promos.overdue` for the grace window). Announcements, boosts and community
+quiet hours, `bot.schedule.overdue` for the grace window). Announcements, boosts and community
 boosts go out at their time; promos go out one at a time, not before a waiting announcement,
 the account's minimum gap after its previous post (any kind: a post moved by the gap pushes
 the next one) and outside its quiet hours. `moved_from` and `reason` say when and why an
@@ -45,8 +45,8 @@ from datetime import date, datetime, time, timedelta
 import sqlalchemy as sa
 
 from bot.models import Delivery, Promo
-from bot.promos import _human, overdue
-from bot.schedule import localize
+from bot.promos import _human
+from bot.schedule import localize, overdue
 from bot.spacing import next_allowed
 from bot.store import deliveries, episodes, feeds, promos
 

@@ -10,6 +10,7 @@
     ├── ImageError (bot.images)     artwork that cannot be used: not an image, too big, a bomb
     ├── VaultError (bot.vault)      no CRIER_SECRET_KEY, not a key, or a secret stored with
     │                               another key (connected accounts)
+    ├── TooLongError (bot.promos)   a queued post over a network's limit (with the previews)
     ├── StoreError                  the state database cannot be reached or migrated
     └── PublishError                a platform refused or failed a post (platform + account named)
         ├── TransientError          5xx, connection reset, timeout: retry with backoff

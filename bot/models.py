@@ -299,8 +299,8 @@ class PromoPreview:
     alt_length: int | None = None
     alt_limit: int | None = None
     episode: str | None = None
-    link: str | None = None            # the episode's link as posted, when the text has it
-    trimmed: tuple[str, ...] = ()      # what --fit cut, e.g. ("text: 1 of 3 sentences dropped",)
+    link: str | None = None               # the link as posted
+    trimmed: tuple[str, ...] = ()         # what fitting cut, e.g. "summary: 2 sentences dropped"
 
     @property
     def fits(self) -> bool:

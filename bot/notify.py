@@ -251,7 +251,7 @@ class AppriseNotifier:
         plugin = self._plugin_for(url)
         if plugin is None:
             return SendResult(redact(url), False, "not a URL Apprise understands")
-        shown = plugin.url(privacy=True).split("?", 1)[0]
+        shown = _mask_tokens(plugin.url(privacy=True).split("?", 1)[0])  # as redact() shows it
         secrets = secret_parts(url)
         with self._lock:
             if self._stuck >= MAX_STUCK:

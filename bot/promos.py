@@ -14,6 +14,7 @@ from bot import errors
 from bot.config import Account
 from bot.episodes import episode_from_data
 from bot.models import Delivery, DeliveryStatus, EpisodeRecord, Promo, PromoPreview
+from bot.schedule import overdue
 from bot.status import iso
 
 if TYPE_CHECKING:
@@ -107,7 +108,8 @@ class PromoQueue:
         return PromoPreview(account.name, account.platform, c.text, c.length, c.limit,
                             shortened=c.truncated, image=image, alt=alt, alt_length=alt_length,
                             alt_limit=rules.alt_text_limit if alt is not None else None,
-                            episode=ep.title if ep else None, link=c.link, trimmed=c.trimmed)
+                            episode=ep.title if ep else None, link=c.link,
+                            trimmed=tuple(c.trimmed))
 
     def preview(self, promo: Promo, accounts: list[Account],
                 episode_row: EpisodeRecord | None) -> list[PromoPreview]:
@@ -464,25 +466,20 @@ class PromoQueue:
         return at if at > now else None
 
 
-def overdue(rule, next_at: datetime, now: datetime, grace: timedelta
-            ) -> tuple[list[datetime], list[datetime], datetime | None]:
-    """A promo firing at `now` (its next occurrence `next_at` <= now; `rule` None for a
-    one-off): the occurrences due by now split into those more than `grace` late (reported,
-    not posted) and those on time (the newest goes out), and the next one after now."""
-    due = [next_at]
-    nxt = rule.next_after(next_at) if rule else None
-    while nxt is not None and nxt <= now:
-        due.append(nxt)
-        nxt = rule.next_after(nxt)
-    return ([t for t in due if now - t > grace], [t for t in due if now - t <= grace], nxt)
+class TooLongError(errors.CrierError):
+    """A post over a network's limit; `previews` holds every account's (the numbers)."""
+
+    def __init__(self, message: str, previews: list[PromoPreview]):
+        super().__init__(message)
+        self.previews = previews
 
 
 def _refuse_too_long(previews: list[PromoPreview]) -> None:
     too_long = [p for p in previews if p.length > p.limit]
     if too_long:
-        raise errors.CrierError("too long: " + "; ".join(
+        raise TooLongError("too long: " + "; ".join(
             f"{p.account} ({p.platform}) {p.length}/{p.limit} characters"
-            for p in too_long) + " — shorten it, or --fit to have it shortened")
+            for p in too_long) + " — shorten it, or --fit to have it shortened", previews)
 
 
 def _human(delta: timedelta) -> str:

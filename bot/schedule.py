@@ -79,6 +79,13 @@ class _Invalid(ValueError):
 # --- public API ---------------------------------------------------------------------------
 
 
+def at_or_in(at: str | None, in_: str | None) -> str | None:
+    """`--at WHEN` or `--in DURATION` (never both: the CLI and the web API) as one WHEN."""
+    if at and in_:
+        raise CrierError("give --at or --in, not both")
+    return f"in {in_}" if in_ else at
+
+
 def parse_when(text: str, *, now: datetime, tz: ZoneInfo) -> datetime:
     """One moment: ISO 8601, 'today 17:30', 'tomorrow 9am', 'fri 17:00', '17:00', 'in 2h'.
 
@@ -561,3 +568,16 @@ def _cron_day(text: str, *, end: bool) -> int:
         raise _Invalid(_unknown(text, list(_WEEKDAYS), "a day of the week"), CRON_HINT)
     n = (_WEEKDAYS[text] + 1) % 7
     return 7 if end and n == 0 else n
+
+
+def overdue(rule, next_at: datetime, now: datetime, grace: timedelta
+            ) -> tuple[list[datetime], list[datetime], datetime | None]:
+    """A promo firing at `now` (its next occurrence `next_at` <= now; `rule` None for a
+    one-off): the occurrences due by now split into those more than `grace` late (reported,
+    not posted) and those on time (the newest goes out), and the next one after now."""
+    due = [next_at]
+    nxt = rule.next_after(next_at) if rule else None
+    while nxt is not None and nxt <= now:
+        due.append(nxt)
+        nxt = rule.next_after(nxt)
+    return ([t for t in due if now - t > grace], [t for t in due if now - t <= grace], nxt)

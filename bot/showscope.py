@@ -66,6 +66,9 @@ class ShowStore:
     def episode_by_guid(self, guid: str) -> EpisodeRecord | None:
         return self._store.episode_by_guid(guid, show_id=self.show_id)
 
+    def get_episode(self, episode_id: int) -> EpisodeRecord | None:
+        return self._store.get_episode(episode_id, show_id=self.show_id)
+
     def due_deliveries(self, now: datetime, limit: int = 50, **kw: Any) -> list[Delivery]:
         return self._store.due_deliveries(now, limit=limit, show_id=self.show_id, **kw)
 

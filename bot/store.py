@@ -629,10 +629,14 @@ class Store:
                 episodes.c.id == episode_id, episodes.c.status == was).values(status=status)
             ).rowcount == 1
 
-    def get_episode(self, episode_id: int) -> EpisodeRecord | None:
+    def get_episode(self, episode_id: int, show_id: int | None = None) -> EpisodeRecord | None:
+        """The episode `episode_id` (None if there is none, or if it is not `show_id`'s)."""
+        q = sa.select(episodes).where(episodes.c.id == episode_id)
+        if show_id is not None:
+            q = q.where(episodes.c.feed_id.in_(
+                sa.select(feeds.c.id).where(feeds.c.show_id == show_id)))
         with self.tx() as c:
-            r = c.execute(sa.select(episodes).where(episodes.c.id == episode_id)
-                          ).mappings().first()
+            r = c.execute(q).mappings().first()
             return EpisodeRecord.from_row(r) if r else None
 
     def recent_episodes(self, feed_id: int, limit: int) -> list[dict]:

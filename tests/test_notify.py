@@ -240,6 +240,19 @@ def test_a_refused_notification_is_logged_without_its_secret(hook, caplog):
     assert "S3cretPassw0rd" not in "".join(r.getMessage() for r in caplog.records)
 
 
+def test_a_refused_notification_is_logged_without_a_token_in_its_path(caplog):
+    """Defect: a generic webhook's secret path (json://host/hooks/TOKEN), which Apprise's
+    private form keeps, was logged whole when the notification failed."""
+    token = "notifysecret0123456789"
+    n = AppriseNotifier(timeout=2.0)
+    with caplog.at_level(logging.DEBUG, logger="bot.notify"):
+        n.send(Message("crier: test", "body", (f"json://127.0.0.1:9/hooks/{token}",)))
+        assert n.close(5)
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("bot."))
+    assert "not sent" in ours and "json://127.0.0.1:9/hooks/n...9" in ours
+    assert token not in ours
+
+
 # -- configuration ------------------------------------------------------------------------------
 
 CONFIG = """show = "Test Show"

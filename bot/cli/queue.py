@@ -71,9 +71,8 @@ def _print_promo(v: dict) -> None:
 def queue_add(obj: Context, text, at, in_, every, until, accounts, image, alt, episode, fit,
               evergreen, pick, cooldown, dry, as_json) -> None:
     """Queue TEXT (a template) for later, after showing it composed for every account."""
-    if at and in_:
-        raise CrierError("give --at or --in, not both")
-    when = f"in {in_}" if in_ else at
+    from bot.schedule import at_or_in
+    when = at_or_in(at, in_)
     with obj.service() as svc:
         pid, promo, previews = svc.queue.add(
             text, at=when, every=every, until=until, accounts=accounts, image=image, alt=alt,

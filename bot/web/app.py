@@ -134,6 +134,7 @@ def create_app(store: Store, load_deployment: Callable, *,
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(auth.router)
     app.include_router(api.router)
+    api.install(app)
     app.include_router(pages.router)
     app.include_router(pages_accounts.router)
     from bot.web.pages_queue import router as queue_pages  # the queue, form, calendar
