@@ -4,15 +4,13 @@ hashtags), the form's previews (the same `PromoQueue.add(..., dry=True)` the CLI
 `--dry-run` runs), and the calendar's week and month grids. No rule of crier's lives here.
 
 The calendar reads its entries through one function, `calendar_entries(svc, start, end)`:
-entries with `when` (aware UTC), `account`, `platform`, `kind`, `status`, `text`, `promo_id`,
-`moved_from`, `reason` (the fields of bot.calendar's CalendarEntry). Until bot.calendar is on
-main it computes them from the queue (`PromoQueue.list`'s planned times per account, and each
-rule's later occurrences); switching is the one line marked in `calendar_entries`."""
+bot.calendar's `CalendarEntry`s (`when` in UTC, `account`, `platform`, `kind`, `status`,
+`text`, `promo_id`, `moved_from`, `reason`, ...), at the times the dispatcher will really
+send them."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import regex
@@ -24,9 +22,6 @@ from bot.schedule import localize
 log = logging.getLogger(__name__)
 
 PLATFORM_NAMES = {"mastodon": "Mastodon", "x": "X", "bluesky": "Bluesky", "threads": "Threads"}
-KINDS = {"once": "promo", "recurring": "recurring", "evergreen": "evergreen"}
-MAX_OCCURRENCES = 500        # per promo and window (a rule every minute stops here)
-SPACED = "the account's gap, quiet hours or an announcement first"
 LINK_SHOWN = 30              # characters of a link's address shown, as the networks cut them
 _HASHTAG = regex.compile(r"(?<![\w&/#])[#＃](\w*[\p{L}_]\w*)")
 
@@ -110,63 +105,11 @@ def composed(svc, form: dict) -> list[dict]:
 
 
 # -- the calendar ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Entry:
-    """One post on one account in the calendar (the fields of bot.calendar.CalendarEntry)."""
-    when: datetime
-    local: str
-    account: str
-    platform: str
-    kind: str
-    status: str
-    text: str
-    promo_id: int | None = None
-    delivery_id: int | None = None
-    episode_id: int | None = None
-    episode: str | None = None
-    moved_from: datetime | None = None
-    reason: str | None = None
-    url: str | None = None
-
-
 def calendar_entries(svc, start: datetime, end: datetime) -> list:
-    """Everything going out in [start, end), per account, at the time it really goes out."""
-    source = _from_queue  # bot.calendar on main: `from bot.calendar import calendar as source`
-    return source(svc, start, end)
-
-
-def _from_queue(svc, start: datetime, end: datetime) -> list[Entry]:
-    tz, q = svc.settings.tz, svc.queue
-    platforms = {a.name: a.platform for a in svc.settings.posting_accounts}
-    rows = svc.store.all_promos()
-    planned = q.plan(rows)
-    out: list[Entry] = []
-    for row in rows:
-        if row.next_at is None:
-            continue
-        names = row.accounts or list(platforms)
-        text = (row.text or "").strip().splitlines()[0] if (row.text or "").strip() else \
-            "an older episode (evergreen)"
-        status = "scheduled" if row.status == "active" else row.status
-        rule = q.rule(row)
-        for name in names:
-            first = planned.get(row.id, {}).get(name, row.next_at)
-            moved = row.next_at if first != row.next_at else None
-            times = [(first, moved)]
-            t = row.next_at
-            while rule is not None and len(times) < MAX_OCCURRENCES:
-                t = rule.next_after(t)
-                if t is None or t >= end:
-                    break
-                times.append((t, None))
-            for when, moved_from in times:
-                if start <= when < end:
-                    out.append(Entry(
-                        when, when.astimezone(tz).isoformat(timespec="seconds"), name,
-                        platforms.get(name, "?"), KINDS.get(row.kind, row.kind), status, text,
-                        promo_id=row.id, moved_from=moved_from,
-                        reason=SPACED if moved_from else None))
-    return sorted(out, key=lambda e: (e.when, e.account))
+    """Everything going out in [start, end), per account, at the time it really goes out
+    (bot.calendar: the dispatcher's own gap, quiet-hours and grace rules, replayed)."""
+    from bot.calendar import calendar
+    return calendar(svc, start, end)
 
 
 def window(view: str, day: date, tz) -> tuple[datetime, datetime, date, date]:
