@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-dev-shm-usage"]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+# README's screenshots: written there when CRIER_SCREENSHOTS=1 (so a test run leaves the
+# checkout clean); otherwise into a temporary folder, taken all the same.
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots" \
+    if os.environ.get("CRIER_SCREENSHOTS") else \
+    Path(tempfile.gettempdir()) / f"crier-screenshots-{os.getpid()}"
 
 
 def chromium_path() -> str:
