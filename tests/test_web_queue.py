@@ -255,25 +255,24 @@ def test_pages_need_a_session(web):
 
 
 def test_move_reschedules_a_one_off_post(web):
-    """The calendar's drag and drop: the post keeps its account, moves to the new time."""
+    """The calendar's drag and drop, as its script does it: the JSON API's PATCH with the
+    session cookie and the CSRF header. The post keeps its accounts, moves to the new time."""
     c, csrf = web.login("host")
     c.post("/shows/alpha/queue/new", data=_form(csrf, text="Moving day", at="2026-12-09 18:30"))
     pid = _promos(web)[0]["id"]
-    assert c.post(f"/shows/alpha/queue/{pid}/move", data={"at": "2026-12-11 18:30"}
-                  ).status_code == 403
-    r = c.post(f"/shows/alpha/queue/{pid}/move",
-               data={"csrf_token": csrf, "at": "2026-12-11 18:30", "view": "month"})
-    assert r.status_code == 303
-    assert r.headers["location"] == "/shows/alpha/calendar?view=month&date=2026-12-11"
+    url = f"/api/v1/shows/alpha/queue/{pid}"
+    assert c.patch(url, json={"at": "2026-12-11 18:30"}).status_code == 403
+    r = c.patch(url, json={"at": "2026-12-11 18:30"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200, r.text
     assert _promos(web)[0]["next_at"].replace(tzinfo=UTC) == datetime(2026, 12, 11, 17, 30,
                                                                       tzinfo=UTC)
-    month = c.get(r.headers["location"])
+    month = c.get("/shows/alpha/calendar?view=month&date=2026-12-11")
     assert "Moving day" in _day_cell(month.text, "2026-12-11")
     assert "Moving day" not in _day_cell(month.text, "2026-12-09")
     c.post("/shows/alpha/queue/new", data=_form(csrf, text="Weekly", every="fri 17:00"))
     weekly = _promos(web)[1]["id"]
-    r = c.post(f"/shows/alpha/queue/{weekly}/move", data={"csrf_token": csrf,
-                                                          "at": "2026-12-12 17:00"})
+    r = c.patch(f"/api/v1/shows/alpha/queue/{weekly}", json={"at": "2026-12-12 17:00"},
+                headers={"X-CSRF-Token": csrf})
     assert r.status_code == 422 and "this post repeats" in r.json()["detail"]
 
 

@@ -282,23 +282,6 @@ async def promo_image(request: Request, slug: str, promo_id: int,
     return FileResponse(path)
 
 
-@router.post("/shows/{slug}/queue/{promo_id:int}/move")
-async def move(request: Request, slug: str, promo_id: int, user: User = Depends(page_user)):
-    """Reschedule a one-off post to the form's `at` (the calendar's drag and drop; as
-    `crier queue edit ID --at WHEN`). 303 back to the calendar; 422 with the CLI's message."""
-    form = await request.form()
-    at = str(form.get("at") or "").strip()
-    if not at:
-        raise HTTPException(422, "give the new time (at)")
-    def go(svc):
-        svc.queue.edit(promo_id, at=at)
-        return svc.queue.get(promo_id).next_at.astimezone(svc.settings.tz).date()
-    day = await _with_service(request, slug, user, go)
-    view = "month" if form.get("view") == "month" else "week"
-    return RedirectResponse(f"{_root(request)}/shows/{slug}/calendar?view={view}&date={day}",
-                            status_code=303)
-
-
 @router.post("/shows/{slug}/queue/{promo_id:int}/{action}")
 async def queue_action(request: Request, slug: str, promo_id: int, action: str,
                        user: User = Depends(page_user)):

@@ -13,7 +13,7 @@ window.crier = {
       opts.body = JSON.stringify(body);
     }
     const res = await fetch(path, opts);
-    const data = res.headers.get("content-type", "").includes("json") ? await res.json() : null;
+    const data = (res.headers.get("content-type") || "").includes("json") ? await res.json() : null;
     return { ok: res.ok, status: res.status, data };
   },
 };

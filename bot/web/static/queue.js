@@ -1,7 +1,7 @@
 // crier's queue pages: the promo form's live preview (the server composes the post for every
 // account as `crier queue add --dry-run` does: POST …/queue/preview returns the cards as HTML)
 // and the calendar's drag and drop (a one-off post dropped on another day keeps its time:
-// POST …/queue/{id}/move, as `crier queue edit ID --at WHEN`). Without JavaScript the form
+// PATCH /api/v1/shows/{slug}/queue/{id} {at}, as `crier queue edit ID --at WHEN`). Without JavaScript the form
 // still posts and the calendar's Edit links still work.
 "use strict";
 (function () {
@@ -59,15 +59,16 @@
       const day = ev.target.closest("[data-date]");
       if (!dragged || !day) return;
       ev.preventDefault();
-      const body = new FormData();
-      body.append("csrf_token", window.crier.csrf());
-      body.append("at", day.dataset.date + " " + dragged.dataset.time);
-      body.append("view", grid.dataset.view || "week");
-      const url = grid.dataset.moveUrl.replace("ID", dragged.dataset.promo);
+      const at = day.dataset.date + " " + dragged.dataset.time;
+      const url = grid.dataset.apiUrl.replace("ID", dragged.dataset.promo);
       dragged = null;
-      const res = await fetch(url, { method: "POST", body, credentials: "same-origin" });
-      if (res.ok) { window.location.href = res.url; return; }
-      const data = await res.json().catch(() => ({}));
+      // the JSON API, as a script would: PATCH …/queue/{id} {at} (crier queue edit ID --at)
+      const res = await window.crier.api("PATCH", url, { at });
+      if (res.ok) {
+        window.location.href = grid.dataset.calendarUrl + encodeURIComponent(day.dataset.date);
+        return;
+      }
+      const data = res.data || {};
       const note = document.getElementById("cal-message");
       note.textContent = data.detail || ("Could not move it (" + res.status + ")");
     });
@@ -76,7 +77,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     const form = document.getElementById("promo-form");
     if (form) livePreview(form);
-    const grid = document.querySelector(".cal[data-move-url]");
+    const grid = document.querySelector(".cal[data-api-url]");
     if (grid) calendarDrag(grid);
   });
 })();
