@@ -67,6 +67,9 @@ def fetch(feed: Feed, session, deadline: float | None):
 
 
 POLL_TICK = 5  # seconds: how often the worker looks for due feeds (bot.worker)
+# How much sooner than the interval a feed is made due: a tick (a due feed waits up to one for
+# the poll job) and as much again for a busy drain. At most a twentieth of the interval.
+POLL_SLACK = 2 * POLL_TICK
 
 
 def next_poll_at(now: datetime, interval: int, max_age: int | None, rng,
@@ -75,15 +78,15 @@ def next_poll_at(now: datetime, interval: int, max_age: int | None, rng,
 
     The interval is a promise: two polls of a feed are at most `interval` apart, so an episode
     is seen within one. The next poll is drawn from the last tenth of the interval (jitter, so
-    feeds do not fall due together), less the worker's tick (a feed due at t is polled by about
-    t + POLL_TICK). It is counted from when this poll was due (`due`), not from when it ran, so
+    feeds do not fall due together), less POLL_SLACK (a feed due at t waits up to a tick for
+    the poll job, and a busy worker's drain as much again). It is counted from when this poll was due (`due`), not from when it ran, so
     a worker a few seconds behind does not stretch every cycle; but never sooner than 0.8 x the
     interval from now: a poll that ran late (a worker was down, a backlog) counts from now.
     Longer when the server's Cache-Control max-age asks (at most 4x the interval).
     """
     if max_age and max_age > interval:  # the server asks us to wait longer: honour it,
         interval = min(max_age, interval * 4)  # within reason
-    step = timedelta(seconds=interval * rng.uniform(0.9, 1.0) - min(POLL_TICK, interval / 20))
+    step = timedelta(seconds=interval * rng.uniform(0.9, 1.0) - min(POLL_SLACK, interval / 20))
     if due is not None and due <= now:
         at = due + step
         if at >= now + timedelta(seconds=interval * 0.8):
