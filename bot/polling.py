@@ -79,9 +79,10 @@ def next_poll_at(now: datetime, interval: int, max_age: int | None, rng,
     The interval is a promise: two polls of a feed are at most `interval` apart, so an episode
     is seen within one. The next poll is drawn from the last tenth of the interval (jitter, so
     feeds do not fall due together), less POLL_SLACK (a feed due at t waits up to a tick for
-    the poll job, and a busy worker's drain as much again). It is counted from when this poll was due (`due`), not from when it ran, so
-    a worker a few seconds behind does not stretch every cycle; but never sooner than 0.8 x the
-    interval from now: a poll that ran late (a worker was down, a backlog) counts from now.
+    the poll job, and a busy worker's drain as much again). It is counted from when this poll
+    was due (`due`), not from when it ran, so a worker a few seconds behind does not stretch
+    every cycle; but never sooner than 0.8 x the interval from now: a poll that ran late (a
+    worker was down, a backlog) counts from now.
     Longer when the server's Cache-Control max-age asks (at most 4x the interval).
     """
     if max_age and max_age > interval:  # the server asks us to wait longer: honour it,
