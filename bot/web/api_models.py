@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.status import iso
@@ -63,10 +64,22 @@ class AccountOut(BaseModel):
     configured: bool
 
 
+class Segment(BaseModel):
+    """A piece of a post's text as a network shows it: "text", "link" (`text` is the address
+    as shown, cut after LINK_SHOWN characters; `href` the whole), "mention" or "hashtag"."""
+    kind: str
+    text: str
+    href: str | None = None
+
+
 class PreviewOut(Open):
-    """A post composed for one account, as it would go out: counted length and limit."""
+    """A post composed for one account, as it would go out: counted length and limit.
+    `network` ("Mastodon"), `display_name` (the show's name) and `segments` (the text cut into
+    links, mentions and hashtags) are what a page needs to draw it as the network would."""
     account: str
     platform: str
+    network: str | None = None
+    display_name: str | None = None
     text: str
     length: int
     limit: int
@@ -82,6 +95,7 @@ class PreviewOut(Open):
     trimmed: list[str] | None = None
     episode: str | None = None
     reply_text: str | None = None
+    segments: list[Segment] = []
 
 
 class Previews(BaseModel):
@@ -234,10 +248,47 @@ class PreviewIn(Strict):
 
 # -- conversions ------------------------------------------------------------------------------
 _HASHTAG = re.compile(r"(?<![\w&/#])#(\w+)")
+_HASHTAG_SHOWN = regex.compile(r"(?<![\w&/#])[#＃](\w*[\p{L}_]\w*)")
+PLATFORM_NAMES = {"mastodon": "Mastodon", "x": "X", "bluesky": "Bluesky", "threads": "Threads"}
+LINK_SHOWN = 30              # characters of a link's address shown, as the networks cut them
 
 
-def preview_out(p, *, alt_limit: int | None = None) -> dict:
-    """A PromoPreview (bot.promos) or an announcement's Preview (bot.composer) as PREVIEW."""
+def segments(text: str) -> list[tuple[str, str, str | None]]:
+    """(kind, shown text, href) pieces of `text`: "text", "link", "mention", "hashtag"."""
+    from bot import textlen
+    spans = [(s, e, "link", url) for url, s, e in textlen.extract_urls(text)]
+    taken = [(s, e) for s, e, _, _ in spans]
+
+    def free(s: int, e: int) -> bool:
+        return all(e <= a or s >= b for a, b in taken)
+    for name, s, e in textlen.extract_mentions(text):
+        if free(s, e):
+            spans.append((s, e, "mention", name))
+            taken.append((s, e))
+    for m in _HASHTAG_SHOWN.finditer(text):
+        if free(m.start(), m.end()):
+            spans.append((m.start(), m.end(), "hashtag", m.group(1)))
+    out, at = [], 0
+    for s, e, kind, _ in sorted(spans):
+        if s > at:
+            out.append(("text", text[at:s], None))
+        piece = text[s:e]
+        if kind == "link":
+            href = piece if "://" in piece else "https://" + piece
+            shown = piece.split("://", 1)[-1]
+            shown = shown if len(shown) <= LINK_SHOWN else shown[:LINK_SHOWN] + "…"
+            out.append(("link", shown, href))
+        else:
+            out.append((kind, piece, None))
+        at = e
+    if at < len(text):
+        out.append(("text", text[at:], None))
+    return out
+
+
+def preview_out(p, *, alt_limit: int | None = None, display_name: str | None = None) -> dict:
+    """A PromoPreview (bot.promos) or an announcement's Preview (bot.composer) as PREVIEW
+    (`display_name`: the name the post appears under, the show's)."""
     from bot.textlen import extract_mentions
     media = getattr(p, "media", ())
     image = getattr(p, "image", None) or (media[0].source if media else None)
@@ -248,14 +299,17 @@ def preview_out(p, *, alt_limit: int | None = None) -> dict:
     alt_limit = getattr(p, "alt_limit", None) or (alt_limit if alt is not None else None)
     fits = p.fits if hasattr(p, "fits") else (
         p.length <= p.limit and (alt_length or 0) <= (alt_limit or alt_length or 0))
-    return {"account": p.account, "platform": p.platform, "text": p.text, "length": p.length,
+    return {"account": p.account, "platform": p.platform,
+            "network": PLATFORM_NAMES.get(p.platform, p.platform), "display_name": display_name,
+            "text": p.text, "length": p.length,
             "limit": p.limit, "fits": fits,
             "shortened": bool(getattr(p, "shortened", getattr(p, "truncated", False))),
             "link": p.link, "hashtags": _HASHTAG.findall(p.text),
             "mentions": ["@" + m for m, _, _ in extract_mentions(p.text)],
             "image": image, "alt": alt, "alt_length": alt_length, "alt_limit": alt_limit,
             "trimmed": list(p.trimmed) or None, "episode": getattr(p, "episode", None),
-            "reply_text": getattr(p, "reply_text", None)}
+            "reply_text": getattr(p, "reply_text", None),
+            "segments": [{"kind": k, "text": t, "href": h} for k, t, h in segments(p.text)]}
 
 
 def local(dt: datetime | None, tz: ZoneInfo) -> str | None:
