@@ -26,7 +26,9 @@ def card(p, display_name: str | None) -> dict:
     """A preview (bot.models.PromoPreview) as the JSON API's PREVIEW gives it (the live
     preview draws the same from /api/v1/shows/{slug}/preview), with how many over."""
     out = preview_out(p, display_name=display_name)
+    links = [s["href"] for s in out["segments"] if s["kind"] == "link"]
     return {**out, "over": max(0, p.length - p.limit),
+            "link": out["link"] or (links[0] if links else None),   # the episode's, or the text's
             "alt_over": bool(p.alt_length and p.alt_limit and p.alt_length > p.alt_limit)}
 
 

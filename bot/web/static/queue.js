@@ -153,7 +153,8 @@
     const fact = (term, value) => {
       if (value) facts.append(el("dt", null, term), el("dd", null, value));
     };
-    fact("Link", p.link);
+    const links = (p.segments || []).filter((s) => s.kind === "link").map((s) => s.href);
+    fact("Link", p.link || links[0]);   // the episode's link, or the text's first
     fact("Hashtags", (p.hashtags || []).map((t) => "#" + t).join(" "));
     fact("Mentions", (p.mentions || []).join(" "));
     fact("Episode", p.episode);
