@@ -1,8 +1,9 @@
 """The JSON API's shapes: pydantic models for every request body and answer (so
 /api/v1/openapi.json documents them), and the functions that turn what the application modules
-return (PromoPreview, Preview, Delivery, EpisodeRecord, CommunityPost, promo views) into them.
-Nothing here decides anything: it only names and converts. `scrub` keeps secrets (account
-tokens, notify URLs, passwords in URLs) out of every answer."""
+return (PromoPreview, Preview, Delivery, EpisodeRecord, CommunityPost, promo views) into them,
+with a post's text cut into the pieces a network shows (`segments`: links, mentions, hashtags;
+the live preview draws them). Nothing here decides anything: it only names and converts.
+`scrub` keeps secrets (account tokens, notify URLs, passwords in URLs) out of every answer."""
 
 from __future__ import annotations
 
