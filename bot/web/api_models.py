@@ -13,10 +13,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.status import iso
+from bot.web.segments import PLATFORM_NAMES, segments
 
 
 class Open(BaseModel):
@@ -249,44 +249,6 @@ class PreviewIn(Strict):
 
 # -- conversions ------------------------------------------------------------------------------
 _HASHTAG = re.compile(r"(?<![\w&/#])#(\w+)")
-_HASHTAG_SHOWN = regex.compile(r"(?<![\w&/#])[#＃](\w*[\p{L}_]\w*)")
-PLATFORM_NAMES = {"mastodon": "Mastodon", "x": "X", "bluesky": "Bluesky", "threads": "Threads"}
-LINK_SHOWN = 30              # characters of a link's address shown, as the networks cut them
-
-
-def segments(text: str) -> list[tuple[str, str, str | None]]:
-    """(kind, shown text, href) pieces of `text`: "text", "link", "mention", "hashtag"."""
-    from bot import textlen
-    spans = [(s, e, "link", url) for url, s, e in textlen.extract_urls(text)]
-    taken = [(s, e) for s, e, _, _ in spans]
-
-    def free(s: int, e: int) -> bool:
-        return all(e <= a or s >= b for a, b in taken)
-    for name, s, e in textlen.extract_mentions(text):
-        if free(s, e):
-            spans.append((s, e, "mention", name))
-            taken.append((s, e))
-    for m in _HASHTAG_SHOWN.finditer(text):
-        if free(m.start(), m.end()):
-            spans.append((m.start(), m.end(), "hashtag", m.group(1)))
-    out, at = [], 0
-    for s, e, kind, _ in sorted(spans):
-        if s > at:
-            out.append(("text", text[at:s], None))
-        piece = text[s:e]
-        if kind == "link":
-            href = piece if "://" in piece else "https://" + piece
-            shown = piece.split("://", 1)[-1]
-            shown = shown if len(shown) <= LINK_SHOWN else shown[:LINK_SHOWN] + "…"
-            out.append(("link", shown, href))
-        else:
-            out.append((kind, piece, None))
-        at = e
-    if at < len(text):
-        out.append(("text", text[at:], None))
-    return out
-
-
 def preview_out(p, *, alt_limit: int | None = None, display_name: str | None = None) -> dict:
     """A PromoPreview (bot.promos) or an announcement's Preview (bot.composer) as PREVIEW
     (`display_name`: the name the post appears under, the show's)."""
