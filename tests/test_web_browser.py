@@ -169,6 +169,28 @@ def _log_in_at(page, web, path):
     page.wait_for_url(web.url + path)
 
 
+def _watch(page) -> list:
+    """Every script error and console error (a CSP refusal is one) the page shows, with the
+    URL it names."""
+    problems = []
+    page.on("console", lambda m: problems.append((m.text, m.location.get("url") or ""))
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append((str(e), "")))
+    return problems
+
+
+def _api_calls(page) -> list:
+    """The JSON API calls the page makes: (method, path, body, CSRF header)."""
+    calls = []
+
+    def seen(req):
+        if "/api/v1/" in req.url:
+            calls.append((req.method, req.url.split("/api/v1", 1)[1], req.post_data_json,
+                          req.headers.get("x-csrf-token")))
+    page.on("request", seen)
+    return calls
+
+
 def _queue(page, web, text, *, at="", every=""):
     page.goto(web.url + "/shows/alpha/queue/new")
     page.get_by_label("Text", exact=True).fill(text)
@@ -183,10 +205,7 @@ def test_queue_a_promo_with_its_live_preview_then_calendar_edit_cancel(queue_web
 
     from tests.browser import SCREENSHOTS
     web = queue_web
-    problems = []
-    page.on("console", lambda m: problems.append((m.text, m.location.get("url") or ""))
-            if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append((str(e), "")))
+    problems = _watch(page)
     _log_in_at(page, web, "/shows/alpha/queue/new")
     mastodon = page.locator(".pv-mastodon [data-count]")
     x = page.locator(".pv-x [data-count]")
@@ -291,9 +310,11 @@ def test_the_preview_shows_the_image_with_its_alt_text(queue_web, page, tmp_path
     from PIL import Image
     from playwright.sync_api import expect
     web = queue_web
+    problems = _watch(page)
     Image.new("RGB", (60, 40), (200, 30, 90)).save(tmp_path / "cover.png")
     _log_in_at(page, web, "/shows/alpha/queue/new")
     expect(page.locator("#preview")).to_contain_text("Type the post's text")
+    calls = _api_calls(page)
     page.get_by_label("Text", exact=True).fill("New cover art!")
     page.get_by_label("Image", exact=True).set_input_files(str(tmp_path / "cover.png"))
     expect(page.locator(".pv-error")).to_contain_text("--alt is required with --image")
@@ -303,4 +324,64 @@ def test_the_preview_shows_the_image_with_its_alt_text(queue_web, page, tmp_path
     expect(img).to_have_attribute("src", re.compile("^data:image/png;base64,"))
     expect(page.locator(".pv-mastodon figcaption")).to_contain_text("A red card (10/1500)")
     expect(page.locator(".pv-x figcaption")).to_contain_text("(10/1000)")
+    expect(page.locator(".pv-error")).to_have_count(0)
     assert page.evaluate("document.querySelector('.pv-mastodon img').naturalWidth") == 60
+    # the image went to the API as a data: URL, with the session's CSRF header
+    method, path, body, csrf = calls[-1]
+    assert (method, path) == ("POST", "/shows/alpha/preview") and csrf
+    assert body["image"].startswith("data:image/png;base64,") and body["alt"] == "A red card"
+    # refused without JavaScript's help (a time in the past): the image is kept on the
+    # server, and the live preview fetches it to send along
+    page.get_by_label("At", exact=True).fill("2026-12-01 10:00")
+    page.get_by_role("button", name="Queue it").click()
+    expect(page.locator("#form-error")).to_contain_text("is in the past")
+    expect(page.locator(".pv-mastodon img")).to_have_attribute(
+        "src", re.compile("^data:image/png;base64,"))
+    assert page.evaluate("document.querySelector('.pv-mastodon img').naturalWidth") == 60
+    page.get_by_label("At", exact=True).fill("2026-12-09 18:30")
+    page.get_by_role("button", name="Queue it").click()
+    page.wait_for_url(web.url + "/shows/alpha/queue?did=queued&id=1")
+    page.goto(web.url + "/shows/alpha/queue/1/edit")          # a queued post's image
+    expect(page.locator(".pv-x img")).to_have_attribute("alt", "A red card")
+    expect(page.locator(".pv-x img")).to_have_attribute(
+        "src", re.compile("^data:image/png;base64,"))
+    expected = [p for p in problems if "422" in p[0] and (
+        p[1].endswith("/api/v1/shows/alpha/preview")      # alt still missing: the CLI's words
+        or p[1].endswith("/queue/new"))]                  # the refused post
+    assert expected and [p for p in problems if p not in expected
+                         and not p[1].endswith("/favicon.ico")] == []   # none: a 404
+
+
+def test_the_preview_draws_untrusted_text_as_text(queue_web, page):
+    """What the host types (and what the server sends back) is never parsed as HTML: markup
+    shows as the characters typed, no element or script comes of it."""
+    from playwright.sync_api import expect
+    web = queue_web
+    problems = _watch(page)
+    _log_in_at(page, web, "/shows/alpha/queue/new")
+    hostile = ('<img src=x onerror="window.pwned=1"><b>bold</b> '
+               '"><script>window.pwned=2</script> https://example.com/?q=<i>')
+    page.get_by_label("Text", exact=True).fill(hostile)
+    text = page.locator(".pv-mastodon .pv-text")
+    expect(text).to_contain_text('<img src=x onerror="window.pwned=1"><b>bold</b>')
+    assert text.locator("img, b, script, i").count() == 0
+    assert page.evaluate("window.pwned") is None
+    assert page.locator(".pv-mastodon .pv-link").get_attribute("href").startswith(
+        "https://example.com/")
+    page.get_by_label("Text", exact=True).fill("")
+    expect(page.locator("#preview")).to_contain_text("Type the post's text")
+    expect(page.locator(".pv-card")).to_have_count(0)
+    assert [p for p in problems if not p[1].endswith("/favicon.ico")] == []
+
+
+def test_an_evergreen_slot_previews_through_the_api(queue_web, page):
+    from playwright.sync_api import expect
+    web = queue_web
+    problems = _watch(page)
+    _log_in_at(page, web, "/shows/alpha/queue/new")
+    calls = _api_calls(page)
+    page.get_by_label("Evergreen").check()
+    expect(page.locator(".pv-error")).to_contain_text("an evergreen slot needs --every")
+    assert calls[-1][:2] == ("POST", "/shows/alpha/queue") and calls[-1][2]["dry"] is True
+    assert [p for p in problems if not p[1].endswith(("/api/v1/shows/alpha/queue",
+                                                      "/favicon.ico"))] == []

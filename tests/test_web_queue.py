@@ -2,11 +2,13 @@
 queues a promo through the form (CSRF required), sees it in the list and on the calendar at
 its local time (the show's time zone, moved by quiet hours as the dispatcher will), edits its
 text and time, pauses, resumes and cancels it; an over-the-limit text re-renders the form with
-each account's counts; the live preview fragment; a co-host may do all of it; another show's
-pages answer 404."""
+each account's counts (the page without JavaScript); the live preview's calls to the JSON
+API (POST /api/v1/shows/{slug}/preview, what the page draws from it); a co-host may do all of
+it; another show's pages answer 404."""
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import UTC, datetime
 
@@ -187,31 +189,70 @@ def test_bad_input_says_what_as_the_cli_does(web):
     assert c.get("/shows/alpha/queue/999/edit").status_code == 404
 
 
-def test_live_preview_fragment(web):
+def test_the_live_preview_is_the_json_api(web):
+    """The form's live preview (static/queue.js) calls the API a script would: POST
+    /api/v1/shows/{slug}/preview with the session's cookie and CSRF header. Its PREVIEWs carry
+    what the page draws: the network's name, the show's name, the text cut into links,
+    mentions and hashtags, and the counts, also over the limit (fits false)."""
     c, csrf = web.login("host")
-    r = c.post("/shows/alpha/queue/preview",
-               data=_form(csrf, text="Hello @ana@social.example #crier https://example.com/x"))
-    assert r.status_code == 200 and "<html" not in r.text
-    cards = re.findall(r'<article class="pv-card pv-(\w+)', r.text)
-    assert cards == ["mastodon", "x"]
-    assert 'class="pv-mention">@ana@social.example<' in r.text
-    assert 'class="pv-hashtag">#crier<' in r.text
-    assert 'href="https://example.com/x"' in r.text
-    m_len = re.search(r'data-count>(\d+)/500<', r.text).group(1)
-    x_len = re.search(r'data-count>(\d+)/280<', r.text).group(1)
-    assert int(m_len) == len("Hello @ana #crier ") + 23      # Mastodon: a mention's user
-    assert int(x_len) == len("Hello @ana@social.example #crier ") + 23
-    assert "over the limit" not in r.text
-    long = c.post("/shows/alpha/queue/preview", data=_form(csrf, text="x" * 300))
-    assert "20 over the limit on X" in long.text and "300/500" in long.text
-    assert "too long: x-alpha (x) 300/280 characters" in long.text
-    fit = c.post("/shows/alpha/queue/preview",
-                 data=_form(csrf, text="One sentence here. " * 20, fit="1"))
-    assert "shortened to fit: text:" in fit.text and "sentences dropped" in fit.text
-    empty = c.post("/shows/alpha/queue/preview", data=_form(csrf, text="  "))
-    assert "Type the post's text" in empty.text and "alert" not in empty.text
-    assert c.post("/shows/alpha/queue/preview", data={"text": "hi"}).status_code == 403
+    form = c.get("/shows/alpha/queue/new").text
+    assert 'data-api-preview="/api/v1/shows/alpha/preview"' in form
+    assert "/queue/preview" not in form and "Type the post's text" in form
+    url, h = "/api/v1/shows/alpha/preview", {"X-CSRF-Token": csrf}
+    text = "Hello @ana@social.example #crier https://example.com/x"
+    assert c.post(url, json={"text": text}).status_code == 403      # no CSRF header
+    assert web.client().post(url, json={"text": text}).status_code == 401
+    r = c.post(url, json={"text": text}, headers=h)
+    assert r.status_code == 200, r.text
+    m, x = r.json()["previews"]
+    assert (m["account"], m["network"], x["account"], x["network"]) == (
+        "m-alpha", "Mastodon", "x-alpha", "X")
+    assert m["display_name"] == x["display_name"] == "Show alpha"
+    assert m["segments"] == [
+        {"kind": "text", "text": "Hello ", "href": None},
+        {"kind": "mention", "text": "@ana@social.example", "href": None},
+        {"kind": "text", "text": " ", "href": None},
+        {"kind": "hashtag", "text": "#crier", "href": None},
+        {"kind": "text", "text": " ", "href": None},
+        {"kind": "link", "text": "example.com/x", "href": "https://example.com/x"}]
+    assert m["length"] == len("Hello @ana #crier ") + 23 and m["limit"] == 500
+    assert x["length"] == len("Hello @ana@social.example #crier ") + 23 and x["limit"] == 280
+    assert m["hashtags"] == ["crier"] and m["mentions"] == ["@ana@social.example"]
+    assert m["fits"] and x["fits"]
+    long = {p["account"]: p for p in c.post(url, json={"text": "x" * 300},
+                                            headers=h).json()["previews"]}
+    assert (long["x-alpha"]["length"], long["x-alpha"]["limit"]) == (300, 280)
+    assert not long["x-alpha"]["fits"] and long["m-alpha"]["fits"]
+    fit = c.post(url, json={"text": "One sentence here. " * 20, "fit": True}, headers=h)
+    fx = next(p for p in fit.json()["previews"] if p["account"] == "x-alpha")
+    assert fx["shortened"] and fx["fits"] and "sentences dropped" in " ".join(fx["trimmed"])
+    r = c.post(url, json={"text": "hi", "episode": "latest"}, headers=h)   # none polled yet
+    assert r.status_code == 422 and "no episode with GUID or id 'latest'" in r.json()["detail"]
+    r = c.post(url, json={"text": "hi", "accounts": ["x-alpha"]}, headers=h)
+    assert r.status_code == 200, r.text
+    [only] = r.json()["previews"]
+    assert only["account"] == "x-alpha" and only["text"] == "hi"
     assert _promos(web) == []
+    # a long link is shown cut as the networks cut it; the href keeps all of it
+    long_url = "https://example.com/" + "very-long-path/" * 4
+    [seg] = [s for s in c.post(url, json={"text": long_url, "accounts": ["m-alpha"]},
+                               headers=h).json()["previews"][0]["segments"]
+             if s["kind"] == "link"]
+    assert seg["href"] == long_url and seg["text"] == long_url[8:38] + "…"
+
+
+def test_the_page_only_preview_route_is_gone(web):
+    c, csrf = web.login("host")
+    r = c.post("/shows/alpha/queue/preview", data=_form(csrf, text="hi"))
+    assert r.status_code in (404, 405) and _promos(web) == []
+
+
+def test_the_preview_fields_are_in_the_openapi_schema(web):
+    c, _ = web.login("host")
+    schemas = c.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    fields = schemas["PreviewOut"]["properties"]
+    assert {"network", "display_name", "segments"} <= set(fields)
+    assert set(schemas["Segment"]["properties"]) == {"kind", "text", "href"}
 
 
 def test_cohost_may_queue_and_steer(web):
@@ -251,7 +292,7 @@ def test_pages_need_a_session(web):
     for path in ("/shows/alpha/queue", "/shows/alpha/calendar", "/shows/alpha/queue/new"):
         r = c.get(path)
         assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
-    assert c.post("/shows/alpha/queue/preview", data={"text": "x"}).status_code == 303
+    assert c.post("/api/v1/shows/alpha/preview", json={"text": "x"}).status_code == 401
 
 
 def test_move_reschedules_a_one_off_post(web):
@@ -291,13 +332,22 @@ def test_an_image_with_its_alt_text(web, tmp_path):
                data=_form(csrf, text="With a picture", at="2026-12-09 18:30"))
     assert r.status_code == 422 and "--alt is required with --image" in r.text
     assert re.search(r'name="image_name" value="[0-9a-f]{64}\.png"', r.text)
-    r = c.post("/shows/alpha/queue/preview", files=files,
-               data=_form(csrf, text="With a picture", alt="A red card"))
-    assert 'alt="A red card"' in r.text and "(10/1500)" in r.text
-    r = c.post("/shows/alpha/queue/preview", data=_form(csrf, text="With a picture",
-                                                        alt="A red card",
-                                                        image_name="../../../etc/passwd"))
-    assert "pv-media" not in r.text        # a name under uploads/, never a path
+    name = re.search(r'name="image_name" value="([0-9a-f]{64}\.png)"', r.text).group(1)
+    # the live preview fetches the kept upload and sends it to the API as a data: URL
+    assert f'data-image-url="/shows/alpha/queue/upload/{name}"' in r.text
+    kept = c.get(f"/shows/alpha/queue/upload/{name}")
+    assert kept.status_code == 200 and kept.content == png
+    for bad in ("..%2F..%2Fcrier.toml", "a" * 64 + ".png", "crier.db"):
+        assert c.get(f"/shows/alpha/queue/upload/{bad}").status_code == 404, bad
+    assert c.get(f"/shows/beta/queue/upload/{name}").status_code == 404   # not beta's host
+    data_url = "data:image/png;base64," + base64.b64encode(png).decode()
+    r = c.post("/api/v1/shows/alpha/preview", headers={"X-CSRF-Token": csrf},
+               json={"text": "With a picture", "image": data_url, "alt": "A red card"})
+    m = r.json()["previews"][0]
+    assert (m["alt"], m["alt_length"], m["alt_limit"]) == ("A red card", 10, 1500) and m["image"]
+    r = c.post("/api/v1/shows/alpha/preview", headers={"X-CSRF-Token": csrf},
+               json={"text": "With a picture", "image": data_url})
+    assert r.status_code == 422 and "--alt is required with --image" in r.json()["detail"]
     r = c.post("/shows/alpha/queue/new", files=files,
                data=_form(csrf, text="With a picture", at="2026-12-09 18:30", alt="A red card"))
     assert r.status_code == 303, r.text

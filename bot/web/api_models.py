@@ -1,8 +1,9 @@
 """The JSON API's shapes: pydantic models for every request body and answer (so
 /api/v1/openapi.json documents them), and the functions that turn what the application modules
-return (PromoPreview, Preview, Delivery, EpisodeRecord, CommunityPost, promo views) into them.
-Nothing here decides anything: it only names and converts. `scrub` keeps secrets (account
-tokens, notify URLs, passwords in URLs) out of every answer."""
+return (PromoPreview, Preview, Delivery, EpisodeRecord, CommunityPost, promo views) into them,
+with a post's text cut into the pieces a network shows (`segments`: links, mentions, hashtags;
+the live preview draws them). Nothing here decides anything: it only names and converts.
+`scrub` keeps secrets (account tokens, notify URLs, passwords in URLs) out of every answer."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.status import iso
+from bot.web.segments import PLATFORM_NAMES, segments
 
 
 class Open(BaseModel):
@@ -63,10 +65,22 @@ class AccountOut(BaseModel):
     configured: bool
 
 
+class Segment(BaseModel):
+    """A piece of a post's text as a network shows it: "text", "link" (`text` is the address
+    as shown, cut after LINK_SHOWN characters; `href` the whole), "mention" or "hashtag"."""
+    kind: str
+    text: str
+    href: str | None = None
+
+
 class PreviewOut(Open):
-    """A post composed for one account, as it would go out: counted length and limit."""
+    """A post composed for one account, as it would go out: counted length and limit.
+    `network` ("Mastodon"), `display_name` (the show's name) and `segments` (the text cut into
+    links, mentions and hashtags) are what a page needs to draw it as the network would."""
     account: str
     platform: str
+    network: str | None = None
+    display_name: str | None = None
     text: str
     length: int
     limit: int
@@ -82,6 +96,7 @@ class PreviewOut(Open):
     trimmed: list[str] | None = None
     episode: str | None = None
     reply_text: str | None = None
+    segments: list[Segment] = []
 
 
 class Previews(BaseModel):
@@ -234,10 +249,9 @@ class PreviewIn(Strict):
 
 # -- conversions ------------------------------------------------------------------------------
 _HASHTAG = re.compile(r"(?<![\w&/#])#(\w+)")
-
-
-def preview_out(p, *, alt_limit: int | None = None) -> dict:
-    """A PromoPreview (bot.promos) or an announcement's Preview (bot.composer) as PREVIEW."""
+def preview_out(p, *, alt_limit: int | None = None, display_name: str | None = None) -> dict:
+    """A PromoPreview (bot.promos) or an announcement's Preview (bot.composer) as PREVIEW
+    (`display_name`: the name the post appears under, the show's)."""
     from bot.textlen import extract_mentions
     media = getattr(p, "media", ())
     image = getattr(p, "image", None) or (media[0].source if media else None)
@@ -248,14 +262,17 @@ def preview_out(p, *, alt_limit: int | None = None) -> dict:
     alt_limit = getattr(p, "alt_limit", None) or (alt_limit if alt is not None else None)
     fits = p.fits if hasattr(p, "fits") else (
         p.length <= p.limit and (alt_length or 0) <= (alt_limit or alt_length or 0))
-    return {"account": p.account, "platform": p.platform, "text": p.text, "length": p.length,
+    return {"account": p.account, "platform": p.platform,
+            "network": PLATFORM_NAMES.get(p.platform, p.platform), "display_name": display_name,
+            "text": p.text, "length": p.length,
             "limit": p.limit, "fits": fits,
             "shortened": bool(getattr(p, "shortened", getattr(p, "truncated", False))),
             "link": p.link, "hashtags": _HASHTAG.findall(p.text),
             "mentions": ["@" + m for m, _, _ in extract_mentions(p.text)],
             "image": image, "alt": alt, "alt_length": alt_length, "alt_limit": alt_limit,
             "trimmed": list(p.trimmed) or None, "episode": getattr(p, "episode", None),
-            "reply_text": getattr(p, "reply_text", None)}
+            "reply_text": getattr(p, "reply_text", None),
+            "segments": [{"kind": k, "text": t, "href": h} for k, t, h in segments(p.text)]}
 
 
 def local(dt: datetime | None, tz: ZoneInfo) -> str | None:

@@ -81,12 +81,13 @@ def save_image(data_url: str | None, media_dir: str) -> str | None:
     return str(path)
 
 
-def _previews(previews) -> list[dict]:
-    return [preview_out(p) for p in previews]
+def _previews(previews, settings) -> list[dict]:
+    """PREVIEWs, each under the show's name (the name its posts appear under)."""
+    return [preview_out(p, display_name=settings.show) for p in previews]
 
 
 def _too_long(request: Request, e: TooLongError, settings) -> JSONResponse:
-    body = {"detail": str(e), "previews": _previews(e.previews)}
+    body = {"detail": str(e), "previews": _previews(e.previews, settings)}
     return JSONResponse(clean(request, body, settings), status_code=422)
 
 
@@ -143,7 +144,7 @@ def add_queued(request: Request, response: Response, slug: str, body: QueueAdd,
         if pid is None:
             response.status_code = 200
         return clean(request, {"id": pid, "queued": pid is not None, "promo": view,
-                               "previews": _previews(previews)}, svc.settings)
+                               "previews": _previews(previews, svc.settings)}, svc.settings)
 
 
 @router.patch(SHOW + "/queue/{promo_id}", response_model=PromoEdited, responses=TOO_LONG)
@@ -162,7 +163,8 @@ def edit_queued(request: Request, slug: str, promo_id: int, body: QueueEdit,
                 accounts=body.accounts, image=image, alt=body.alt, fit=body.fit)
         except TooLongError as e:
             return _too_long(request, e, svc.settings)
-        return clean(request, {**view, "previews": _previews(previews)}, svc.settings)
+        return clean(request, {**view, "previews": _previews(previews, svc.settings)},
+                     svc.settings)
 
 
 def _set_status(request: Request, slug: str, promo_id: int, user: User, action: str) -> dict:
@@ -210,7 +212,7 @@ def preview(request: Request, slug: str, body: PreviewIn,
                                                fit=body.fit, dry=True)
             except TooLongError as e:
                 previews = e.previews
-            out = _previews(previews)
+            out = _previews(previews, svc.settings)
         else:
             out = _announcement(svc, _ref(body.episode) or "latest", body.accounts)
         return clean(request, {"previews": out}, svc.settings)
@@ -223,5 +225,6 @@ def _announcement(svc, ref: str, names: list[str] | None) -> list[dict]:
     previews = svc.preview(episode_from_data(row.data),
                            boilerplate=row.data.get("boilerplate") or (),
                            show_image=row.data.get("show_image"))
-    return [dict(preview_out(p, alt_limit=svc.rules_for(wanted[p.account]).alt_text_limit),
+    return [dict(preview_out(p, alt_limit=svc.rules_for(wanted[p.account]).alt_text_limit,
+                             display_name=svc.settings.show),
                  episode=row.title) for p in previews if p.account in wanted]

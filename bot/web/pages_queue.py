@@ -3,8 +3,10 @@ resume), the promo form (new and edit) with a live preview per network, and the 
 (week and month). Forms post here with the hidden csrf_token field and call what `crier queue
 add/edit/cancel/pause/resume` call (bot.promos via `svc.queue`); an error re-renders the form
 with the CLI's message and the posts' counts, so everything works without JavaScript. The live
-preview is `POST /shows/{slug}/queue/preview`: an HTML fragment of the same dry run that
-`crier queue add --dry-run` makes (bot/web/static/queue.js asks for it as the host types)."""
+preview is drawn by bot/web/static/queue.js from the JSON API a script would call (`POST
+/api/v1/shows/{slug}/preview`, the dry run of `crier queue add --dry-run`) as the host types;
+the form's image already on the server (a queued post's, or one uploaded with a refused form)
+is served here for it to send along."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from starlette.datastructures import UploadFile
 from bot import errors
 from bot.users import User
 from bot.web import queue_view
+from bot.web.api_models import PLATFORM_NAMES
 from bot.web.auth import page_user
 from bot.web.render import render
 
@@ -111,7 +114,7 @@ def _form_context(svc, values: dict, *, promo=None) -> dict:
     checked = values.get("accounts") or [a.name for a in settings.posting_accounts]
     return {"show": settings, "tz": settings.timezone, "values": values, "promo": promo,
             "accounts": [{"name": a.name, "platform": a.platform,
-                          "network": queue_view.PLATFORM_NAMES.get(a.platform, a.platform),
+                          "network": PLATFORM_NAMES.get(a.platform, a.platform),
                           "checked": a.name in checked} for a in settings.posting_accounts],
             "episodes": [{"guid": e.get("guid"), "title": e.get("title")} for e in episodes],
             "now_local": svc.clock().astimezone(settings.tz).strftime(WHEN_FORMAT)}
@@ -246,25 +249,18 @@ async def edit(request: Request, slug: str, promo_id: int, user: User = Depends(
                             status_code=303)
 
 
-@router.post("/shows/{slug}/queue/preview", response_class=HTMLResponse)
-async def preview(request: Request, slug: str, user: User = Depends(page_user)):
-    """The live preview: the form's post composed per account (a dry run), as HTML."""
-    values, upload = await _read_form(request)
-    try:
-        image, upload_error = await _image_bytes(upload), None
-    except errors.CrierError as e:
-        image, upload_error = None, str(e)
-
-    def go(svc):
-        path = _store_image(svc, image, values.get("image_name", ""))
-        args = _add_args(values, path)
-        if not args["text"].strip() and not args["evergreen"]:
-            return upload_error, [], svc.settings       # nothing typed yet: no complaint
-        message, cards = queue_view.previews(svc, args)
-        return upload_error or message, cards, svc.settings
-    message, cards, settings = await _with_service(request, slug, user, go)
-    return render(request, "queue_preview.html", slug=slug, preview_error=message, cards=cards,
-                  show=settings)
+@router.get("/shows/{slug}/queue/upload/{name}")
+async def upload_image(request: Request, slug: str, name: str,
+                       user: User = Depends(page_user)):
+    """An image uploaded with a form that was refused (its `image_name`: a name under
+    uploads/, never a path), for the live preview to show and send along."""
+    def find(svc):
+        path = _uploads(svc) / name
+        return path if _UPLOAD_NAME.fullmatch(name) and path.is_file() else None
+    path = await _with_service(request, slug, user, find)
+    if path is None:
+        raise HTTPException(404, "no image")
+    return FileResponse(path)
 
 
 @router.get("/shows/{slug}/queue/{promo_id:int}/image")

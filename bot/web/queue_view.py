@@ -1,7 +1,7 @@
 """What the queue pages show, computed from the application's answers (bot.promos, and the
-calendar's entries): a post's text cut into the pieces a network renders (links, mentions,
-hashtags), the form's previews (the same `PromoQueue.add(..., dry=True)` the CLI's
-`--dry-run` runs), and the calendar's week and month grids. No rule of crier's lives here.
+calendar's entries): the refused form's posts per account (as the JSON API's PREVIEW, which
+the live preview in bot/web/static/queue.js draws from `POST /api/v1/shows/{slug}/preview`),
+and the calendar's week and month grids. No rule of crier's lives here.
 
 The calendar reads its entries through one function, `calendar_entries(svc, start, end)`:
 bot.calendar's `CalendarEntry`s (`when` in UTC, `account`, `platform`, `kind`, `status`,
@@ -13,84 +13,29 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, time, timedelta
 
-import regex
-
-from bot import errors, textlen
+from bot import errors
 from bot.models import Promo
 from bot.schedule import localize
+from bot.web.api_models import preview_out
 
 log = logging.getLogger(__name__)
 
-PLATFORM_NAMES = {"mastodon": "Mastodon", "x": "X", "bluesky": "Bluesky", "threads": "Threads"}
-LINK_SHOWN = 30              # characters of a link's address shown, as the networks cut them
-_HASHTAG = regex.compile(r"(?<![\w&/#])[#＃](\w*[\p{L}_]\w*)")
 
-
-# -- a post as a network shows it ----------------------------------------------------------
-def segments(text: str) -> list[tuple[str, str, str | None]]:
-    """(kind, shown text, href) pieces of `text`: "text", "link", "mention", "hashtag"."""
-    spans = [(s, e, "link", url) for url, s, e in textlen.extract_urls(text)]
-    taken = [(s, e) for s, e, _, _ in spans]
-
-    def free(s: int, e: int) -> bool:
-        return all(e <= a or s >= b for a, b in taken)
-    for name, s, e in textlen.extract_mentions(text):
-        if free(s, e):
-            spans.append((s, e, "mention", name))
-            taken.append((s, e))
-    for m in _HASHTAG.finditer(text):
-        if free(m.start(), m.end()):
-            spans.append((m.start(), m.end(), "hashtag", m.group(1)))
-    out, at = [], 0
-    for s, e, kind, _ in sorted(spans):
-        if s > at:
-            out.append(("text", text[at:s], None))
-        piece = text[s:e]
-        if kind == "link":
-            href = piece if "://" in piece else "https://" + piece
-            shown = piece.split("://", 1)[-1]
-            shown = shown if len(shown) <= LINK_SHOWN else shown[:LINK_SHOWN] + "…"
-            out.append(("link", shown, href))
-        else:
-            out.append((kind, piece, None))
-        at = e
-    if at < len(text):
-        out.append(("text", text[at:], None))
-    return out
-
-
-def card(p) -> dict:
-    """A preview (bot.models.PromoPreview) as the page's card shows it."""
-    segs = segments(p.text)
-    links = [h for k, _, h in segs if k == "link"]
-    return {
-        "account": p.account, "platform": p.platform,
-        "network": PLATFORM_NAMES.get(p.platform, p.platform), "text": p.text,
-        "segments": segs, "length": p.length, "limit": p.limit,
-        "over": p.length - p.limit if p.length > p.limit else 0, "fits": p.fits,
-        "shortened": p.shortened, "trimmed": list(getattr(p, "trimmed", ()) or ()),
-        "link": getattr(p, "link", None) or (links[0] if links else None),
-        "hashtags": [t for k, t, _ in segs if k == "hashtag"],
-        "mentions": [t for k, t, _ in segs if k == "mention"],
-        "image": p.image, "alt": p.alt, "alt_length": p.alt_length, "alt_limit": p.alt_limit,
-        "alt_over": bool(p.alt_length and p.alt_limit and p.alt_length > p.alt_limit),
-        "episode": p.episode,
-    }
-
-
-def previews(svc, form: dict) -> tuple[str | None, list[dict]]:
-    """The form's posts composed for every account as `crier queue add --dry-run` composes
-    them (`form`: add's arguments), and the CLI's message when the post cannot be queued."""
-    try:
-        _, _, shown = svc.queue.add(dry=True, **form)
-        return None, [card(p) for p in shown]
-    except errors.CrierError as e:
-        return str(e), composed(svc, form)
+# -- the form's posts when it is refused (the page without JavaScript) ----------------------
+def card(p, display_name: str | None) -> dict:
+    """A preview (bot.models.PromoPreview) as the JSON API's PREVIEW gives it (the live
+    preview draws the same from /api/v1/shows/{slug}/preview), with how many over."""
+    out = preview_out(p, display_name=display_name)
+    links = [s["href"] for s in out["segments"] if s["kind"] == "link"]
+    return {**out, "over": max(0, p.length - p.limit),
+            "link": out["link"] or (links[0] if links else None),   # the episode's, or the text's
+            "alt_over": bool(p.alt_length and p.alt_limit and p.alt_length > p.alt_limit)}
 
 
 def composed(svc, form: dict) -> list[dict]:
     """The posts composed where the text allows it though the post cannot be queued (too
-    long, a time in the past, ...): the host sees the numbers next to the message."""
+    long, a time in the past, ...): the form, posted without JavaScript and refused, shows
+    the numbers next to the CLI's message."""
     q = svc.queue
     text = form.get("text") or ""
     if form.get("evergreen") or not text.strip():
@@ -101,7 +46,7 @@ def composed(svc, form: dict) -> list[dict]:
         shown = q.preview(promo, q.accounts(form.get("accounts")), q.episode(form.get("episode")))
     except errors.CrierError:
         return []
-    return [card(p) for p in shown]
+    return [card(p, svc.settings.show) for p in shown]
 
 
 # -- the calendar ----------------------------------------------------------------------------
