@@ -3,7 +3,9 @@
 One row per sent delivery (announcements, promos, boosts of the official posts, community
 boosts) and one per link reply an X post carried (`link_policy = "reply"`), each with its time,
 account, kind, what it was about (the episode, the queued post, the boosted post) and its URL.
-Dry runs, failures and withdrawn posts are not history: `crier status` shows those.
+A post the host removed since (`crier remove`) stays, with `status` "removed" and its
+`removed_at`. Dry runs, failures and withdrawn posts are not history: `crier status` shows
+those.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def history(store: Store, *, since: datetime | None = None, account: str | None 
         row = {"delivery": d.id, "sent_at": d.sent_at.isoformat(timespec="seconds")
                if d.sent_at else None, "account": d.account, "platform": d.platform,
                "kind": d.kind, "episode": title(d.episode_id), "promo": d.promo_id,
-               "boost_of": boosted, "url": d.remote_url, "remote_id": d.remote_id}
+               "boost_of": boosted, "url": d.remote_url, "remote_id": d.remote_id,
+               "status": d.status, "removed_at": (payload.get("removed") or {}).get("at")}
         if payload.get("reply_url"):
             out.append({**row, "kind": "reply", "url": payload["reply_url"],
                         "remote_id": payload.get("reply_id"), "reply_to": d.remote_url})

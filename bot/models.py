@@ -260,6 +260,7 @@ class DeliveryStatus(enum.StrEnum):
     DRY_RUN = "dry_run"    # recorded, not sent: no credentials or --dry-run
     CANCELLED = "cancelled"  # withdrawn before sending (a queued post cancelled or edited)
     SKIPPED = "skipped"    # the platform does not allow it for this account (the reason kept)
+    REMOVED = "removed"    # went out, then taken down by the host (`crier remove`); final
 
 
 class EpisodeStatus(enum.StrEnum):

@@ -4,7 +4,7 @@
 `crier queue show` and `crier history` all call it, so they cannot disagree. `retry` is
 `crier retry ID...`: a failed, skipped or held delivery is queued again, a pending one
 waiting out a backoff (a refused token the host has since fixed, a transient error) is
-pushed to now; anything else (sent, sending, withdrawn, a dry run, one waiting for its time
+pushed to now; anything else (sent, removed, sending, withdrawn, a dry run, one waiting for its time
 that has not failed, an unknown id) is an error naming the id and its state, and nothing is
 changed.
 """
@@ -31,6 +31,7 @@ WHY_NOT = {
     S.SENDING.value: "it is being sent right now",
     S.CANCELLED.value: "it was withdrawn (its queued post was cancelled or paused)",
     S.DRY_RUN.value: "it was recorded by a dry run; queue the post again to send it",
+    S.REMOVED.value: "its post was removed by the host; it is never sent again",
 }
 
 
@@ -38,7 +39,7 @@ WHY_NOT = {
 class Shown:
     """A delivery's state as the host reads it: a word, and what it means for this one."""
     state: str      # sent | dry run | sending | due | waiting | retrying | held | failed |
-    #                 skipped | withdrawn
+    #                 skipped | withdrawn | removed
     detail: str     # the URL, the error, when it goes out next
 
 
@@ -54,6 +55,12 @@ def shown_state(d: Delivery, now: datetime) -> Shown:
         return Shown("sent", f"{url}; {error}" if error else url)
     if status == S.DRY_RUN.value:
         return Shown("dry run", "recorded, not sent")
+    if status == S.REMOVED.value:   # bot.removal
+        removed = (d.payload or {}).get("removed") or {}
+        by = f" by {removed['by']}" if removed.get("by") else ""
+        note = f" ({removed['note']})" if removed.get("note") else ""
+        return Shown("removed", f"taken down at {removed.get('at') or '-'}{by}{note}; was "
+                                f"{d.remote_url or d.remote_id or '-'}")
     if status == S.SENDING.value:
         return Shown("sending", f"since {_t(d.claimed_at)}")
     if status == S.CANCELLED.value:

@@ -30,7 +30,8 @@ def status(svc: Service) -> dict:
         [DeliveryStatus.FAILED.value, DeliveryStatus.SKIPPED.value]), limit=50,
         newest_first=True)
     recent = svc.store.deliveries_where(deliveries.c.status.in_(
-        [DeliveryStatus.SENT.value, DeliveryStatus.DRY_RUN.value]), limit=10,
+        [DeliveryStatus.SENT.value, DeliveryStatus.DRY_RUN.value,
+         DeliveryStatus.REMOVED.value]), limit=10,
         newest_first=True)
     titles = {}
 

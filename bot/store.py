@@ -719,8 +719,9 @@ class Store:
     def sent_deliveries(self, *, since: datetime | None = None, account: str | None = None,
                         limit: int | None = None,
                         show_id: int | None = None) -> list[Delivery]:
-        """Deliveries that went out (status sent), newest first."""
-        q = self._delivery_query().where(deliveries.c.status == DeliveryStatus.SENT.value)
+        """Deliveries that went out (status sent, or removed since), newest first."""
+        q = self._delivery_query().where(deliveries.c.status.in_(
+            (DeliveryStatus.SENT.value, DeliveryStatus.REMOVED.value)))
         if show_id is not None:
             q = q.where(deliveries.c.show_id == show_id)
         if since is not None:

@@ -49,7 +49,7 @@ def test_adapters_do_not_import_each_other():
 APPLICATION = {"service", "polling", "composer", "dispatch", "promos", "listeners", "status",
                "calendar",
                "shows", "showscope", "fleet", "publishers", "locks", "outbox", "alerts", "checks",
-               "history", "held", "catalog",
+               "history", "held", "catalog", "removal",
                "artwork", "users", "connect"}
 # cli: the package bot/cli/ (one file a concern); web: the package bot/web/ (the control room)
 ENTRY_POINTS = {"cli", "worker", "__main__", "web"}

@@ -7,7 +7,7 @@ live by concern in the modules next to it, and are added to the group below:
 - `context`: the object every command is handed (config, --show, a Service or the Fleet);
 - `run`: `crier run` (the worker, or `--once`);
 - `inspect`: `preview`, `status`, `history`, `check` (they report, send nothing);
-- `episodes`: `release`, `retry`, `share`, `socialinteract` (one episode or delivery);
+- `episodes`: `release`, `retry`, `remove`, `share`, `socialinteract` (one episode or delivery);
 - `queue`, `community`, `notify`, `shows`: the command groups of those names;
 - `web`: `crier web` (the control room) and the `users` and `tokens` groups;
 - `secrets`: `secret-key` (a new CRIER_SECRET_KEY for connected accounts).
@@ -27,7 +27,7 @@ import click
 from bot import __version__
 from bot.cli.community import community
 from bot.cli.context import Context
-from bot.cli.episodes import release, retry, share, social_interact
+from bot.cli.episodes import release, remove, retry, share, social_interact
 from bot.cli.inspect import check, history, preview, status
 from bot.cli.notify import notify
 from bot.cli.queue import queue
@@ -72,7 +72,7 @@ def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool) -> N
     ctx.obj = Context(config, verbose, quiet)
 
 
-for _command in (run, preview, status, release, retry, history, check, queue, share,
+for _command in (run, preview, status, release, retry, remove, history, check, queue, share,
                  social_interact, community, notify, shows, web, users, tokens,
                  secret_key):
     main.add_command(_command)

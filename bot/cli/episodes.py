@@ -1,5 +1,5 @@
 """Acting on one episode or delivery: `crier release` (episodes held by the flood guard),
-`crier retry` (deliveries), `crier share` (a share kit for listeners) and
+`crier retry` and `crier remove` (deliveries), `crier share` (a share kit for listeners) and
 `crier socialinteract` (the feed tags pointing at the announcements)."""
 
 from __future__ import annotations
@@ -53,6 +53,25 @@ def retry(obj: Context, delivery_ids: tuple[int, ...]) -> None:
     for r in done:
         click.echo(f"delivery {r['id']} ({r['account']}, was {r['was']}): {r['action']}"
                    + (" — it goes out on the next dispatch" if r["changed"] else ""))
+
+
+@click.command()
+@click.argument("delivery_id", type=int)
+@show_option
+@click.pass_obj
+def remove(obj: Context, delivery_id: int) -> None:
+    """Take down a post that went out (a sent delivery, see `crier status` / `crier history`):
+    it is deleted on its network and recorded as removed, never sent again."""
+    from bot.removal import remove as remove_post
+    with obj.service() as svc:
+        r = remove_post(svc, delivery_id, by="cli")
+    said = {"removed": "removed", "already removed": "was already removed meanwhile"}
+    click.echo(f"delivery {r['id']} ({r['account']}, {r['url'] or 'no URL'}): "
+               + said.get(r["action"], r["action"])
+               + (f"; {r['boosts_removed']} boost(s) of it went with it"
+                  if r["boosts_removed"] else "")
+               + (f"; {r['boosts_withdrawn']} boost(s) of it withdrawn"
+                  if r["boosts_withdrawn"] else ""))
 
 
 # -- spreading an episode ---------------------------------------------------------------------

@@ -203,7 +203,8 @@ def history(obj: Context, since: str | None, account: str | None, as_json: bool)
         if r["kind"] == "reply":
             about = f"link reply to {r['reply_to']}"
         click.echo(f"{r['sent_at']}  {r['account']} ({r['platform']})  {r['kind']}"
-                   + (f"  {about}" if about else "") + f"\n    {r['url'] or r['remote_id']}")
+                   + (f"  {about}" if about else "") + f"\n    {r['url'] or r['remote_id']}"
+                   + (f"  (removed at {r['removed_at']})" if r.get("removed_at") else ""))
 
 
 # -- check --------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 A publisher knows its network's `Rules` (how to count, the limit), how to `publish` a `Post`
 with an idempotency key that is the same on every retry of one delivery, how to look for a post
 it may already have made (`find_existing`, used after an ambiguous failure), and how to check
-its credentials (`verify`). It translates its library's exceptions into `bot.errors` at this
+its credentials (`verify`) and how to take a post it made down again (`delete`, for
+`crier remove`: a post that is already gone counts as deleted, so removing is safe to repeat).
+It translates its library's exceptions into `bot.errors` at this
 boundary: TransientError / AmbiguousError, RateLimitedError, AuthError, RejectedError /
 DuplicateError. It never retries on its own; `service.py` decides.
 """
@@ -33,6 +35,12 @@ class Publisher(Protocol):
 
     def verify(self) -> str:
         """Check the credentials; return the account's handle. Raises AuthError."""
+
+    def delete(self, remote_id: str) -> None:
+        """Delete this account's post `remote_id` (a `Published.remote_id`). Returns when it
+        is gone, also when it already was (the network answers 404). Raises a
+        `bot.errors.PublishError` subclass otherwise, as `publish` does (never Ambiguous:
+        deleting twice is harmless)."""
 
 
 # These libraries log request signing details (the OAuth consumer key and access token, the

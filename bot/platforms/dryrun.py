@@ -40,6 +40,7 @@ class DryRunPublisher:
         self.account, self.platform, self.reason = account, platform, reason
         self._rules = dry_run_rules(platform, max_characters)
         self.published: list[tuple[Post, str]] = []
+        self.deleted: list[str] = []   # the remote ids `delete` was asked for (recorded only)
 
     def rules(self) -> Rules:
         return self._rules
@@ -50,6 +51,10 @@ class DryRunPublisher:
 
     def find_existing(self, post: Post, since: datetime) -> Published | None:
         return None
+
+    def delete(self, remote_id: str) -> None:
+        """Recorded, not deleted (`bot.removal` leaves the delivery as it is)."""
+        self.deleted.append(remote_id)
 
     def verify(self) -> str:
         return f"(dry run: {self.reason})" if self.reason else "(dry run)"
@@ -81,6 +86,9 @@ class UnconfiguredPublisher:
         raise self._refuse()
 
     def boost(self, url: str, remote_id: str | None, *, same_instance: bool) -> Published:
+        raise self._refuse()
+
+    def delete(self, remote_id: str) -> None:
         raise self._refuse()
 
     def verify(self) -> str:

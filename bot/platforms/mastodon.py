@@ -152,6 +152,22 @@ class MastodonPublisher:
         log.info("%s: boosted %s", self.account, url)
         return Published(remote_id=str(reblog["id"]), url=url)
 
+    def delete(self, remote_id: str) -> None:
+        """DELETE /api/v1/statuses/:id (https://docs.joinmastodon.org/methods/statuses/#delete).
+        A 404 "Record not found" means it is already gone (deleted by hand, or by an earlier
+        attempt whose answer was lost): that is what was asked. Reblogs of it go with it."""
+        from mastodon import MastodonNotFoundError
+
+        api = self._client()
+        try:
+            api.status_delete(remote_id)
+        except MastodonNotFoundError:
+            log.info("%s: status %s was already gone", self.account, remote_id)
+            return
+        except Exception as exc:
+            raise self._translate(exc, ambiguous=False) from exc
+        log.info("%s: deleted status %s", self.account, remote_id)
+
     def watch(self, hashtags: list[str], *, mentions: bool = True, limit: int = 40) -> dict:
         """What the community posted lately: the hashtags' public timelines and the posts
         mentioning us, with our account id and the ids we block or mute."""

@@ -193,6 +193,21 @@ class XPublisher:
         log.info("x account '%s': reposted %s", self.account, url)
         return Published(remote_id, url)
 
+    def delete(self, remote_id: str) -> None:
+        """DELETE /2/tweets/:id (deletePosts). A 404, or `{"deleted": false}` (X found no
+        such tweet of ours to delete), means it is already gone. Reposts of it go with it;
+        its link reply does not (the caller deletes that one too)."""
+        try:
+            response = self._call("deleting the tweet", False,
+                                  lambda c: c.delete_tweet(remote_id, user_auth=True))
+        except RejectedError as e:
+            if e.status != 404:
+                raise
+            response = None
+        deleted = bool(response and (response.data or {}).get("deleted"))
+        log.info("x account '%s': %s tweet %s", self.account,
+                 "deleted" if deleted else "no longer finds", remote_id)
+
     def find_existing(self, post: Post, since: datetime) -> Published | None:
         """Our tweet created at or after `since` whose text is this post's, if any.
 

@@ -1,6 +1,6 @@
 """The JSON API's episodes, deliveries and community posts (see bot.web.api for the rules
 every route keeps): each route calls what `crier release`, `crier release --dismiss`,
-`crier retry`, `crier share` and `crier community ...` call."""
+`crier retry`, `crier remove`, `crier share` and `crier community ...` call."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bot.web.api_models import (
     DeliveryOut,
     EpisodeDetail,
     EpisodeOut,
+    RemovedOut,
     clean,
     delivery_out,
     episode_out,
@@ -31,6 +32,7 @@ DELIVERY_GROUPS = {
     "pending": (S.PENDING.value, S.SENDING.value, S.HELD.value),
     "sent": (S.SENT.value, S.DRY_RUN.value),
     "cancelled": (S.CANCELLED.value,),
+    "removed": (S.REMOVED.value,),
 }
 MAX_LIMIT = 500
 
@@ -126,11 +128,13 @@ def dismiss_episode(request: Request, slug: str, episode_id: int,
 # -- deliveries -------------------------------------------------------------------------------
 @router.get(SHOW + "/deliveries", response_model=list[DeliveryOut])
 def list_deliveries(request: Request, slug: str, user: User = Depends(api_user),
-                    status: Literal["failed", "pending", "sent", "cancelled"] | None = None,
+                    status: Literal["failed", "pending", "sent", "cancelled",
+                                    "removed"] | None = None,
                     limit: int = Query(100, ge=1, le=MAX_LIMIT)) -> list[dict]:
     """The show's deliveries (one post on one account), most recently changed first:
     `failed` (failed or skipped), `pending` (waiting, sending or held), `sent` (sent or
-    recorded by a dry run), `cancelled`; all without `status`."""
+    recorded by a dry run), `cancelled`, `removed` (taken down by the host); all without
+    `status`."""
     from bot.outbox import describe
     from bot.store import deliveries
     with _state(request).service(slug, user) as svc:
@@ -162,6 +166,26 @@ def retry_delivery(request: Request, slug: str, delivery_id: int,
         d = svc.store.deliveries_where(deliveries.c.id == delivery_id)[0]
         out = delivery_out(d, describe(d, svc.clock()), svc.settings.tz)
         out.update(action=done[0]["action"], was=done[0]["was"])
+        return clean(request, out, svc.settings)
+
+
+@router.post(SHOW + "/deliveries/{delivery_id}/remove", response_model=RemovedOut)
+def remove_delivery(request: Request, slug: str, delivery_id: int,
+                    user: User = Depends(api_user)) -> dict:
+    """Take down a post that went out (`crier remove ID`); host only. It is deleted on its
+    network and the delivery recorded `removed` (never sent again); a 422 says why not
+    (not sent, already removed, the network refused or failed: then it stays `sent`)."""
+    from bot.outbox import describe
+    from bot.removal import remove
+    from bot.store import deliveries
+    with _state(request).service(slug, user) as svc:
+        require(user, "remove_post")
+        if not svc.store.deliveries_where(deliveries.c.id == delivery_id):
+            raise HTTPException(404, f"no delivery {delivery_id} in show {slug}")
+        done = remove(svc, delivery_id, by=user.name)
+        d = svc.store.deliveries_where(deliveries.c.id == delivery_id)[0]
+        out = delivery_out(d, describe(d, svc.clock()), svc.settings.tz)
+        out.update({k: done[k] for k in ("action", "boosts_removed", "boosts_withdrawn")})
         return clean(request, out, svc.settings)
 
 

@@ -168,7 +168,15 @@ class DeliveryOut(Open):
     next_attempt_local: str | None = None
     sent_at: str | None = None
     sent_local: str | None = None
+    removed_at: str | None = None     # when the host took its post down (bot.removal)
     text: str | None = None
+
+
+class RemovedOut(DeliveryOut):
+    """POST …/deliveries/{id}/remove: the delivery now, what was done, its boosts'."""
+    action: str                       # removed | already removed | dry run: recorded, ...
+    boosts_removed: int = 0
+    boosts_withdrawn: int = 0
 
 
 class EpisodeOut(Open):
@@ -287,7 +295,8 @@ def delivery_out(d, described: dict, tz: ZoneInfo, title: str | None = None) -> 
             "episode_id": d.episode_id, "episode": title, "promo_id": d.promo_id,
             "attempts": d.attempts, "next_attempt_at": iso(d.next_attempt_at),
             "next_attempt_local": local(d.next_attempt_at, tz), "sent_at": iso(d.sent_at),
-            "sent_local": local(d.sent_at, tz), "text": d.text}
+            "sent_local": local(d.sent_at, tz), "text": d.text,
+            "removed_at": ((d.payload or {}).get("removed") or {}).get("at")}
 
 
 def episode_out(e, tz: ZoneInfo, share_url: str) -> dict:

@@ -3,7 +3,7 @@ same functions the JSON API and the CLI call). Every page but the public share p
 session. This file: the list of shows, Today, and the buttons' actions (server-rendered forms
 posting here with the hidden `csrf_token` field, answered by a 303 back to the page with a
 one-time message); the Episodes and Community pages are in bot.web.pages_episodes, the public
-share page in bot.web.pages_share."""
+share page in bot.web.pages_share, Remove post (with its confirmation) in bot.web.pages_remove."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from bot import errors
 from bot.users import User
-from bot.web import pages_episodes, pages_share
+from bot.web import pages_episodes, pages_remove, pages_share
 from bot.web.auth import page_user, require
 from bot.web.render import render, templates
 
@@ -170,3 +170,4 @@ async def community_decide(request: Request, slug: str, post_id: int, decision: 
 
 router.include_router(pages_episodes.router)
 router.include_router(pages_share.router)
+router.include_router(pages_remove.router)
