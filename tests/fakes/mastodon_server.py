@@ -461,8 +461,16 @@ class MastodonServer:
         raise _Fail(404, "Record not found")
 
     def _delete(self, status_id: str) -> _Reply:
-        status = self._find(status_id)
+        """DELETE /api/v1/statuses/:id: only our own statuses and reblogs (Mastodon looks the
+        id up in `current_account.statuses`, so anyone else's is a 404 "Record not found",
+        as is one already deleted); the reblogs of a deleted status go with it."""
+        status = next((s for s in itertools.chain(self.statuses, self.reblogs)
+                       if s["id"] == status_id), None)
+        if status is None:
+            raise _Fail(404, "Record not found")
         (self.statuses if status in self.statuses else self.reblogs).remove(status)
+        self.reblogs[:] = [r for r in self.reblogs
+                           if (r.get("reblog") or {}).get("id") != status_id]
         out = _public(status)
         del out["content"]  # Mastodon answers a delete with the source text, for redrafting
         out["text"] = status.get("text", "")
