@@ -1,12 +1,13 @@
 """`crier remove`: take down a post crier sent (host only in the web app).
 
-Only a `sent` delivery with a remote id can be removed. The account's publisher deletes the
-post on its network (an X post's link reply first, then the post); a post that is already gone
-there (the network answers 404) counts as deleted. Then the delivery becomes `removed`, for
-good: its status is final, so no dispatch, retry (`crier retry` refuses it) or later poll sends
-that announcement again (its row, unique per post and account, stays). When and by whom is kept
-in the delivery's payload (`removed: {at, by, note}`); `crier status`, `crier history`, the
-API and the pages show it as removed.
+Only a `sent` delivery with a remote id can be removed (not an X repost: its remote id is the
+reposted tweet's; a Mastodon boost's is the reblog's own, which deleting undoes). The
+account's publisher deletes the post on its network (an X post's link reply first, then the
+post); a post that is already gone there (the network answers 404) counts as deleted. Then the
+delivery becomes `removed`, for good: its status is final, so no dispatch, retry (`crier
+retry` refuses it) or later poll sends that announcement again (its row, unique per post and
+account, stays). When and by whom is kept in the delivery's payload (`removed: {at, by,
+note}`); `crier status`, `crier history`, the API and the pages show it as removed.
 
 Boosts of it (the amplifiers'): Mastodon deletes the reblogs of a deleted status and X the
 reposts of a deleted tweet, so a boost that went out is marked removed with it (no call is
@@ -44,6 +45,9 @@ def _why_not(d: Delivery) -> str | None:
     if d.status != S.SENT.value:
         return (f"delivery {d.id} is {d.status}: it has not gone out, so there is no post to "
                 "remove (cancel its queued post instead)")
+    if d.platform == "x" and d.kind in ("boost", "community"):
+        return (f"delivery {d.id} is a repost on X: its id is the reposted tweet's, which "
+                "crier may not delete; undo the repost on X")
     if not d.remote_id:
         return (f"delivery {d.id} went out but crier kept no id for it: delete it by hand"
                 + (f" at {d.remote_url}" if d.remote_url else ""))

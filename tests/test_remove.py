@@ -88,6 +88,16 @@ def test_only_a_sent_post_can_be_removed(w):
     assert not any(r["method"] == "DELETE" for r in w.masto.requests + w.x.requests)
 
 
+def test_an_x_repost_is_not_deleted_as_if_it_were_ours(w):
+    from bot.store import posts
+    x = sent(w, "x")
+    with w.store.tx() as c:   # as an amplifier's repost: its remote id is the reposted tweet
+        c.execute(posts.update().where(posts.c.id == x.post_id).values(kind="boost"))
+    with pytest.raises(CrierError, match="is a repost on X.*undo the repost on X"):
+        remove(w.svc, x.id)
+    assert len(w.x.tweets) == 1 and not any(r["method"] == "DELETE" for r in w.x.requests)
+
+
 def test_a_post_already_gone_is_recorded_removed(w):
     masto, x = sent(w, "masto"), sent(w, "x")
     w.masto.statuses.clear()                     # deleted by hand: Mastodon answers 404

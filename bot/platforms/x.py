@@ -27,6 +27,10 @@ their alt text to `POST /2/media/metadata`: X retired the v1.1 upload host that 
 `API.simple_upload` still calls, and tweepy's v2 `Client` has no upload method, so the upload is
 one request on the Client's own session (signed, rebased and timed like every other call).
 
+**Deleting** (`delete`, for `crier remove`): a 404, or X's `{"deleted": false}`, means the
+tweet is already gone, which is what was asked; other failures translate as reads do (a
+timeout or 5xx is transient, never ambiguous: deleting twice is harmless).
+
 Messages carry X's words and the account name, never a key, secret or token.
 """
 
