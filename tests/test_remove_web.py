@@ -1,6 +1,6 @@
 """Remove post in the control room: `POST /api/v1/shows/{slug}/deliveries/{id}/remove` and the
 pages' button with its confirmation page, host only, served for real (tests/webapp.py) over a
-show posting to the local Mastodon and X servers."""
+show posting to the local Mastodon and X servers; and once in a real browser."""
 
 from __future__ import annotations
 
@@ -161,3 +161,31 @@ def test_the_button_is_for_the_host_and_asks_first(room):
     r = hana.post(action, data={"csrf_token": csrf, "confirm": "yes"}, follow_redirects=True)
     assert "already removed" in r.text
     assert sum(q["method"] == "DELETE" for q in room.masto.requests) == 1
+
+
+def test_a_host_removes_a_post_in_the_browser(tmp_path, monkeypatch, page):
+    """Today → Remove post → the confirmation page → Yes: gone from the instance, shown
+    removed (Debian's Chromium; the pages' CSP in force, no JavaScript needed)."""
+    from tests.test_web_pages import open_scene
+    from tests.webapp import PASSWORD
+    with open_scene(f"sqlite:///{tmp_path / 'crier.db'}", tmp_path, monkeypatch) as scene:
+        web = scene.web
+        assert len(scene.masto.statuses) == 1
+        page.goto(web.url + "/shows/alpha")
+        page.get_by_label("User name").fill("ana")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(web.url + "/shows/alpha")
+        out = page.get_by_role("region", name="Went out recently")
+        out.get_by_role("button", name="Remove the announcement post on masto").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("heading", level=1).inner_text() == "Remove this post?"
+        assert len(scene.masto.statuses) == 1
+        page.get_by_role("button", name="Yes, remove this post").click()
+        page.wait_for_url(web.url + "/shows/alpha")
+        assert page.get_by_role("status").first.inner_text().startswith("Removed the post")
+        assert scene.masto.statuses == []
+        went = page.get_by_role("region", name="Went out recently").inner_text()
+        assert "removed" in went
+        assert page.get_by_role("region", name="Went out recently").get_by_role(
+            "button", name="Remove the announcement post on masto").count() == 0
