@@ -5,7 +5,7 @@ Shapes come from real recorded responses (tweepy's vcrpy cassettes in
 (`shared/testdata/specs/x-api-v2-openapi.json`):
 
     POST   /2/tweets                        201 {"data": {"id", "text"}}        (createPosts)
-    DELETE /2/tweets/:id                    200 {"data": {"deleted": true}}
+    DELETE /2/tweets/:id                    200 {"data": {"deleted": true}}  (false: none such)
     GET    /2/users/me                      200 {"data": {"id", "name", "username"}}
     GET    /2/users/:id/tweets              200 {"data": [...], "meta": {...}}  newest first
     POST   /2/media/upload                  200 {"data": {"id", "media_key", ...}}  (v2 simple)
