@@ -300,6 +300,10 @@ def test_a_cohost_may_act_and_a_user_of_another_show_sees_nothing(scene):
     r = cody.post(f"/shows/alpha/deliveries/{failed.id}/retry", data={"csrf_token": csrf})
     assert r.status_code == 303
     assert scene.service().store.delivery(failed.id).status == "pending"
+    # dismissing a held episode cannot be undone: host only (as in the API), no button
+    some = scene.service().store.episodes_with_status("announced")[0]
+    r = cody.post(f"/shows/alpha/episodes/{some.id}/dismiss", data={"csrf_token": csrf})
+    assert r.status_code == 403 and "cohost may not" in r.text
     bea, bcsrf = scene.web.login("bea")
     ep = scene.service().store.episodes_with_status("announced")[0]
     for path in ("/shows/alpha", "/shows/alpha/episodes", f"/shows/alpha/episodes/{ep.id}",

@@ -136,9 +136,9 @@ async def release(request: Request, slug: str, episode_id: int,
 async def dismiss(request: Request, slug: str, episode_id: int,
                   user: User = Depends(page_user)):
     """Dismiss a held episode: recorded as known, never announced (`crier release
-    --dismiss ID`)."""
+    --dismiss ID`). Host only, as in the API: it cannot be undone."""
     from bot.held import dismiss as dismiss_held
-    require(user, "release")
+    require(user, "remove_post")
     form = await _form(request)
     with _state(request).service(slug, user) as svc:
         try:
