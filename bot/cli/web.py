@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
@@ -48,13 +49,7 @@ def web_server(obj: Context, store, *, host: str, port: int, root_path: str, pro
 @click.pass_obj
 def web(obj: Context, host: str, port: int, root_path: str, proxies) -> None:
     """Serve the control room (log in with a user from `crier users add`)."""
-    from bot.shows import sync_config
-    from bot.store import Store
-    dep = obj.deployment()
-    store = Store(dep.database_url)
-    try:
-        store.migrate()
-        sync_config(store, dep.shows, remove=False)
+    with _store(obj) as store:
         server = web_server(obj, store, host=host, port=port, root_path=root_path,
                             proxies=proxies)
         click.echo(f"crier web: http://{host}:{port}{root_path.rstrip('/')}/ (Ctrl-C stops)",
@@ -65,18 +60,22 @@ def web(obj: Context, host: str, port: int, root_path: str, proxies) -> None:
             signal.signal(sig, lambda *_: None)
         server.run()
         click.echo("crier web stopped", err=True)
-    finally:
-        store.close()
 
 
+@contextmanager
 def _store(obj: Context):
+    """The deployment's store, migrated and synced with the config (no show removed), closed
+    after the block."""
     from bot.shows import sync_config
     from bot.store import Store
     dep = obj.deployment()
     store = Store(dep.database_url)
-    store.migrate()
-    sync_config(store, dep.shows, remove=False)
-    return store
+    try:
+        store.migrate()
+        sync_config(store, dep.shows, remove=False)
+        yield store
+    finally:
+        store.close()
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -103,11 +102,8 @@ def users_add(obj: Context, name: str, role: str, show_slugs, password_stdin: bo
     from bot.users import add_user, check_password
     password = _read_password(password_stdin)
     check_password(password)
-    store = _store(obj)
-    try:
+    with _store(obj) as store:
         user = add_user(store, name, password, role=role, show_slugs=show_slugs, now=_now())
-    finally:
-        store.close()
     click.echo(f"Added {user.role} {user.name!r} "
                f"({'shows ' + ', '.join(show_slugs) if show_slugs else 'every show'}).")
 
@@ -119,11 +115,8 @@ def users_list(obj: Context, as_json: bool) -> None:
     """The users (never their passwords)."""
     from bot.shows import served_ids
     from bot.users import list_users
-    store = _store(obj)
-    try:
+    with _store(obj) as store:
         found, slugs = list_users(store), served_ids(store)
-    finally:
-        store.close()
     rows = [{"name": u.name, "role": u.role,
              "shows": None if u.shows is None else sorted(slugs.get(s) or f"#{s}"
                                                           for s in u.shows),
@@ -144,11 +137,8 @@ def users_list(obj: Context, as_json: bool) -> None:
 def users_remove(obj: Context, name: str) -> None:
     """Remove a user (their sessions and API tokens end)."""
     from bot.users import remove_user
-    store = _store(obj)
-    try:
+    with _store(obj) as store:
         remove_user(store, name)
-    finally:
-        store.close()
     click.echo(f"Removed {name!r}.")
 
 
@@ -164,11 +154,8 @@ def tokens() -> None:
 def tokens_create(obj: Context, user: str, label: str | None) -> None:
     """Make a token acting as USER; it is printed once and stored only as a hash."""
     from bot.users import create_token
-    store = _store(obj)
-    try:
+    with _store(obj) as store:
         tid, token = create_token(store, user, label=label, now=_now())
-    finally:
-        store.close()
     click.echo(f"Token #{tid} for {user!r} (shown once; keep it secret):", err=True)
     click.echo(token)
 
@@ -179,11 +166,8 @@ def tokens_create(obj: Context, user: str, label: str | None) -> None:
 def tokens_list(obj: Context, as_json: bool) -> None:
     """The tokens (never the tokens themselves)."""
     from bot.users import list_tokens
-    store = _store(obj)
-    try:
+    with _store(obj) as store:
         found = list_tokens(store)
-    finally:
-        store.close()
     iso = lambda t: t.isoformat(timespec="seconds") if t else None  # noqa: E731
     rows = [{"id": t.id, "user": t.user, "label": t.label, "created_at": iso(t.created_at),
              "last_used_at": iso(t.last_used_at), "revoked_at": iso(t.revoked_at)}
@@ -205,11 +189,8 @@ def tokens_list(obj: Context, as_json: bool) -> None:
 def tokens_revoke(obj: Context, token_id: int) -> None:
     """Revoke a token: it stops working at once."""
     from bot.users import revoke_token
-    store = _store(obj)
-    try:
+    with _store(obj) as store:
         revoke_token(store, token_id, now=_now())
-    finally:
-        store.close()
     click.echo(f"Revoked token #{token_id}.")
 
 
