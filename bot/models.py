@@ -339,6 +339,7 @@ class Preview:
     media: tuple[Media, ...] = field(default=())
     trimmed: tuple[str, ...] = ()
     reply_text: str | None = None
+    card: Card | None = None              # Bluesky/Threads: the link card shown with it
 
 
 @dataclass(frozen=True)
@@ -357,6 +358,8 @@ class PromoPreview:
     episode: str | None = None
     link: str | None = None               # the link as posted
     trimmed: tuple[str, ...] = ()         # what fitting cut, e.g. "summary: 2 sentences dropped"
+    mentions: tuple[tuple[str, str], ...] = ()  # ("@handle", "Name") in the text
+    links: tuple[tuple[str, str], ...] = ()     # (shown text, whole URL): Bluesky
 
     @property
     def fits(self) -> bool:
