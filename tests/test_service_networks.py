@@ -128,3 +128,62 @@ def test_promo_image_keeps_its_alt_text(world, tmp_path):
 def test_dataclass_replace_keeps_new_account_fields():
     a = Account(name="sky", platform="bluesky", handle="a.bsky.social", service="http://x")
     assert dataclasses.replace(a, dry_run=True).handle == "a.bsky.social"
+
+
+class _Recorder:
+    """Stands in for an adapter module's publisher class in the wiring tests below: it only
+    records what `build_publishers` gave it (the adapters are tested on their own)."""
+    made: list = []
+
+    def __init__(self, account, **kw):
+        self.account, self.kw = account, kw
+        _Recorder.made.append(self)
+
+
+def _stand_in(monkeypatch, module: str, cls: str) -> None:
+    import sys
+    import types
+    mod = types.ModuleType(module)
+    setattr(mod, cls, type(cls, (_Recorder,), {}))
+    monkeypatch.setitem(sys.modules, module, mod)
+
+
+def test_build_publishers_gives_bluesky_and_threads_their_settings(monkeypatch, tmp_path):
+    from bot.config import Secret, Settings
+    from bot.platforms.dryrun import DryRunPublisher, UnconfiguredPublisher
+    from bot.publishers import build_publishers
+    from bot.store import Store
+    from bot.textlen import BLUESKY_RULES, THREADS_RULES
+    _stand_in(monkeypatch, "bot.platforms.bluesky", "BlueskyPublisher")
+    _stand_in(monkeypatch, "bot.platforms.threads", "ThreadsPublisher")
+    _Recorder.made = []
+    settings = Settings(path=tmp_path / "crier.toml", show="S", feed="https://e.com/f",
+                        accounts=(
+        Account(name="sky", platform="bluesky", handle="show.test", service="http://pds.test",
+                timeout=3.0, secrets={"app_password": Secret("app-pw")}),
+        Account(name="th", platform="threads", api_base="http://meta.test", user_id="42",
+                secrets={"access_token": Secret("tok")}),
+        Account(name="sky-dry", platform="bluesky", handle="a.test", dry_run=True),
+        Account(name="th-none", platform="threads",
+                missing_secrets=("CRIER_TH_NONE_ACCESS_TOKEN",)),
+    ))
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    store.migrate()
+    pubs = build_publishers(settings, checkpoints=store)
+    sky, th = _Recorder.made
+    assert (sky.account, sky.kw) == ("sky", {"handle": "show.test", "service": "http://pds.test",
+                                             "app_password": "app-pw", "checkpoints": store,
+                                             "timeout": 3.0})
+    assert th.account == "th" and th.kw == {
+        "access_token": "tok", "api_base": "http://meta.test", "user_id": "42",
+        "checkpoints": store, "timeout": 10.0, "token_store": None}
+    assert isinstance(pubs["sky-dry"], DryRunPublisher)
+    assert pubs["sky-dry"].rules() == BLUESKY_RULES
+    assert isinstance(pubs["th-none"], UnconfiguredPublisher)
+    assert pubs["th-none"].rules() == THREADS_RULES
+    # the service builds its publishers with its store as their checkpoints
+    from bot.service import Service
+    _Recorder.made = []
+    Service(settings, store)
+    assert [r.kw["checkpoints"] for r in _Recorder.made] == [store, store]
+    store.close()
