@@ -3,7 +3,8 @@ announcement, and each delivery's final post (announcement, promo, boost, commun
 and media) written on its row before its first network call, so every retry sends the same.
 
 On Bluesky and Threads an announcement carries a link card (`payload["card"]`, bot.models
-`card_to_data`): on Bluesky its thumbnail is the artwork prepared to the blob limit; with
+`card_to_data`): on Bluesky its thumbnail is the artwork prepared to the blob limit (a dry run
+keeps its URL and downloads nothing); with
 `media = "artwork"` the artwork is attached instead (Threads takes a link card only on a post
 without an image). Mentions and Bluesky's shortened links go in the payload for the adapter.
 An image's public URL, when known, is kept with it (`Media.url`: Threads fetches images).
@@ -122,7 +123,8 @@ class Composer:
                 payload["media"] = [media_to_data(Media(
                     img.path, composed.alt_text or "", img.mime_type, url=composed.image_url))]
                 card = None  # the image instead of the card (Threads: a card needs no image)
-        elif card is not None and card.thumb is not None and account.platform == "bluesky":
+        elif card is not None and card.thumb is not None and account.platform == "bluesky" \
+                and not (account.dry_run or self.svc.dry_run):  # a dry run fetches nothing
             img = self._artwork(d, account, card.thumb.source, rules, payload["notes"],
                                 what="the card's thumbnail")
             card = replace(card, thumb=replace(card.thumb, source=img.path,

@@ -29,7 +29,8 @@ def test_bundled_default_loads_as_dry_run():
     s = load_settings(ROOT / "config" / "crier.toml", env={})
     assert s.show == "The Blockchain Socialist"
     assert Path(s.feed) == ROOT / "config" / "sample-feed.xml"
-    assert [a.platform for a in s.accounts] == ["mastodon", "x"]
+    assert [a.platform for a in s.accounts] == ["mastodon", "x", "bluesky", "threads"]
+    assert s.accounts[2].handle == "tbsocialist.bsky.social"
     assert all(a.dry_run for a in s.accounts)
     assert s.accounts[0].dry_run_reason == "dry_run = true in config"
     assert s.database_url == f"sqlite:///{ROOT}/config/data/crier.db"

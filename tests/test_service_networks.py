@@ -24,10 +24,11 @@ def png(size=(1600, 1600)) -> bytes:
 
 
 def with_networks(world, sky: dict | None = None, th: dict | None = None) -> None:
+    """A Bluesky and a Threads account, dry runs unless told otherwise."""
     accounts = world.settings.accounts + (
-        Account(name="sky", platform="bluesky", handle="show.bsky.social", dry_run=True,
-                **(sky or {})),
-        Account(name="th", platform="threads", dry_run=True, **(th or {})))
+        Account(name="sky", platform="bluesky", handle="show.bsky.social",
+                **{"dry_run": True, **(sky or {})}),
+        Account(name="th", platform="threads", **{"dry_run": True, **(th or {})}))
     world.settings = dataclasses.replace(world.settings, accounts=accounts)
     world.configure(media_dir=str(world.tmp / "media"),
                     allow_private_networks=("127.0.0.0/8",),
@@ -45,12 +46,19 @@ def art(world, n: int = 6) -> str:
     return url
 
 
+# A Bluesky account that is no dry run: its thumbnail is downloaded and prepared. Without its
+# app password the post is composed (written on the delivery) and then stops on credentials.
+UNCONFIGURED = {"dry_run": False, "missing_secrets": ("CRIER_SKY_APP_PASSWORD",)}
+
+
 def test_bluesky_and_threads_announcements_carry_card_mentions_and_links(world):
-    with_networks(world)
+    with_networks(world, sky=UNCONFIGURED)
     image = art(world)
     world.cycle()
-    rows = {d.account: d for d in world.rows("dry_run")}
+    rows = {d.account: d for d in world.rows() if d.account in ("sky", "th")}
     sky, th = rows["sky"], rows["th"]
+    assert th.status == "dry_run" and sky.status != "sent" and "CRIER_SKY_APP_PASSWORD" in (
+        sky.last_error or "")
     link = world.items[-1].link
     # Bluesky: the link shown as its app shows it, the whole URL kept for the facet
     shown = bluesky_short_url(link)
@@ -70,14 +78,26 @@ def test_bluesky_and_threads_announcements_carry_card_mentions_and_links(world):
     assert link in th.text and th.payload["links"] == []
     assert th.payload["mentions"] == [["@guest_6", "Guest 6"]] and "@guest_6" in th.text
     assert th.payload["card"]["uri"] == link and th.payload["card"]["thumb"]["url"] == image
-    # the post each publisher was given, read back from the payload
-    (post, _key), = world.svc.publishers["sky"].published
+    # the post the publisher is given, read back from the payload
+    from bot.dispatch import _post_from_row
+    post = _post_from_row(world.store.delivery(sky.id))
     assert post.card.uri == link and post.card.thumb.source == thumb["source"]
     assert post.links == ((shown, link),) and post.language == "en"
     assert post.mentions == (("@guest6.bsky.social", "Guest 6"),)
     assert post.created_at == sky.created_at
     # Mastodon and X are as before: no card in their payloads
     assert all(not d.payload.get("card") for d in world.rows("sent"))
+
+
+def test_a_dry_run_downloads_no_thumbnail(world):
+    with_networks(world)
+    image = art(world)
+    world.cycle()
+    sky = next(d for d in world.rows("dry_run") if d.account == "sky")
+    assert sky.payload["card"]["thumb"] == {"source": image, "alt": sky.payload["card"][
+        "thumb"]["alt"], "mime_type": None, "url": image}
+    (post, _key), = world.svc.publishers["sky"].published
+    assert post.card.thumb.url == image == post.card.thumb.source and post.links
 
 
 def test_artwork_instead_of_the_card(world):
@@ -94,13 +114,13 @@ def test_artwork_instead_of_the_card(world):
 
 
 def test_a_thumbnail_that_cannot_be_had_leaves_the_card_without_one(world):
-    with_networks(world)
+    with_networks(world, sky=UNCONFIGURED)
     world.cycle()
     it = new_episode(world, 6)
     world.items[-1] = it.with_(image=world.feed_srv.url + "/art/missing.png")  # 404
     world.publish_feed()
     world.cycle()
-    sky = next(d for d in world.rows("dry_run") if d.account == "sky")
+    sky = next(d for d in world.rows() if d.account == "sky")
     assert sky.payload["card"]["uri"] == it.link and sky.payload["card"]["thumb"] is None
     assert any("without the card's thumbnail" in n for n in sky.payload["notes"])
 
