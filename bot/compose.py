@@ -91,6 +91,9 @@ class ComposeOptions:
     alt_template: str | None = None        # Jinja2 for the artwork's alt text
     boilerplate: frozenset[str] = frozenset()      # find_boilerplate() of the feed
     boilerplate_patterns: tuple[str, ...] = ()     # regexes (case-insensitive): drop paragraph
+    # Bluesky: a link shown as its app shows it, the facet carrying the whole URL; False: the
+    # whole URL in the text (a share intent's text has no facets)
+    shorten_links: bool = True
 
 
 @dataclass(frozen=True)
@@ -1082,7 +1085,7 @@ def compose_episode(
             url = ascii_url(url, host=rules.counter == "x")
     inline = url if options.link_policy == "inline" else None
     shown_links: tuple[tuple[str, str], ...] = ()
-    if inline and rules.counter == "bluesky":  # shown short; the link facet has all of it
+    if inline and rules.counter == "bluesky" and options.shorten_links:  # the facet: all
         inline = bluesky_short_url(inline)
         shown_links = ((inline, url),)
 
@@ -1449,7 +1452,8 @@ def compose_promo(text: str, *, show: str, rules: Rules, episode: Episode | None
             link = with_params(link, options.utm)
             if rules.counter in ("x", "mastodon"):
                 link = ascii_url(link, host=rules.counter == "x")
-            shown = bluesky_short_url(link) if rules.counter == "bluesky" else link
+            shown = bluesky_short_url(link) if rules.counter == "bluesky" and \
+                options.shorten_links else link
         guests = guests_for(episode, options.people)
         handles = {g: _handle(g, rules.counter, options.people) for g in guests}
         variables.update(
@@ -1481,4 +1485,4 @@ def compose_promo(text: str, *, show: str, rules: Rules, episode: Episode | None
     posted = bool(link and shown and shown in composed.text)
     return replace(composed, link=link if posted else None, image_url=image_url, alt_text=alt,
                    mentions=_mentions_in(composed.text, handles),
-                   links=((shown, link),) if posted and rules.counter == "bluesky" else ())
+                   links=((shown, link),) if posted and shown != link else ())
