@@ -233,3 +233,40 @@ def test_state_is_found_from_any_working_directory(run, tmp_path, monkeypatch):
     monkeypatch.chdir("/")
     assert [v["id"] for v in json.loads(run("queue", "list", "--json").output)] == [1]
     assert not (tmp_path / "cwd" / "data").exists()
+
+
+# -- Bluesky and Threads credentials (issue 16) ----------------------------------------------
+NETWORKS = """show = "Test Show"
+feed = "sample-feed.xml"
+
+[[accounts]]
+platform = "bluesky"
+name = "sky"
+handle = "show.bsky.social"
+
+[[accounts]]
+platform = "threads"
+name = "th"
+"""
+
+
+def test_bluesky_and_threads_credentials_in_check_and_status(run, tmp_path, monkeypatch):
+    (tmp_path / "config" / "crier.toml").write_text(NETWORKS)
+    checked = run("check", ok=False)
+    assert checked.exit_code == 1
+    assert "bluesky account 'sky': missing CRIER_SKY_APP_PASSWORD" in checked.output
+    assert "threads account 'th': missing CRIER_TH_ACCESS_TOKEN" in checked.output
+    out = run("status").output
+    assert "Account sky (bluesky): credentials: missing" in out
+    assert "Account th (threads): credentials: missing" in out
+    # set in the environment: said so, and the values never shown (the adapters stand in
+    # for the networks here: `crier status` contacts nobody)
+    from tests.test_service_networks import _stand_in
+    _stand_in(monkeypatch, "bot.platforms.bluesky", "BlueskyPublisher")
+    _stand_in(monkeypatch, "bot.platforms.threads", "ThreadsPublisher")
+    monkeypatch.setenv("CRIER_SKY_APP_PASSWORD", "pw-1234-abcd")
+    monkeypatch.setenv("CRIER_TH_ACCESS_TOKEN", "THtoken987")
+    out = run("status").output
+    assert "Account sky (bluesky): credentials: environment" in out
+    assert "Account th (threads): credentials: environment" in out
+    assert "pw-1234" not in out and "THtoken987" not in out
