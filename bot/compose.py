@@ -1483,6 +1483,13 @@ def compose_promo(text: str, *, show: str, rules: Rules, episode: Episode | None
                                        "guest_names": variables["guest_names"],
                                        "image": "episode"})
     posted = bool(link and shown and shown in composed.text)
+    card = None
+    if posted and link and rules.counter in CARD_NETWORKS:
+        card = Card(uri=link, title=variables["title"],
+                    description=card_description(variables["summary"], rules.ellipsis
+                                                 if options.ellipsis is None else options.ellipsis),
+                    thumb=Media(image_url, alt or "", url=image_url) if image_url else None)
     return replace(composed, link=link if posted else None, image_url=image_url, alt_text=alt,
+                   card=card,
                    mentions=_mentions_in(composed.text, handles),
                    links=((shown, link),) if posted and shown != link else ())

@@ -123,16 +123,25 @@ class Composer:
                 payload["media"] = [media_to_data(Media(
                     img.path, composed.alt_text or "", img.mime_type, url=composed.image_url))]
                 card = None  # the image instead of the card (Threads: a card needs no image)
-        elif card is not None and card.thumb is not None and account.platform == "bluesky" \
-                and not (account.dry_run or self.svc.dry_run):  # a dry run fetches nothing
-            img = self._artwork(d, account, card.thumb.source, rules, payload["notes"],
-                                what="the card's thumbnail")
-            card = replace(card, thumb=replace(card.thumb, source=img.path,
-                                               mime_type=img.mime_type) if img else None)
+            elif card is not None and account.platform == "bluesky":
+                card = replace(card, thumb=None)  # the same image: it could not be had
+        else:
+            card = self._with_thumb(d, account, card, rules, payload["notes"])
         payload["card"] = card_to_data(card)
         self.store.set_delivery_text(d.id, text=composed.text, payload=payload,
                                      length=length, limit=rules.limit, now=self.clock())
 
+
+    def _with_thumb(self, d: Delivery, account: Account, card, rules: Rules, notes: list):
+        """A Bluesky card with its thumbnail downloaded and prepared (a dry run fetches
+        nothing; Threads fetches the card itself)."""
+        if card is None or card.thumb is None or account.platform != "bluesky" or \
+                account.dry_run or self.svc.dry_run:
+            return card
+        img = self._artwork(d, account, card.thumb.source, rules, notes,
+                            what="the card's thumbnail")
+        return replace(card, thumb=replace(card.thumb, source=img.path,
+                                           mime_type=img.mime_type) if img else None)
 
     def _artwork(self, d: Delivery, account: Account, url: str, rules: Rules, notes: list,
                  what: str = "artwork"):
@@ -202,6 +211,9 @@ class Composer:
             public = p.image if p.image.lower().startswith(("http://", "https://")) else None
             payload["media"] = [media_to_data(Media(img.path, p.alt or "", img.mime_type,
                                                     url=public))]
+        else:  # the episode's link card (Bluesky, Threads), when the post has its link
+            payload["card"] = card_to_data(self._with_thumb(d, account, p.card, rules,
+                                                            payload["notes"]))
         self.store.set_delivery_text(d.id, text=p.text, payload=payload, length=p.length,
                                      limit=p.limit, now=self.clock())
 

@@ -360,6 +360,7 @@ class PromoPreview:
     trimmed: tuple[str, ...] = ()         # what fitting cut, e.g. "summary: 2 sentences dropped"
     mentions: tuple[tuple[str, str], ...] = ()  # ("@handle", "Name") in the text
     links: tuple[tuple[str, str], ...] = ()     # (shown text, whole URL): Bluesky
+    card: Card | None = None              # Bluesky/Threads: the episode's link card
 
     @property
     def fits(self) -> bool:

@@ -131,6 +131,8 @@ def test_promo_on_bluesky_shows_the_link_short_and_keeps_it_whole() -> None:
     shown = bluesky_short_url(LINK)
     assert shown in p.text and p.links == ((shown, LINK),) and p.link == LINK
     assert p.mentions == (("@ana.lima.bsky.social", "Ana Lima"),)
+    assert p.card.uri == LINK and p.card.title == EP.title and p.card.thumb.url == EP.image
+    assert compose_promo("No link here", show="S", rules=BLUESKY_RULES, episode=EP).card is None
     t = compose_promo("{{ title }} {{ link }}", show="S", rules=THREADS_RULES, episode=EP)
     assert LINK in t.text and t.links == () and t.link == LINK
 

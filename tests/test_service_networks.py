@@ -207,3 +207,36 @@ def test_build_publishers_gives_bluesky_and_threads_their_settings(monkeypatch, 
     Service(settings, store)
     assert [r.kw["checkpoints"] for r in _Recorder.made] == [store, store]
     store.close()
+
+
+def test_a_promo_with_the_episode_link_carries_its_card(world):
+    with_networks(world)
+    image = art(world)
+    world.cycle()
+    world.svc.queue.add("Listen again: {{ title }} {{ link }}", at="in 1m", episode="latest",
+                        accounts=["sky", "th"])
+    world.svc.queue.add("Just words", at="in 2m", accounts=["th"])
+    world.clock.advance(minutes=3)
+    world.drain()
+    promos = {(d.account, d.text.split()[0]): d for d in world.rows("dry_run")
+              if d.kind == "promo"}
+    link = world.items[-1].link
+    sky, th = promos[("sky", "Listen")], promos[("th", "Listen")]
+    assert sky.payload["card"]["uri"] == link == th.payload["card"]["uri"]
+    assert sky.payload["card"]["title"] == world.items[-1].title
+    assert sky.payload["links"] == [[bluesky_short_url(link), link]]
+    assert sky.payload["card"]["thumb"]["url"] == image == th.payload["card"]["thumb"]["url"]
+    assert promos[("th", "Just")].payload["card"] is None
+
+
+def test_artwork_that_cannot_be_had_leaves_the_bluesky_card_without_thumbnail(world):
+    with_networks(world, sky={**UNCONFIGURED, "media": "artwork"})
+    world.cycle()
+    it = new_episode(world, 6)
+    world.items[-1] = it.with_(image=world.feed_srv.url + "/art/missing.png")  # 404
+    world.publish_feed()
+    world.cycle()
+    sky = next(d for d in world.rows() if d.account == "sky")
+    assert sky.payload["media"] == [] and sky.payload["card"]["uri"] == it.link
+    assert sky.payload["card"]["thumb"] is None
+    assert any("without artwork" in n for n in sky.payload["notes"])
