@@ -28,7 +28,8 @@ What this PDS answers (0.4.217, dev mode; tests/test_pds.py checks each of these
   "30;w=300" (also 300 a day), keyed by the identifier string as sent (handle and DID count
   separately) plus client IP; uploadBlob "1000;w=86400"; the rest "3000;w=300" (global per IP).
   Over a limit: HTTP 429 {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"},
-  ratelimit-remaining "0".
+  ratelimit-remaining "0". Every createSession answer takes at least 350 ms (the PDS pads
+  logins against timing attacks), another reason to refresh rather than log in again.
 - no AppView: app.bsky.* reads (getProfile, timelines, search) answer 400 InvalidRequest "No
   service configured for app.bsky.actor.getProfile", so the atproto SDK's Client.login (which
   fetches the profile) fails; com.atproto.server.createSession works.
@@ -206,11 +207,15 @@ class LocalPDS:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        code = self.proc.poll()
+        try:   # its stdout closed or it never got ready: did it exit?
+            code = self.proc.wait(0 if ready else 5)
+        except subprocess.TimeoutExpired:
+            code = None
         tail = self.log_tail()
         self.stop(keep=True)
-        raise PDSUnavailable(f"the local PDS did not start within {START_TIMEOUT:.0f} s "
-                             f"(exit code {code}); logs in {self.tmp}:\n{tail}")
+        why = f"exited at start (exit code {code})" if code is not None else \
+            f"did not start within {START_TIMEOUT:.0f} s"
+        raise PDSUnavailable(f"the local PDS {why}; logs in {self.tmp}:\n{tail}")
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.tmp:
