@@ -310,3 +310,18 @@ def test_the_token_is_never_logged(srv, pub, caplog):
         pub.refresh_token()
     assert TOKEN not in caplog.text
     assert all(r["params"].get("access_token") in (None, "***") for r in srv.requests)
+
+
+def test_a_container_meta_no_longer_knows_is_replaced(srv, pub, cps):
+    cps.set_checkpoint("key-9", {"container": "17000000000000000"})
+    pub.publish(Post(text="Fresh container"), "key-9")
+    assert len(srv.containers) == 1 and len(srv.posts) == 1
+    assert cps.data["key-9"]["container"] == srv.posts[0]["container"]
+
+
+def test_find_existing_within_the_same_second(srv, pub, clock):
+    clock.now = clock.now.replace(microsecond=700_000)
+    pub.publish(Post(text="Same second"), "k")
+    since = clock.now.replace(microsecond=500_000)     # Meta says 12:00:00, no fraction
+    assert pub.find_existing(Post(text="Same second"), since) is not None
+    assert pub.find_existing(Post(text="Same second"), since + timedelta(seconds=1)) is None

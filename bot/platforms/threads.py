@@ -80,7 +80,6 @@ LIST_MAX_PAGES = 5
 RATE_CODES = frozenset({4, 17, 32, 613})
 AUTH_CODES = frozenset({102, 190})
 TEMPORARY_CODES = frozenset({1, 2})
-FIND_SKEW = timedelta(seconds=2)
 _URL = re.compile(r"(?i)^https?://")
 
 
@@ -135,7 +134,7 @@ class ThreadsPublisher:
         saved = self._checkpoint(idempotency_key)
         container = saved.get("container")
         if container:
-            status, message = self._status(container)
+            status, message = self._status(container, missing="EXPIRED")
             if status == "PUBLISHED":
                 found = self._published(saved, post)
                 if found is not None:
@@ -174,9 +173,10 @@ class ThreadsPublisher:
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware")
         wanted = _squash(post.text)
-        for item in self._threads(since - FIND_SKEW):
+        floor = since.replace(microsecond=0)     # Meta's timestamps have whole seconds
+        for item in self._threads(floor):
             stamp = _parse_time(item.get("timestamp"))
-            if stamp is not None and stamp < since - FIND_SKEW:
+            if stamp is not None and stamp < floor:
                 continue
             if _squash(item.get("text") or "") == wanted:
                 log.info("threads account '%s': found post %s already published",
@@ -313,9 +313,17 @@ class ThreadsPublisher:
             raise RejectedError(f"Threads takes at most {LINK_LIMIT} links in a post; this one "
                                 f"has {len(links)}", **self._who())
 
-    def _status(self, container: str) -> tuple[str, str | None]:
-        answer = self._request("GET", container, "reading the container's status",
-                               params={"fields": "status,error_message"})
+    def _status(self, container: str, missing: str | None = None) -> tuple[str, str | None]:
+        """The container's status and error message; a container Meta no longer knows is
+        `missing` (when given: EXPIRED, so a new one is made) or a RejectedError."""
+        try:
+            answer = self._request("GET", container, "reading the container's status",
+                                   params={"fields": "status,error_message"})
+        except RejectedError as e:
+            if missing is None or not (e.status == 404 or getattr(e, "graph_subcode", None)
+                                       == 33 or getattr(e, "graph_code", None) == 24):
+                raise
+            return missing, f"Meta no longer knows it: {e.detail}"
         return str(answer.get("status") or ""), answer.get("error_message")
 
     def _wait_ready(self, container: str) -> str:
