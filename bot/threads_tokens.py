@@ -168,7 +168,9 @@ def token_store_for(store: Store, settings: Settings, account: Account, *,
 # -- the periodic job ----------------------------------------------------------------------------
 def threads_show_ids(store: Store, deployment) -> list[int]:
     """The served shows that may have a Threads account (the caller checks their Settings)."""
-    on = {s.slug for s in deployment.shows if any(a.platform == "threads" for a in s.accounts)}
+    from bot.shows import slug_of
+    on = {slug_of(s) for s in deployment.shows
+          if any(a.platform == "threads" for a in s.accounts)}
     with store.tx() as c:
         rows = list(c.execute(sa.select(shows.c.id, shows.c.slug, shows.c.source).where(
             shows.c.removed_at.is_(None),

@@ -233,3 +233,13 @@ def test_a_pasted_token_is_verified_stored_and_refreshed_a_day_later(w, key, clo
     assert w.check()["action"] == "refreshed"
     assert tokens.get() not in (None, "pasted-token")
     assert tokens.record().origin == "web"
+
+
+def test_the_worker_job_finds_the_shows_with_threads_accounts(w):
+    from types import SimpleNamespace
+
+    from bot.threads_tokens import threads_show_ids
+    sid = w.svc.show_id
+    assert threads_show_ids(w.store, SimpleNamespace(shows=(w.settings,))) == [sid]
+    none = dataclasses.replace(w.settings, accounts=())
+    assert threads_show_ids(w.store, SimpleNamespace(shows=(none,))) == []

@@ -91,9 +91,8 @@ class TokenStore(Protocol):
     def save(self, token: str, expires_in: int | None) -> None: ...
 
 
-class Checkpoints(Protocol):
+class Checkpoints(Protocol):   # bot.store.Store has both
     def checkpoint(self, key: str) -> dict | None: ...
-
     def set_checkpoint(self, key: str, data: dict) -> None: ...
 
 
@@ -200,7 +199,7 @@ class ThreadsPublisher:
         try:
             self._request("DELETE", remote_id, "deleting the post")
         except RejectedError as e:
-            if not (e.status == 404 or getattr(e, "graph_subcode", None) == 33):
+            if not _gone(e):
                 raise
             log.info("threads account '%s': post %s is already gone", self.account, remote_id)
             return
@@ -320,8 +319,7 @@ class ThreadsPublisher:
             answer = self._request("GET", container, "reading the container's status",
                                    params={"fields": "status,error_message"})
         except RejectedError as e:
-            if missing is None or not (e.status == 404 or getattr(e, "graph_subcode", None)
-                                       == 33 or getattr(e, "graph_code", None) == 24):
+            if missing is None or not _gone(e):
                 raise
             return missing, f"Meta no longer knows it: {e.detail}"
         return str(answer.get("status") or ""), answer.get("error_message")
@@ -503,18 +501,17 @@ def _link_key(url: str) -> str:
     return bare.lower().removeprefix("www.").rstrip("/")
 
 
+def _gone(e: RejectedError) -> bool:
+    """Meta does not know the object: 404, Graph's "does not exist" (code 100, subcode 33),
+    or "Media Not Found" (code 24)."""
+    return e.status == 404 or getattr(e, "graph_subcode", None) == 33 \
+        or getattr(e, "graph_code", None) == 24
+
+
 def _parse_time(value: Any) -> datetime | None:
-    """Meta's "2023-10-17T05:42:03+0000" (or an ISO time of ours)."""
-    if not value:
-        return None
-    text = str(value)
-    for form in ("%Y-%m-%dT%H:%M:%S%z",):
-        try:
-            return datetime.strptime(text, form)
-        except ValueError:
-            pass
+    """Meta's "2023-10-17T05:42:03+0000", or an ISO time of ours; None if neither."""
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", str(value)))
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
