@@ -8,6 +8,8 @@
   (`verify_credentials`) and stores it. A state works once, for `STATE_TTL`.
 - **X**: `connect_x` takes the four OAuth 1.0a values pasted by the host, verifies them on
   X (`GET /2/users/me`, as `crier check`) and stores them.
+- **Threads**: `connect_threads` takes a pasted long-lived token, verifies it (`GET /me`) and
+  stores it; bot.threads_tokens refreshes it (and keeps the expiry in the same sealed value).
 - `disconnect`, `connected` (never a secret), and `with_connected`: the seam where publishers
   get their credentials (`Service`, `crier check`, `crier run`). A variable in the environment
   wins for its account, as always; an account without one uses what was connected here.
@@ -67,6 +69,9 @@ CONNECTED = "connected in the web app"
 ENVIRONMENT = "environment"
 X_KEYS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
 TIMEOUT = 10.0
+# kept in a Threads row's sealed value beside its token (bot.threads_tokens), not credentials:
+# never handed to a publisher, never scrubbed from output as if they were secrets
+NOT_SECRETS = frozenset({"origin", "expires_at", "refreshed_at", "env_sha"})
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,25 @@ def connect_x(store: Store, vault: Vault | None, *, show_id: int | None, account
                  instance=api_base, username=who, values=values, user_id=user_id, now=now)
 
 
+# -- Threads: a long-lived token, pasted -------------------------------------------------------
+def connect_threads(store: Store, vault: Vault | None, *, show_id: int | None, account: str,
+                    token: str, now: datetime, user_id: int | None = None,
+                    api_base: str = "https://graph.threads.net", threads_user: str = "me",
+                    timeout: float = TIMEOUT) -> ConnectedAccount:
+    """Verify a pasted long-lived Threads token (`GET /me?fields=id,username`, as `crier
+    check`), then store it encrypted; bot.threads_tokens refreshes it before it expires."""
+    vault = vault or Vault.from_env()
+    token = (token or "").strip()
+    if not token:
+        raise CrierError(f"threads account '{account}': paste a long-lived access token")
+    from bot.platforms.threads import ThreadsPublisher
+    who = ThreadsPublisher(account, access_token=token, api_base=api_base,
+                           user_id=threads_user, timeout=timeout).verify()
+    return _save(store, vault, show_id=show_id, account=account, platform="threads",
+                 instance=api_base, username=who, user_id=user_id, now=now,
+                 values={"access_token": token, "origin": "web"})
+
+
 # -- the connected accounts --------------------------------------------------------------------
 def _save(store: Store, vault: Vault, *, show_id: int | None, account: str, platform: str,
           instance: str | None, username: str, values: Mapping[str, str],
@@ -348,7 +372,8 @@ def with_connected(settings: Settings, store: Store | None, *, show_id: int | No
         extra = {"instance": row["instance"]} if a.platform == "mastodon" and row["instance"] \
             else {}
         accounts.append(dataclasses.replace(
-            a, secrets={k: Secret(v) for k, v in values.items()}, missing_secrets=(),
+            a, secrets={k: Secret(v) for k, v in values.items() if k not in NOT_SECRETS},
+            missing_secrets=(),
             credentials=CONNECTED, **extra))
     return dataclasses.replace(settings, accounts=tuple(accounts))
 

@@ -9,7 +9,9 @@ Jobs (stable ids, replace_existing, coalesce, max_instances=1, UTC):
   of every show and renews the worker lock; a poll that announced an episode runs it at once
   (so an episode goes out within its feed's poll interval, not an interval and a round);
 - `community`: every 60 s, each show with `[community] enabled` whose `interval` has passed
-  proposes its community's new posts.
+  proposes its community's new posts;
+- `tokens`: every hour, each show's Threads tokens are refreshed before they expire, and the
+  host told when one cannot be (bot.threads_tokens).
 
 SIGHUP reads the config again and syncs it into the show registry (bot.shows): shows added
 are served from the next job on, removed ones no longer (their unsent deliveries withdrawn).
@@ -117,6 +119,16 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None,
                 except CrierError as e:
                     log.error("community %s: %s", s.settings.slug, e)
 
+        def tokens_job() -> None:
+            """Threads tokens refreshed before they expire (bot.threads_tokens)."""
+            from bot.threads_tokens import refresh_threads_tokens, threads_show_ids
+            for sid in threads_show_ids(store, fleet.deployment):
+                if stopping.is_set():
+                    return
+                s = fleet.service_for(sid)
+                if s is not None:
+                    refresh_threads_tokens(s)
+
         sched = BlockingScheduler(timezone="UTC", job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
         sched.add_job(poll_job, "interval", seconds=POLL_CHECK_SECONDS, id="poll",
@@ -128,6 +140,10 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None,
                                                  for s in dep.shows if s.community])
         sched.add_job(community_job, "interval", seconds=every,
                       id="community", replace_existing=True, next_run_time=fleet.now())
+
+        from bot.threads_tokens import CHECK_EVERY
+        sched.add_job(tokens_job, "interval", seconds=CHECK_EVERY, id="tokens",
+                      replace_existing=True, next_run_time=fleet.now())
 
         def on_signal(signum, _frame) -> None:
             log.info("received %s: finishing the delivery in flight, then stopping",

@@ -44,8 +44,10 @@ class Publisher(Protocol):
 
 
 # These libraries log request signing details (the OAuth consumer key and access token, the
-# Authorization header) at DEBUG. Whatever logging is configured, they never get to.
-LEAKY_LOGGERS = ("requests_oauthlib", "oauthlib", "mastodon")
+# Authorization header) at DEBUG; urllib3 logs each request's URL, which carries the Threads
+# token as its documented `access_token` query parameter. Whatever logging is configured, they
+# never get to.
+LEAKY_LOGGERS = ("requests_oauthlib", "oauthlib", "mastodon", "urllib3")
 
 
 def quiet_leaky_loggers() -> None:
