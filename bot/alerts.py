@@ -10,7 +10,8 @@ host is told once, not per delivery or per poll, and not again after a restart:
 - an account's credentials are refused: once, until a post on that account goes out again;
 - the feed has failed for `feed_alert_after`: once; and once when it is back;
 - episodes held by the flood guard: one message per poll that held some;
-- a queued post missed past its grace window: one message per firing that missed.
+- a queued post missed past its grace window: one message per firing that missed;
+- an X post held by the account's x_budget (bot.quotas): once per account and period.
 
 Nothing here may break a post: every method logs and swallows its own errors.
 """
@@ -118,6 +119,21 @@ class Alerts:
                 "restart they are tried again every hour). You are told again only if they "
                 "are refused after working.")
         self._send(f"credentials refused for {name}", body, account=name, kind="failure")
+
+    @_safe
+    def over_budget(self, d: Delivery, key: str, reason: str) -> None:
+        """An X post was held by its account's x_budget (bot.quotas): told once per account
+        and budget period (`key`), however many posts are held in it."""
+        if not self._on or not self.store.add_notice(key, self.clock(), self.clock()):
+            return
+        body = (f"Delivery {d.id} to {d.account} (x), {self._what(d)}, is {reason}.\n\n"
+                f"Further posts on {d.account} that would go over the budget are held too "
+                "(you are told once a period); posts that fit still go out.\n\n"
+                f"What to do: `crier retry {d.id}` (or any held delivery's id) sends it anyway; "
+                f"raise x_budget in {self.settings.path}, or set over_budget = \"no-link\" to "
+                "send such posts without their link ($0.015 instead of $0.200). `crier status` "
+                "shows the month's spend and lists what is held.")
+        self._send(f"X budget reached on {d.account}", body, account=d.account)
 
     @_safe
     def account_worked(self, account: str) -> None:
