@@ -6,7 +6,8 @@ it to the injected `Notifier`, which sends it off the posting path. Conditions t
 account's credentials refused, the feed down) are recorded in the `notices` table, so the
 host is told once, not per delivery or per poll, and not again after a restart:
 
-- a delivery ends `failed`: one message per delivery;
+- a delivery ends `failed`: one message per delivery (X's 402, credits exhausted: once a day
+  per account, since every post there fails alike);
 - an account's credentials are refused: once, until a post on that account goes out again;
 - the feed has failed for `feed_alert_after`: once; and once when it is back;
 - episodes held by the flood guard: one message per poll that held some;
@@ -76,6 +77,9 @@ class Alerts:
         """A delivery ended `failed` (`d`: its row as `Store.delivery` gives it)."""
         if not self._on:
             return
+        from bot.errors import CreditsExhaustedError
+        if isinstance(error, CreditsExhaustedError):
+            return self._credits_exhausted(d, error)
         error = _said(error)
         what = self._what(d)
         body = (f"Delivery {d.id} (post {d.post_id}) to {d.account} "
@@ -85,6 +89,22 @@ class Alerts:
                 f"permissions), then run `crier retry {d.id}`. `crier status` lists every "
                 "failed delivery.")
         self._send(f"a post to {d.account} failed", body, account=d.account,
+                   kind="failure")
+
+    def _credits_exhausted(self, d: Delivery, error: Exception) -> None:
+        """X answered 402: told once a day per account (every post there fails alike)."""
+        now = self.clock()
+        if not self.store.add_notice(f"credits:{d.account}:{now:%Y-%m-%d}", now, now):
+            return
+        body = (f"Delivery {d.id} (post {d.post_id}) to {d.account} (x) failed, "
+                f"{self._what(d)}: {error}\n\n"
+                f"X bills each post and this app's prepaid credits are spent: every post on "
+                f"{d.account} fails the same way until credits are added (you are told once a "
+                "day).\n\n"
+                "What to do: buy credits (or turn on auto-recharge) for the app in X's Developer "
+                f"Console, then `crier retry {d.id}` (and the other failed ones `crier status` "
+                "lists). x_budget in the account's settings keeps crier's own spend in bounds.")
+        self._send(f"X credits exhausted on {d.account}", body, account=d.account,
                    kind="failure")
 
     def _what(self, d: Delivery) -> str:

@@ -211,8 +211,18 @@ def test_a_402_fails_the_delivery_tells_the_host_and_is_not_retried(world, hook)
     w.svc.dispatch()
     assert creates(w) == tries and w.store.delivery(row.id).status == "failed"
     got = [m for m in told(w, hook) if m["type"] == "failure"]
-    assert len(got) == 1 and "X credits exhausted" in got[0]["message"]
+    assert len(got) == 1, got
+    assert "X credits exhausted on x" in got[0]["title"]
+    assert "X credits exhausted" in got[0]["message"] and "Developer" in got[0]["message"]
     assert f"crier retry {row.id}" in got[0]["message"]
+    new_episode(w, 8)                                # fails alike: told once a day, not again
+    w.cycle()
+    assert [d.status for d in x_rows(w)[-2:]] == ["failed", "failed"]
+    assert len([m for m in told(w, hook) if m["type"] == "failure"]) == 1
+    w.x.credits = Decimal("5")                       # the host buys credits and retries
+    retry(w.store, [row.id], w.clock())
+    w.svc.dispatch()
+    assert w.store.delivery(row.id).status == "sent" and len(w.x.tweets) == 2
 
 
 # -- Threads: 250 posts per 24 hours ------------------------------------------------------------
