@@ -3,7 +3,8 @@
 The dispatcher asks `before_claim` about each delivery just before claiming it (bot.dispatch
 `_deliver`, once the delivery is composed). `decide` answers one of:
 
-- **go**: send the delivery as it is;
+- **go**: send the delivery as it is (always, for a delivery tried before: the budget decides
+  once, before the first attempt, which may have posted it);
 - **rewrite**: X over its budget with `over_budget = "no-link"`: the same text without its
   link(s) and without the link reply (a post without a URL costs $0.015, not $0.200),
   recounted and written on the row (payload key "x_no_link"), then sent;
@@ -128,6 +129,11 @@ def _x_budget(store, d: Delivery, account: Account, now: datetime) -> Verdict:
     budget, p = account.x_budget, d.payload or {}
     if p.get("x_budget_held"):
         return GO   # held before, then released by the host (`crier retry`)
+    if d.first_attempt_at is not None:
+        # The budget let it go before its first attempt, which may have posted it (a timeout
+        # after X created it): never hold it half-way, never send another text, which the
+        # "did this delivery already post?" check would not recognise.
+        return GO
     cost = xcost.delivery_cost(d.kind, d.text, p)
     spent = spend(store, d.account, budget.start(now))
     if spent + cost <= budget.amount:

@@ -139,6 +139,26 @@ def test_the_link_reply_is_its_own_post_and_no_link_drops_it(world, hook):
     assert quotas.spend(w.svc.store, "x", w.clock() - timedelta(days=40)) == Decimal("0.230")
 
 
+def test_a_post_tried_before_is_never_rewritten_so_it_is_not_posted_twice(world, hook):
+    w = budgeted(world, hook, x_budget=xcost.parse_budget("0.45/month"), over_budget="no-link",
+                 timeout=0.5)
+    new_episode(w, 6)
+    w.cycle()                                        # $0.200
+    w.x.timeout_after_create_next(count=1, delay=1.5)
+    new_episode(w, 7)
+    w.cycle()                                        # X created it, crier saw a timeout
+    [ep7] = x_rows(w, "pending")
+    assert ep7.needs_check and len(w.x.tweets) == 2
+    new_episode(w, 8)
+    w.cycle()                                        # $0.400 sent: ep7 would now go over
+    assert len(x_rows(w, "sent")) == 2
+    w.drain()                                        # ep7's retry finds its own tweet
+    row = w.store.delivery(ep7.id)
+    assert row.status == "sent" and row.text == ep7.text and "x_no_link" not in row.payload
+    assert len(w.x.tweets) == 3                      # ep6, ep7 once, ep8
+    assert sum(1 for t in w.x.tweets if t["text"] == ep7.text) == 1
+
+
 def test_the_budget_starts_again_with_the_month(world, hook):
     w = budgeted(world, hook, x_budget=xcost.parse_budget("0.30/month"))
     now = w.clock()
