@@ -6,11 +6,13 @@ it to the injected `Notifier`, which sends it off the posting path. Conditions t
 account's credentials refused, the feed down) are recorded in the `notices` table, so the
 host is told once, not per delivery or per poll, and not again after a restart:
 
-- a delivery ends `failed`: one message per delivery;
+- a delivery ends `failed`: one message per delivery (X's 402, credits exhausted: once a day
+  per account, since every post there fails alike);
 - an account's credentials are refused: once, until a post on that account goes out again;
 - the feed has failed for `feed_alert_after`: once; and once when it is back;
 - episodes held by the flood guard: one message per poll that held some;
-- a queued post missed past its grace window: one message per firing that missed.
+- a queued post missed past its grace window: one message per firing that missed;
+- an X post held by the account's x_budget (bot.quotas): once per account and period.
 
 Nothing here may break a post: every method logs and swallows its own errors.
 """
@@ -75,6 +77,9 @@ class Alerts:
         """A delivery ended `failed` (`d`: its row as `Store.delivery` gives it)."""
         if not self._on:
             return
+        from bot.errors import CreditsExhaustedError
+        if isinstance(error, CreditsExhaustedError):
+            return self._credits_exhausted(d, error)
         error = _said(error)
         what = self._what(d)
         body = (f"Delivery {d.id} (post {d.post_id}) to {d.account} "
@@ -84,6 +89,22 @@ class Alerts:
                 f"permissions), then run `crier retry {d.id}`. `crier status` lists every "
                 "failed delivery.")
         self._send(f"a post to {d.account} failed", body, account=d.account,
+                   kind="failure")
+
+    def _credits_exhausted(self, d: Delivery, error: Exception) -> None:
+        """X answered 402: told once a day per account (every post there fails alike)."""
+        now = self.clock()
+        if not self.store.add_notice(f"credits:{d.account}:{now:%Y-%m-%d}", now, now):
+            return
+        body = (f"Delivery {d.id} (post {d.post_id}) to {d.account} (x) failed, "
+                f"{self._what(d)}: {error}\n\n"
+                f"X bills each post and this app's prepaid credits are spent: every post on "
+                f"{d.account} fails the same way until credits are added (you are told once a "
+                "day).\n\n"
+                "What to do: buy credits (or turn on auto-recharge) for the app in X's Developer "
+                f"Console, then `crier retry {d.id}` (and the other failed ones `crier status` "
+                "lists). x_budget in the account's settings keeps crier's own spend in bounds.")
+        self._send(f"X credits exhausted on {d.account}", body, account=d.account,
                    kind="failure")
 
     def _what(self, d: Delivery) -> str:
@@ -118,6 +139,21 @@ class Alerts:
                 "restart they are tried again every hour). You are told again only if they "
                 "are refused after working.")
         self._send(f"credentials refused for {name}", body, account=name, kind="failure")
+
+    @_safe
+    def over_budget(self, d: Delivery, key: str, reason: str) -> None:
+        """An X post was held by its account's x_budget (bot.quotas): told once per account
+        and budget period (`key`), however many posts are held in it."""
+        if not self._on or not self.store.add_notice(key, self.clock(), self.clock()):
+            return
+        body = (f"Delivery {d.id} to {d.account} (x), {self._what(d)}, is {reason}.\n\n"
+                f"Further posts on {d.account} that would go over the budget are held too "
+                "(you are told once a period); posts that fit still go out.\n\n"
+                f"What to do: `crier retry {d.id}` (or any held delivery's id) sends it anyway; "
+                f"raise x_budget in {self.settings.path}, or set over_budget = \"no-link\" to "
+                "send such posts without their link ($0.015 instead of $0.200). `crier status` "
+                "shows the month's spend and lists what is held.")
+        self._send(f"X budget reached on {d.account}", body, account=d.account)
 
     @_safe
     def account_worked(self, account: str) -> None:

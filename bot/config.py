@@ -81,6 +81,8 @@ class Account:
     link: str = "episode"                # which link: "episode" page or the show's "listen" link
     utm: dict[str, str] = field(default_factory=dict, compare=False)
     link_policy: str = "inline"          # inline | none | reply (X charges more for URLs)
+    x_budget: Any = None                 # a bot.xcost.Budget: x_budget = "5.00/month" (X only)
+    over_budget: str = "hold"            # X over its budget: "hold" the post, or "no-link"
     media: str = "card"                  # "card": the link card; "artwork": attach the artwork
     alt_template: str | None = None
     ellipsis: str | None = None
@@ -242,6 +244,8 @@ ACCOUNT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "link": ((str,), "\"episode\" or \"listen\""),
     "utm": ((dict,), "a table of query parameters, e.g. { utm_source = \"mastodon\" }"),
     "link_policy": ((str,), "\"inline\", \"none\" or \"reply\""),
+    "x_budget": ((str,), "dollars per month like \"5.00/month\" (X accounts)"),
+    "over_budget": ((str,), "\"hold\" or \"no-link\" (X accounts)"),
     "media": ((str,), "\"card\" or \"artwork\""),
     "alt_template": ((str,), "a Jinja2 template for the artwork's alt text"),
     "ellipsis": ((str,), "the text put where something was shortened, e.g. \"…\""),
@@ -768,6 +772,8 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
                 raise ConfigError(f"expected one of {', '.join(allowed)} for {platform}, "
                                   f"got {table[k]!r}", file=file, key=f"{where}.{k}")
             kw[k] = table[k]
+    if "x_budget" in table or "over_budget" in table:   # X's pay-per-use (bot.xcost)
+        kw.update(_x_budget(table, platform, where, file))
     if "utm" in table:
         if not all(isinstance(v, str) for v in table["utm"].values()):
             raise ConfigError("expected text values, e.g. { utm_source = \"mastodon\" }",
@@ -806,3 +812,24 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
                    dry_run_reason="dry_run = true in config" if dry else "",
                    secrets=secrets, missing_secrets=() if dry else missing,
                    credentials="environment" if found else "", **kw)
+
+
+def _x_budget(table: dict[str, Any], platform: str, where: str, file: str) -> dict[str, Any]:
+    """`x_budget = "5.00/month"` and `over_budget = "hold" | "no-link"` (bot.quotas)."""
+    from bot.xcost import parse_budget
+    key = "x_budget" if "x_budget" in table else "over_budget"
+    if platform != "x":
+        raise ConfigError(f"only X accounts take {key} (X charges per post)", file=file,
+                          key=f"{where}.{key}")
+    out: dict[str, Any] = {}
+    if "x_budget" in table:
+        try:
+            out["x_budget"] = parse_budget(table["x_budget"])
+        except ValueError as e:
+            raise ConfigError(str(e), file=file, key=f"{where}.x_budget") from None
+    if "over_budget" in table:
+        if table["over_budget"] not in ("hold", "no-link"):
+            raise ConfigError(f"expected \"hold\" or \"no-link\", got "
+                              f"{table['over_budget']!r}", file=file, key=f"{where}.over_budget")
+        out["over_budget"] = table["over_budget"]
+    return out

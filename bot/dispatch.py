@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot import errors
+from bot import errors, quotas
 from bot.artwork import ArtworkPending
 from bot.config import Account
 from bot.models import (
@@ -168,6 +168,11 @@ class Dispatcher:
                                error=str(e))
             d = self.store.delivery(did)
 
+        # Pre-send policies (bot.quotas): X's x_budget (hold, or send without the link) and
+        # Threads' 250 posts a day. It records a hold or a wait itself and returns its Outcome.
+        d, waits = quotas.before_claim(self.store, self.alerts, d, account, now)
+        if d is None or waits is not None:
+            return waits
         token = uuid.uuid4().hex
         if not self.store.claim(did, token, now, lease=self._lease):
             return None  # another process took it

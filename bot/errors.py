@@ -19,7 +19,8 @@
         ├── RateLimitedError        429: retry at `retry_at` (an aware UTC datetime) or later
         ├── AuthError               401 / bad token: stop that account, tell the host
         └── RejectedError           422 / 400 / 403: permanent, never retried blindly
-            └── DuplicateError      the platform says this exact text was already posted
+            ├── DuplicateError      the platform says this exact text was already posted
+            └── CreditsExhaustedError  X's 402: the app's prepaid credits are spent
 
 Adapters translate their library's exceptions into these at the boundary; `service.py` decides
 what to do with them, in one place.
@@ -115,3 +116,8 @@ class DuplicateError(RejectedError):
 class NotAllowedError(RejectedError):
     """The platform (or the account's API access level) does not allow this action: the
     delivery is skipped, with the reason, and never retried."""
+
+
+class CreditsExhaustedError(RejectedError):
+    """X answered 402: the developer account's prepaid credits are spent. The delivery fails
+    (a retry cannot succeed until the host buys credits) and the host is told."""

@@ -42,6 +42,7 @@ def status(svc: Service) -> dict:
         return titles.get(eid)
 
     from bot.outbox import describe
+    from bot.quotas import budget_status
     now = svc.clock()
 
     def drow(d):
@@ -70,6 +71,8 @@ def status(svc: Service) -> dict:
         "queue": svc.queue.list(),
         "accounts": [{"account": a.name, "platform": a.platform,  # never the secrets
                       "credentials": "dry run" if a.dry_run or svc.dry_run else
-                      a.credentials or ("environment" if a.secrets else "missing")}
+                      a.credentials or ("environment" if a.secrets else "missing"),
+                      **({"x_spend": budget_status(svc.store, a, now)}
+                         if a.platform == "x" else {})}
                      for a in svc.settings.accounts],
     }

@@ -51,13 +51,13 @@ APPLICATION = {"service", "polling", "composer", "dispatch", "promos", "listener
                "shows", "showscope", "fleet", "publishers", "locks", "outbox", "alerts", "checks",
                "history", "held", "catalog", "removal",
                "artwork", "users", "connect",
-               "threads_tokens"}
+               "threads_tokens", "quotas"}
 # cli: the package bot/cli/ (one file a concern); web: the package bot/web/ (the control room)
 ENTRY_POINTS = {"cli", "worker", "__main__", "web"}
 ADAPTERS = {"fetch", "store", "config", "deployment", "images", "notify", "netguard", "tomlpos",
             "platforms", "vault"}
 PURE = {"models", "errors", "textlen", "plaintext", "expatsax", "compose", "feed", "episodes",
-        "schedule", "spacing", "share", "community"}
+        "schedule", "spacing", "share", "community", "xcost"}
 
 
 def _imported(path) -> set[str]:

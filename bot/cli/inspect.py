@@ -49,7 +49,7 @@ def preview(obj: Context, feed_src: str | None, latest: bool, guid: str | None,
         click.echo(json.dumps([{
             "account": p.account, "platform": p.platform, "text": p.text, "length": p.length,
             "limit": p.limit, "truncated": p.truncated, "trimmed": list(p.trimmed),
-            "link": p.link, "reply_text": p.reply_text,
+            "link": p.link, "reply_text": p.reply_text, "x_cost": _x_cost(p),
             "media": [{"source": m.source, "alt": m.alt} for m in p.media],
             "card": card_to_data(p.card),
             "episode": ep.title, "guid": ep.guid,
@@ -59,7 +59,9 @@ def preview(obj: Context, feed_src: str | None, latest: bool, guid: str | None,
     click.echo()
     for p in previews:
         note = " · shortened to fit" if p.truncated else ""
-        click.secho(f"── {p.account} ({p.platform}) · {p.length}/{p.limit}{note} ──", bold=True)
+        cost = f" · X cost {_x_cost(p)}" if p.platform == "x" else ""
+        click.secho(f"── {p.account} ({p.platform}) · {p.length}/{p.limit}{note}{cost} ──",
+                    bold=True)
         click.echo(p.text)
         click.echo()
         click.echo(f"   link:    {p.link or '(none)'}")
@@ -78,6 +80,12 @@ def preview(obj: Context, feed_src: str | None, latest: bool, guid: str | None,
         for t in p.trimmed:
             click.echo(f"   trimmed: {t}")
         click.echo()
+
+
+def _x_cost(p) -> str | None:
+    """What the post costs on X ("$0.200"; its link reply included), None elsewhere."""
+    from bot.xcost import post_cost, usd
+    return usd(post_cost(p.text, getattr(p, "reply_text", None))) if p.platform == "x" else None
 
 
 # -- status -------------------------------------------------------------------------------
@@ -113,6 +121,9 @@ def status(obj: Context, as_json: bool) -> None:
         fine = a["credentials"] in ("environment", "connected in the web app", "dry run")
         click.secho(f"Account {a['account']} ({a['platform']}): credentials: "
                     f"{a['credentials']}", fg=None if fine else "yellow")
+        if a.get("x_spend"):   # bot.quotas: the month's X spend against the budget
+            from bot.quotas import describe_budget
+            click.echo(f"  {describe_budget(a['x_spend'])}")
     if st["held_episodes"]:
         click.secho("Held by the flood guard (`crier release ID...` announces them, "
                     "`crier release --dismiss ID...` never will):",

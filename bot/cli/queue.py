@@ -20,6 +20,9 @@ def _print_previews(previews) -> None:
     for p in previews:
         flag = "" if p.fits else click.style("  OVER THE LIMIT", fg="red")
         note = " (shortened)" if p.shortened else ""
+        if p.platform == "x":   # X bills per post (bot.xcost)
+            from bot.xcost import post_cost, usd
+            note += f" · X cost {usd(post_cost(p.text, getattr(p, 'reply_text', None)))}"
         click.echo(f"── {p.account} ({p.platform}): {p.length}/{p.limit} characters{note}{flag}")
         click.echo(p.text)
         if p.image:

@@ -20,7 +20,12 @@ Client has no timeout option at all) and never retries: a retried POST could pos
     tweepy Unauthorized (401)                 -> AuthError
     tweepy Forbidden, app lacks permission    -> AuthError (the host must fix the app settings)
     tweepy Forbidden, "duplicate content"     -> DuplicateError
+    HTTP 402 (credits depleted)               -> CreditsExhaustedError "X credits exhausted"
     tweepy Forbidden / BadRequest / other 4xx -> RejectedError with X's own message
+
+X bills per request (bot.xcost); an app whose prepaid credits are spent gets 402 with X's
+problem JSON (title "CreditsDepleted", detail "Your enrolled account ... does not have any
+credits to fulfill this request."): the delivery fails, it is not retried blindly.
 
 **Images** go to `POST /2/media/upload` (multipart, raw bytes, `media_category=tweet_image`) and
 their alt text to `POST /2/media/metadata`: X retired the v1.1 upload host that tweepy's
@@ -49,6 +54,7 @@ from typing import Any, TypeVar
 from bot.errors import (
     AmbiguousError,
     AuthError,
+    CreditsExhaustedError,
     DuplicateError,
     NotAllowedError,
     PublishError,
@@ -427,6 +433,8 @@ class XPublisher:
             return TransientError(f"X answered {status} while {what}: {said}", **kw)
         if isinstance(exc, tweepy.Unauthorized):
             return AuthError(f"X refused the credentials while {what}: {said}", **kw)
+        if status == 402:   # pay-per-use: the app's credits are spent (docs.x.com pricing)
+            return CreditsExhaustedError(f"X credits exhausted while {what}: {said}", **kw)
         if isinstance(exc, tweepy.Forbidden):
             if any(m in lowered for m in DUPLICATE_MARKERS) or 187 in exc.api_codes:
                 return DuplicateError(f"X says this exact text was already posted: {said}", **kw)

@@ -279,8 +279,16 @@ def preview_out(p, *, alt_limit: int | None = None, display_name: str | None = N
             "mentions": ["@" + m for m, _, _ in extract_mentions(p.text)],
             "image": image, "alt": alt, "alt_length": alt_length, "alt_limit": alt_limit,
             "trimmed": list(p.trimmed) or None, "episode": getattr(p, "episode", None),
-            "reply_text": getattr(p, "reply_text", None),
+            "reply_text": getattr(p, "reply_text", None), "x_cost": _x_cost(p),
             "segments": [{"kind": k, "text": t, "href": h} for k, t, h in segments(p.text)]}
+
+
+def _x_cost(p) -> str | None:
+    """What the post costs on X ("$0.200", bot.xcost), None on other networks."""
+    if p.platform != "x":
+        return None
+    from bot.xcost import post_cost, usd
+    return usd(post_cost(p.text, getattr(p, "reply_text", None)))
 
 
 def local(dt: datetime | None, tz: ZoneInfo) -> str | None:

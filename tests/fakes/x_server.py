@@ -34,6 +34,13 @@ Fault injection, all thread-safe and counted down per matching request:
     srv.rate_limit_next(reset_in_seconds=60, count=1, path="/2/tweets", method="POST")
     srv.revoke_token() / srv.restore_token()             # 401 on every request while revoked
 
+**Credits (pay-per-use).** `XServer(credits="1.00")` (or `srv.credits = Decimal(...)`) gives
+the app a prepaid balance: each post created costs what docs.x.com's pricing says ($0.015, or
+$0.200 when its text has a URL, as twitter-text finds them), a repost $0.015 (`srv.spent` adds
+them up). As X documents, the balance may go slightly negative; once it is at or below zero
+every write answers 402 with X's problem JSON, title "CreditsDepleted" (nothing is created).
+`credits=None` (the default): no billing.
+
 State: `srv.tweets` (dicts: id, text, created_at, in_reply_to, media_ids), `srv.media`,
 `srv.requests` (dicts: method, path, query, headers, json, status, response_headers, response).
 
@@ -57,6 +64,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
@@ -79,6 +87,10 @@ TIMESTAMP_SKEW = 300               # seconds of oauth_timestamp drift accepted
 FIRST_TWEET_ID = 1456012973835788293   # ids look like the recorded snowflakes
 FIRST_MEDIA_ID = 1349010955083132928
 CLIENT_FORBIDDEN_TYPE = "https://api.twitter.com/2/problems/client-forbidden"
+# docs.x.com/x-api/getting-started/pricing: Content: Create / (with URL) / User Interaction
+PRICE_POST, PRICE_POST_WITH_URL, PRICE_REPOST = Decimal("0.015"), Decimal("0.200"), \
+    Decimal("0.015")
+CREDITS_DEPLETED_TYPE = "https://api.twitter.com/2/problems/credits"
 _TCO_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 # (method, route) -> (x-rate-limit-limit, window seconds): X's documented per-user limits.
@@ -173,8 +185,11 @@ class XServer:
                  signed_api_base: str = "https://api.twitter.com",
                  signed_upload_base: str = "https://upload.twitter.com",
                  enforce_rate_limits: bool = False, timeline_delay: float = 0.0,
-                 clock: Callable[[], datetime] | None = None, allow_retweets: bool = False):
+                 clock: Callable[[], datetime] | None = None, allow_retweets: bool = False,
+                 credits: Decimal | str | None = None):
         self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
+        self.credits = None if credits is None else Decimal(credits)   # None: not billed
+        self.spent = Decimal(0)
         # X's Free tier may post but not repost: POST /2/users/:id/retweets answers 403
         self.allow_retweets = allow_retweets
         self.retweets: list[str] = []
@@ -488,6 +503,9 @@ class XServer:
                                                "deleted or not visible to you.")
             if text and any(t["text"] == text for t in self.tweets):
                 return 403, rate, problem(403, DUPLICATE_DETAIL)
+            price = PRICE_POST_WITH_URL if extract_urls_with_indices(text) else PRICE_POST
+            if not self._charge(price):
+                return 402, rate, self.credits_depleted()
             tweet = self.add_tweet(text, in_reply_to=str(reply_to) if reply_to else None,
                                    media_ids=media_ids)
         shown, _ = self.render(tweet)
@@ -499,6 +517,23 @@ class XServer:
             data["community_id"] = str(payload["community_id"])
         return 201, {**rate, "location": f"{self.signed_api_base}/2/tweets/{tweet['id']}"}, \
             {"data": data}
+
+    def _charge(self, price: Decimal) -> bool:
+        """Take `price` from the balance; False (nothing taken) once it is spent."""
+        with self.lock:
+            if self.credits is None:
+                return True
+            if self.credits <= 0:
+                return False
+            self.credits -= price
+            self.spent += price
+            return True
+
+    def credits_depleted(self) -> dict[str, Any]:
+        """The 402 X answers an app whose prepaid credits are spent (problem JSON)."""
+        return problem(402, f"Your enrolled account [{self.user_id}] does not have any credits "
+                            "to fulfill this request.", title="CreditsDepleted",
+                       type_=CREDITS_DEPLETED_TYPE)
 
     def _delete_tweet(self, tweet_id: str, rate: dict[str, str]
                       ) -> tuple[int, dict[str, str], Any]:
@@ -525,6 +560,8 @@ class XServer:
                           "access to this endpoint, you may need a different access level."}
         tweet_id = str(json.loads(body or b"{}")["tweet_id"])
         with self.lock:
+            if not self._charge(PRICE_REPOST):
+                return 402, rate, self.credits_depleted()
             if tweet_id not in self.retweets:
                 self.retweets.append(tweet_id)
         return 200, rate, {"data": {"retweeted": True, "rest_id": tweet_id}}

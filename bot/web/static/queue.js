@@ -137,6 +137,11 @@
     if (!p.fits) count.classList.add("bad");
     count.dataset.count = "";
     foot.append(count);
+    if (p.x_cost) {   // X bills per post (bot.xcost)
+      const cost = el("span", "pv-cost muted", "X cost " + p.x_cost);
+      cost.dataset.cost = "";
+      foot.append(cost);
+    }
     if (over) {
       const warn = el("strong", "pv-warn bad", over + " over the limit on " + network);
       warn.setAttribute("role", "alert");
