@@ -9,7 +9,7 @@ from bot.platforms.base import Publisher
 
 
 def build_publishers(settings: Settings, *, dry_run: bool = False, session=None,
-                     checkpoints=None) -> dict[str, Publisher]:
+                     checkpoints=None, show_id: int | None = None) -> dict[str, Publisher]:
     """One publisher per account; dry-run accounts (or --dry-run) record instead of posting.
     `checkpoints` (the Store: `checkpoint(key)`, `set_checkpoint(key, data)`) keeps a
     publisher's state between the steps of one delivery (Bluesky, Threads)."""
@@ -37,10 +37,13 @@ def build_publishers(settings: Settings, *, dry_run: bool = False, session=None,
                                            checkpoints=checkpoints, timeout=a.timeout)
         elif a.platform == "threads":
             from bot.platforms.threads import ThreadsPublisher
+            from bot.threads_tokens import token_store_for  # refreshed tokens, kept encrypted
             out[a.name] = ThreadsPublisher(a.name, access_token=a.secrets["access_token"].reveal(),
                                            api_base=a.api_base, user_id=a.user_id,
                                            checkpoints=checkpoints, timeout=a.timeout,
-                                           token_store=None)  # (the web app's: THREADS wires it)
+                                           token_store=token_store_for(
+                                               checkpoints, settings, a, show_id=show_id)
+                                           if checkpoints is not None else None)
         else:
             from bot.platforms.x import XPublisher
             s = a.secrets
