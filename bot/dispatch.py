@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING
 from bot import errors
 from bot.artwork import ArtworkPending
 from bot.config import Account
-from bot.models import Delivery, DeliveryStatus, Media, Post
+from bot.models import (
+    Delivery,
+    DeliveryStatus,
+    Post,
+    card_from_data,
+    media_from_data,
+    pairs_from_data,
+)
 
 if TYPE_CHECKING:
     from bot.service import Service
@@ -347,10 +354,12 @@ def _since_first_attempt(d: Delivery, now: datetime) -> datetime:
 
 def _post_from_row(d: Delivery) -> Post:
     p = d.payload or {}
-    media = tuple(Media(**m) for m in p.get("media") or ())
+    media = tuple(media_from_data(m) for m in p.get("media") or ())
     return Post(text=d.text, language=p.get("language"),
                 visibility=p.get("visibility", "public"), media=media,
-                spoiler=p.get("spoiler"), reply_text=p.get("reply_text"))
+                spoiler=p.get("spoiler"), reply_text=p.get("reply_text"),
+                card=card_from_data(p.get("card")), mentions=pairs_from_data(p.get("mentions")),
+                links=pairs_from_data(p.get("links")), created_at=d.created_at)
 
 
 def _dry_run_type():

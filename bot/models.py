@@ -69,10 +69,21 @@ class Rules:
 
 @dataclass(frozen=True)
 class Media:
-    """An image to attach: a local path or URL plus its alt text."""
+    """An image to attach: a local path or URL plus its alt text. `url` is the image's original
+    public http(s) address when known (the feed's artwork URL): Threads fetches images by URL."""
     source: str
     alt: str = ""
     mime_type: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Card:
+    """A link card: Bluesky's app.bsky.embed.external, Threads' link_attachment (= `uri`)."""
+    uri: str
+    title: str = ""
+    description: str = ""
+    thumb: Media | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,49 @@ class Post:
     media: tuple[Media, ...] = ()
     spoiler: str | None = None
     reply_text: str | None = None      # X link policy "reply": a follow-up in reply
+    card: Card | None = None           # Bluesky/Threads: the link card
+    # ("@handle", "Name") pairs the composer wrote into the text: an adapter that cannot
+    # resolve a handle writes the name instead.
+    mentions: tuple[tuple[str, str], ...] = ()
+    # (shown text, full URL) pairs: a link shown shortened in the text (Bluesky), whose link
+    # facet carries the whole URL.
+    links: tuple[tuple[str, str], ...] = ()
+    created_at: datetime | None = None  # the delivery's created_at: stable across retries
+
+
+def media_to_data(m: Media) -> dict[str, Any]:
+    """A Media as the delivery payload's JSON holds it (`media_from_data` reads it back)."""
+    out: dict[str, Any] = {"source": m.source, "alt": m.alt, "mime_type": m.mime_type}
+    if m.url:
+        out["url"] = m.url
+    return out
+
+
+def media_from_data(data: Mapping[str, Any]) -> Media:
+    return Media(source=data["source"], alt=data.get("alt") or "",
+                 mime_type=data.get("mime_type"), url=data.get("url"))
+
+
+def card_to_data(card: Card | None) -> dict[str, Any] | None:
+    """A Card as the delivery payload's JSON holds it (None stays None)."""
+    if card is None:
+        return None
+    return {"uri": card.uri, "title": card.title, "description": card.description,
+            "thumb": media_to_data(card.thumb) if card.thumb else None}
+
+
+def card_from_data(data: Mapping[str, Any] | None) -> Card | None:
+    if not data:
+        return None
+    thumb = data.get("thumb")
+    return Card(uri=data["uri"], title=data.get("title") or "",
+                description=data.get("description") or "",
+                thumb=media_from_data(thumb) if thumb else None)
+
+
+def pairs_from_data(data: Any) -> tuple[tuple[str, str], ...]:
+    """Payload "mentions"/"links" (JSON lists of two strings) as a tuple of pairs."""
+    return tuple((str(a), str(b)) for a, b in data or ())
 
 
 @dataclass(frozen=True)

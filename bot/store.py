@@ -36,7 +36,7 @@ from bot.models import CommunityPost, Delivery, DeliveryStatus, EpisodeRecord, F
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0009"
+HEAD = "0010"
 MAX_KEY = 300
 MIGRATE_WAIT = 60.0          # seconds a migration retries a locked SQLite file
 MIGRATION_LOCK = 0x63726965  # "crie": the PostgreSQL advisory lock taken while migrating
@@ -267,6 +267,12 @@ oauth_pending = sa.Table(  # an OAuth authorization under way (state, PKCE verif
     sa.Column("verifier_enc", sa.Text, nullable=False),
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE")),
     sa.Column("created_at", TS, nullable=False),
+)
+publish_checkpoints = sa.Table(  # a publisher's state between steps (migration 0010)
+    "publish_checkpoints", md,
+    sa.Column("idempotency_key", sa.String(64), primary_key=True),  # the delivery's
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
 )
 locks = sa.Table(
     "locks", md,
@@ -1155,6 +1161,31 @@ class Store:
                 return None
             c.execute(notices.delete().where(notices.c.key == key))
             return dict(r)
+
+    # -- publish checkpoints: a publisher's state between its steps (migration 0010) --------
+    def checkpoint(self, key: str) -> dict | None:
+        """What a publisher recorded for the delivery with idempotency key `key`, or None."""
+        with self.tx() as c:
+            return c.execute(sa.select(publish_checkpoints.c.data).where(
+                publish_checkpoints.c.idempotency_key == key)).scalar()
+
+    def set_checkpoint(self, key: str, data: dict) -> None:
+        """Record (replace) a publisher's state for `key`; committed when this returns."""
+        now = datetime.now(UTC)
+        where = publish_checkpoints.c.idempotency_key == key
+        for _ in range(2):
+            with self.tx() as c:
+                if c.execute(publish_checkpoints.update().where(where).values(
+                        data=data, updated_at=now)).rowcount == 1:
+                    return
+            try:
+                with self.tx() as c:
+                    c.execute(publish_checkpoints.insert().values(
+                        idempotency_key=key, data=data, updated_at=now))
+                return
+            except sa.exc.IntegrityError:
+                continue  # another writer inserted it meanwhile: update it
+        raise StoreError(f"could not record the checkpoint of delivery {key}")
 
 
 def _postgres_session(dbapi_conn, _record) -> None:

@@ -206,3 +206,21 @@ def test_the_store_gives_episodes_as_typed_values(db_url):
     with pytest.raises(FrozenInstanceError):
         got.status = "announced"  # type: ignore[misc]
     store.close()
+
+
+def test_publish_checkpoints_are_kept_and_replaced(db_url):
+    """A publisher's state between steps (a container id, a record key) is committed when
+    `set_checkpoint` returns: another Store on the same database (a restarted worker) reads it."""
+    store = Store(db_url)
+    store.migrate()
+    key = "0f" * 32   # a delivery's idempotency key fills the 64 characters
+    assert store.checkpoint(key) is None
+    store.set_checkpoint(key, {"container_id": "1789", "step": "created"})
+    store.set_checkpoint("other", {"rkey": "3l4k5j6h7g2aa"})
+    again = Store(db_url)
+    assert again.checkpoint(key) == {"container_id": "1789", "step": "created"}
+    again.set_checkpoint(key, {"container_id": "1789", "step": "published", "n": [1, "é"]})
+    assert store.checkpoint(key) == {"container_id": "1789", "step": "published", "n": [1, "é"]}
+    assert store.checkpoint("other") == {"rkey": "3l4k5j6h7g2aa"}
+    again.close()
+    store.close()
