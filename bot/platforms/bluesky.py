@@ -5,13 +5,8 @@ requests: its `Client` holds the session, refreshes it, and raises typed errors.
 sent as plain JSON (`invoke_procedure` with a dict), so what is stored is exactly what crier
 built (`bot.platforms.bluesky_rich` builds the facets, record keys and images).
 
-**Session.** `createSession` once per process per (service, handle, app password), shared by
-every publisher built for it (publishers are rebuilt on worker ticks; the server allows 30
-createSession calls per 5 minutes and 300 a day). The access token is renewed with
-`refreshSession`: by the SDK shortly before it expires, and here when the server still answers
-`ExpiredToken` (then the call is made once more; the server refused it, nothing was written).
-Only when the refresh token itself is refused is a new session created. The profile is never
-fetched (a bare PDS has no AppView), and the client stays on the configured service.
+**Session.** `bot.platforms.bluesky_session`: one createSession per process and account,
+shared by every publisher built for it, renewed with refreshSession; never a profile fetch.
 
 **Exactly once.** A post's record key is a TID chosen once per delivery and stored through
 `checkpoints.set_checkpoint(idempotency_key, {"rkey": ...})` before `createRecord`; a later
@@ -28,7 +23,9 @@ amplifier's DID and the reposted post's URI.
     401 / 403, InvalidToken, AuthMissing,
       bad handle or app password               -> AuthError
     400 InvalidRequest (lexicon validation...) -> RejectedError with the server's message
-    400 ExpiredToken                           -> refreshSession, then the call once more
+    400 ExpiredToken / InvalidToken            -> refreshSession (createSession when the refresh
+                                                  token is refused), the call once more; refused
+                                                  again -> AuthError
 
 **Deleting** (`delete`): `deleteRecord` is a no-op for a record that is not there, so a
 missing post counts as deleted. Messages name the account, never the password or a token.
@@ -40,12 +37,11 @@ import hashlib
 import logging
 import random
 import re
-import threading
 import time
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -59,10 +55,10 @@ from bot.errors import (
 )
 from bot.models import Media, Post, Published, Rules
 from bot.platforms import bluesky_rich as rich
+from bot.platforms.bluesky_session import shared_session, xrpc_error
 from bot.textlen import BLUESKY_RULES, fits
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 DEFAULT_SERVICE = "https://bsky.social"
 DEFAULT_TIMEOUT = 10.0
@@ -77,108 +73,6 @@ AUTH_ERRORS = ("InvalidToken", "AuthMissing", "AuthenticationRequired", "Account
                "AccountDeactivated", "AccountNotFound")
 _AT_URI = re.compile(r"^at://([^/]+)/([^/]+)/([^/]+)$")
 _BSKY_URL = re.compile(r"^https://bsky\.app/profile/([^/]+)/post/([^/?#]+)")
-
-
-class _Session:
-    """One logged-in SDK client, shared by every publisher of one account in this process."""
-
-    def __init__(self, service: str, handle: str, password: str, timeout: float):
-        self.service, self.handle, self.timeout = service, handle, timeout
-        self._password = password
-        self.lock = threading.RLock()
-        self.client: Any = None
-        self.created = self.refreshed = 0   # createSession / refreshSession calls made
-
-    def ready(self) -> Any:
-        """The SDK client with a session (createSession on first use)."""
-        with self.lock:
-            if self.client is None:
-                self.client = _pinned_client_class()(self.service, timeout=self.timeout)
-            if self.client._session is None:
-                self._create()
-            return self.client
-
-    def token(self) -> str | None:
-        s = self.client._session if self.client is not None else None
-        return s.access_jwt if s else None
-
-    def renew(self, stale: str | None) -> None:
-        """After the server refused the access token `stale`: refreshSession (once, however
-        many threads saw it refused); createSession only if the refresh token is refused."""
-        from atproto_client.client.session import SessionEvent
-        from atproto_client.exceptions import BadRequestError, UnauthorizedError
-
-        with self.lock:
-            if self.client is None or self.token() != stale:
-                return      # another caller renewed it already
-            try:
-                response = self.client.com.atproto.server.refresh_session(
-                    headers=self.client._get_refresh_auth_headers(), ignore_session_check=True)
-                self.refreshed += 1
-                self.client._set_session(SessionEvent.REFRESH, response)
-                log.info("bluesky %s: session refreshed", self.handle)
-            except (BadRequestError, UnauthorizedError) as e:
-                if _xrpc_error(e) not in ("ExpiredToken", "InvalidToken", "AuthMissing"):
-                    raise
-                log.info("bluesky %s: refresh token refused (%s); logging in again",
-                         self.handle, _xrpc_error(e))
-                self._create()
-
-    def _create(self) -> None:
-        from atproto_client import models
-        from atproto_client.client.session import SessionEvent
-
-        response = self.client.com.atproto.server.create_session(
-            models.ComAtprotoServerCreateSession.Data(identifier=self.handle,
-                                                      password=self._password),
-            ignore_session_check=True)
-        self.created += 1
-        self.client._set_session(SessionEvent.CREATE, response)
-        log.info("bluesky %s: logged in to %s", self.handle, self.service)
-
-    def secrets(self) -> list[str]:
-        out = [self._password]
-        s = self.client._session if self.client is not None else None
-        return out + ([s.access_jwt, s.refresh_jwt] if s else [])
-
-
-_SESSIONS: dict[tuple[str, str, str], _Session] = {}
-_SESSIONS_LOCK = threading.Lock()
-
-
-def shared_session(service: str, handle: str, app_password: str, timeout: float) -> _Session:
-    """This process's session for the account (one per service, handle and password)."""
-    digest = hashlib.sha256(app_password.encode()).hexdigest()
-    key = (service.rstrip("/"), handle.lstrip("@").lower(), digest)
-    with _SESSIONS_LOCK:
-        if key not in _SESSIONS:
-            _SESSIONS[key] = _Session(key[0], key[1], app_password, timeout)
-        return _SESSIONS[key]
-
-
-_client_class: type | None = None
-
-
-def _pinned_client_class() -> type:
-    """The SDK's Client, kept on the configured service (it would move to the PDS named in
-    the account's DID document) and given a request timeout. Built on first use."""
-    global _client_class
-    if _client_class is None:
-        import httpx
-        from atproto_client import Client
-        from atproto_client.request import Request
-
-        class PinnedClient(Client):
-            def __init__(self, service: str, *, timeout: float):
-                super().__init__(service, request=Request(timeout=httpx.Timeout(timeout)))
-                self._pinned = service
-
-            def _set_session(self, event: Any, session: Any) -> None:
-                self._set_or_update_session(session, self._pinned)
-                self._call_on_session_change_callbacks(event)
-
-        _client_class = PinnedClient
-    return _client_class
 
 
 class BlueskyPublisher:
@@ -341,7 +235,7 @@ class BlueskyPublisher:
                 "com.atproto.repo.getRecord", params=_dot(params)), passthrough=(
                     BadRequestError, RequestException))
         except (BadRequestError, RequestException) as e:
-            if _xrpc_error(e) == "RecordNotFound" or _status(e) == 404:
+            if xrpc_error(e) == "RecordNotFound" or _status(e) == 404:
                 return None
             raise self._translate(e, "reading a record", False) from None
         return answer if full else answer.get("value")
@@ -459,14 +353,15 @@ class BlueskyPublisher:
         """Run `fn(client)` with a session; the answer's JSON (a dict) or what fn returned.
         An expired access token is renewed and the call made once more."""
         for attempt in (1, 2):
+            stale = None    # the access token this call was sent with
             try:
                 client = self._session.ready()
                 stale = self._session.token()
                 response = fn(client)
                 return response.content if hasattr(response, "content") else response
             except Exception as exc:
-                if attempt == 1 and _xrpc_error(exc) in ("ExpiredToken", "InvalidToken") \
-                        and self._session.token() is not None:
+                if attempt == 1 and stale is not None \
+                        and xrpc_error(exc) in ("ExpiredToken", "InvalidToken"):
                     try:
                         self._session.renew(stale)
                         continue
@@ -488,6 +383,10 @@ class BlueskyPublisher:
                               "status": _status(exc)}
         if isinstance(exc, x.LoginRequiredError):
             return AuthError(f"not logged in to {self.service} while {what}", **kw)
+        if isinstance(exc, httpx.TransportError):   # the SDK passes some through unwrapped
+            wrapped = x.InvokeTimeoutError() if isinstance(exc, httpx.TimeoutException) \
+                else x.NetworkError()
+            wrapped.__cause__, exc = exc, wrapped
         if not isinstance(exc, x.RequestErrorBase):
             return None
         said = self._scrub(_said(exc))
@@ -502,7 +401,7 @@ class BlueskyPublisher:
                 return AmbiguousError(f"{kind} while {what} after {self.timeout:g} s; the "
                                       "record may exist", **kw)
             return TransientError(f"{kind} while {what}", **kw)
-        status, error = kw["status"], _xrpc_error(exc)
+        status, error = kw["status"], xrpc_error(exc)
         if isinstance(exc, x.RateLimitExceededError):
             retry_at = exc.reset_at
             when = f"; retry at {retry_at.isoformat()}" if retry_at else ""
@@ -527,7 +426,6 @@ class BlueskyPublisher:
                 text = text.replace(secret, "***")
         return text
 
-
 def _dot(data: dict[str, Any]) -> Any:
     from atproto_client.models.dot_dict import DotDict
 
@@ -537,13 +435,6 @@ def _dot(data: dict[str, Any]) -> Any:
 def _status(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
     return getattr(response, "status_code", None)
-
-
-def _xrpc_error(exc: BaseException) -> str | None:
-    """The XRPC error name of a failed call ("ExpiredToken", "InvalidRequest"...)."""
-    content = getattr(getattr(exc, "response", None), "content", None)
-    return getattr(content, "error", None)
-
 
 def _said(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
