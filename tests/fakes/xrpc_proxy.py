@@ -8,6 +8,10 @@ can lose an answer, so tests see what a flaky network does to a real server's wr
                                                           # its answer never comes back
     proxy.fail("com.atproto.repo.createRecord", "502")    # reaches the PDS, answered 502
     proxy.fail("com.atproto.repo.createRecord", "502-before")  # 502, the PDS never sees it
+    seen = proxy.hold("com.atproto.repo.createRecord")    # the next one is passed on and its
+    seen.wait(30)                                         # answer held until stop(): the
+                                                          # moment to kill the client
+    proxy.hold("com.atproto.repo.createRecord", forward=False)  # held before the PDS sees it
     proxy.stop()
 
 Nothing is changed on the way: the request and the PDS's answer pass byte for byte (minus
@@ -32,6 +36,8 @@ class XrpcProxy:
         self.calls: Counter[str] = Counter()
         self.seen: list[str] = []               # nsids in order
         self._faults: dict[str, list[str]] = {}
+        self._holds: dict[str, list[tuple[threading.Event, bool]]] = {}
+        self._released = threading.Event()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._client = httpx.Client(timeout=30.0)
@@ -49,6 +55,14 @@ class XrpcProxy:
         assert mode in ("drop", "502", "502-before"), mode
         with self._lock:
             self._faults.setdefault(nsid, []).append(mode)
+
+    def hold(self, nsid: str, *, forward: bool = True) -> threading.Event:
+        """Hold the next `nsid` call until `stop()`: passed on to the PDS first (`forward`) or
+        not. The event is set once the PDS has answered it (or, not forwarded, on arrival)."""
+        reached = threading.Event()
+        with self._lock:
+            self._holds.setdefault(nsid, []).append((reached, forward))
+        return reached
 
     def start(self) -> XrpcProxy:
         proxy = self
@@ -71,6 +85,7 @@ class XrpcProxy:
         return self
 
     def stop(self) -> None:
+        self._released.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -85,6 +100,18 @@ class XrpcProxy:
             self.seen.append(nsid)
             queue = self._faults.get(nsid) or []
             fault = queue.pop(0) if queue else None
+            holds = self._holds.get(nsid) or []
+            held = holds.pop(0) if holds else None
+        if held is not None:
+            reached, forward = held
+            if forward:
+                headers = {k: v for k, v in h.headers.items() if k.lower() not in HOP}
+                self._client.request(h.command, self.upstream + h.path, headers=headers,
+                                     content=body)
+            reached.set()
+            self._released.wait()          # the client hears nothing until stop()
+            h.close_connection = True
+            return
         if fault == "502-before":
             self._answer(h, 502, {"Content-Type": "application/json"},
                          b'{"error":"UpstreamFailure","message":"proxy: bad gateway"}')
