@@ -40,6 +40,21 @@ from tests.world import world  # noqa: E402, F401  (the `world` fixture, for eve
 
 
 @pytest.fixture(scope="session")
+def pds(request):
+    """Bluesky's own PDS (@atproto/pds) with a PLC stand-in, one for the session (tests/pds.py).
+    Its data folder and logs are kept, and their path printed, when a test failed."""
+    from tests.pds import LocalPDS
+    server = LocalPDS().start()
+    yield server
+    keep = request.session.testsfailed > 0
+    server.stop(keep=keep)
+    if keep:
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line(f"local PDS logs kept in {server.tmp}")
+
+
+@pytest.fixture(scope="session")
 def browser():
     """Debian's Chromium under Playwright, one for the session (tests/browser.py)."""
     from playwright.sync_api import sync_playwright
