@@ -358,3 +358,27 @@ def test_network_failures_on_reads_are_transient(pds, proxy):
     with pytest.raises(TransientError) as info:
         pub.find_existing(Post(text="x"), datetime.now(UTC))
     assert not isinstance(info.value, AmbiguousError) and info.value.status == 502
+
+
+def test_a_write_that_times_out_is_ambiguous_and_its_key_settles_it(pds, proxy):
+    show = _account(pds, "show")
+    checkpoints = Checkpoints()
+    pub = _publisher(show, proxy.url, checkpoints=checkpoints, timeout=0.5)
+    pub.verify()
+    proxy.hold("com.atproto.repo.createRecord")                 # written, never answered
+    published = pub.publish(Post(text="slow but there"), "k-slow")
+    assert _rkey(published) == checkpoints.data["k-slow"]["rkey"]
+    proxy.hold("com.atproto.repo.createRecord", forward=False)  # never written
+    with pytest.raises(AmbiguousError, match="timed out while creating the post"):
+        pub.publish(Post(text="not there"), "k-slow-2")
+    assert [r["value"]["text"] for r in pds.list_records(show.did, POST)] == ["slow but there"]
+
+
+def test_importing_the_adapter_does_not_load_the_sdk():
+    import subprocess
+    import sys
+    code = ("import sys, bot.platforms.bluesky, bot.platforms.bluesky_rich; "
+            "print(sorted(m for m in sys.modules if m.startswith(('atproto', 'PIL'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
