@@ -402,11 +402,12 @@ class BlueskyPublisher:
                                       "record may exist", **kw)
             return TransientError(f"{kind} while {what}", **kw)
         status, error = kw["status"], xrpc_error(exc)
-        if isinstance(exc, x.RateLimitExceededError):
-            retry_at = exc.reset_at
+        if status == 429:
+            reset = str(exc.response.headers.get("ratelimit-reset") or "")
+            retry_at = datetime.fromtimestamp(int(reset), UTC) if reset.isdigit() else None
             when = f"; retry at {retry_at.isoformat()}" if retry_at else ""
             return RateLimitedError(f"rate limited while {what}{when}", retry_at=retry_at, **kw)
-        if isinstance(exc, x.UnauthorizedError) or error in AUTH_ERRORS:
+        if status in (401, 403) or error in AUTH_ERRORS:
             hint = ""
             if what == "logging in" or "password" in said.lower():
                 hint = (f" (check the handle '{self.handle}' and the app password in "
