@@ -122,6 +122,16 @@ def test_an_unresolvable_handle_without_a_name_stays_plain_text(pds):
     assert "langs" not in stored
 
 
+def test_a_handle_lookup_that_fails_writes_the_name_and_the_post_goes_out(pds, proxy):
+    show, guest = _account(pds, "show"), _account(pds, "guest")
+    proxy.fail("com.atproto.identity.resolveHandle", "502-before")
+    text = f"with @{guest.handle} today"
+    published = _publisher(show, proxy.url).publish(
+        Post(text=text, mentions=((f"@{guest.handle}", "Guest Person"),)), "k-502")
+    stored = pds.get_record(show.did, POST, _rkey(published))["value"]
+    assert stored["text"] == "with Guest Person today" and "facets" not in stored
+
+
 def test_a_shortened_link_is_shown_short_and_links_the_whole_url(pds):
     show = _account(pds, "show")
     full = "https://example.com/episodes/2026/12/a-really-long-slug-for-this-one?ref=crier"
@@ -286,7 +296,8 @@ def test_one_session_for_every_publisher_of_the_account(pds, proxy):
     assert not [n for n in proxy.seen if n.startswith("app.bsky")]   # no profile fetch
 
 
-def test_an_expired_access_token_is_refreshed_not_logged_in_again(pds, proxy):
+def test_an_expired_access_token_is_refreshed_not_logged_in_again(pds, proxy, caplog):
+    caplog.set_level(logging.DEBUG)
     show = _account(pds, "show")
     pub = _publisher(show, proxy.url)
     pub.publish(Post(text="first"), "k-exp-1")
@@ -316,6 +327,8 @@ def test_an_expired_access_token_is_refreshed_not_logged_in_again(pds, proxy):
     assert _publisher(show, proxy.url).verify() == f"@{show.handle}"
     assert proxy.count("com.atproto.server.refreshSession") == 2
     assert proxy.count("com.atproto.server.createSession") == 2
+    for secret in (session.access_jwt, session.refresh_jwt, show.app_password):
+        assert secret not in caplog.text
 
 
 # -- errors -----------------------------------------------------------------------------------
