@@ -25,6 +25,13 @@ Pure: no I/O and no clock. The same input always gives the same output.
   @mention or a #hashtag, or inside a grapheme cluster.
 * Artwork: the episode's image, else the show's, with alt text from a template, cut at a word
   to the platform's alt-text limit.
+* Bluesky and Threads: a link card (`Composed.card`: the link, the whole title, the summary cut
+  to CARD_DESCRIPTION characters, the artwork with its alt text as its thumbnail); guests'
+  handles from the people map ("@name.bsky.social", "@name") in `Composed.mentions` with their
+  names. On Bluesky a link is shown as its app shows one (`bluesky_short_url`: host and path,
+  a long path cut with "…"), so a long URL does not eat the 300; `Composed.links` pairs the
+  shown text with the whole URL, which the link facet carries. Threads counts at most 5 links
+  (`Rules.max_links`): the summary is shortened until the post has no more.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from bot import plaintext, textlen
 from bot.errors import CrierError, TemplateError
 from bot.feed import untracked_url
-from bot.models import Episode, Rules
+from bot.models import Card, Episode, Media, Rules
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +91,9 @@ class ComposeOptions:
     alt_template: str | None = None        # Jinja2 for the artwork's alt text
     boilerplate: frozenset[str] = frozenset()      # find_boilerplate() of the feed
     boilerplate_patterns: tuple[str, ...] = ()     # regexes (case-insensitive): drop paragraph
+    # Bluesky: a link shown as its app shows it, the facet carrying the whole URL; False: the
+    # whole URL in the text (a share intent's text has no facets)
+    shorten_links: bool = True
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,11 @@ class Composed:
     image_url: str | None = None   # the episode's artwork, else the show's
     alt_text: str | None = None    # for image_url, within rules.alt_text_limit
     guests: tuple[str, ...] = ()   # guest names found (guests_for)
+    # Bluesky and Threads: the link card, ("@handle", "Name") of the mentions in the text, and
+    # (shown text, whole URL) of a link shown shortened (Bluesky)
+    card: Card | None = None
+    mentions: tuple[tuple[str, str], ...] = ()
+    links: tuple[tuple[str, str], ...] = ()
 
 
 # Empty parts leave no blank-line garbage: a rendered post's runs of blank lines collapse to one.
@@ -132,6 +147,8 @@ ALT_TEMPLATE_VARIABLES = (
 LINK_CHOICES = ("episode", "listen")
 LINK_POLICIES = ("inline", "none", "reply")
 REPLY_PREFIX = "Listen: "
+CARD_DESCRIPTION = 300   # characters of the summary a link card shows
+CARD_NETWORKS = ("bluesky", "threads")   # the counters whose posts carry a link card
 
 
 # ---------------------------------------------------------------------------------------------
@@ -651,7 +668,13 @@ _MASTODON_HANDLE = regex.compile(
     regex.IGNORECASE,
 )
 _X_HANDLE = regex.compile(r"@?([A-Za-z0-9_]{1,15})")
-_HANDLE_KEYS = {"mastodon": ("mastodon",), "x": ("x", "twitter")}
+# Bluesky: a handle is a domain name (atproto handle syntax); Threads: Instagram's usernames.
+_BLUESKY_HANDLE = regex.compile(
+    r"@?((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?)")
+_THREADS_HANDLE = regex.compile(r"@?([A-Za-z0-9._]{1,30})")
+_HANDLE_KEYS = {"mastodon": ("mastodon",), "x": ("x", "twitter"), "bluesky": ("bluesky",),
+                "threads": ("threads",)}
 
 
 def _handle(name: str, platform: str, people: Mapping[str, Mapping[str, str]]) -> str | None:
@@ -674,8 +697,11 @@ def _handle(name: str, platform: str, people: Mapping[str, Mapping[str, str]]) -
         if handle and [(s, e) for _n, s, e in textlen.extract_mentions(handle)] != [
                 (0, len(handle))]:
             handle = None
+    elif platform == "bluesky":
+        m = _BLUESKY_HANDLE.fullmatch(raw)
+        handle = f"@{m.group(1).lower()}" if m and len(m.group(1)) <= 253 else None
     else:
-        m = _X_HANDLE.fullmatch(raw)
+        m = (_THREADS_HANDLE if platform == "threads" else _X_HANDLE).fullmatch(raw)
         handle = f"@{m.group(1)}" if m else None
     if handle is None:
         log.warning("people: %r's %s handle %r is not valid; writing the name instead",
@@ -684,9 +710,9 @@ def _handle(name: str, platform: str, people: Mapping[str, Mapping[str, str]]) -
 
 
 def render_mention(name: str, platform: str, people: Mapping[str, Mapping[str, str]]) -> str:
-    """How to write a person on a platform ("mastodon" or "x"): their handle from the people
-    map when it is a valid one ("@user@host" on Mastodon, "@user" on X), else their name.
-    Never a broken mention."""
+    """How to write a person on a platform ("mastodon", "x", "bluesky" or "threads"): their
+    handle from the people map when it is a valid one ("@user@host" on Mastodon, "@user" on X
+    and Threads, "@name.bsky.social" on Bluesky), else their name. Never a broken mention."""
     return _handle(name, platform, people) or _inline(name)
 
 
@@ -724,6 +750,39 @@ def choose_link(episode: Episode, choice: str = "episode",
     first, second = (listen, page) if choice == "listen" else (page, listen)
     chosen = first or second or _url(episode.enclosure_url)
     return untracked_url(chosen) if chosen else None
+
+
+def bluesky_short_url(url: str) -> str:
+    """A link as Bluesky's own app shows it in a post (social-app's `toShortUrl`, used when it
+    writes a link facet): host and path without the scheme; a path (with its query and
+    fragment) longer than 15 characters cut to 13 and "…". Not an http(s) URL: unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    path = ("" if parts.path == "/" else parts.path) + (f"?{parts.query}" if parts.query else
+                                                         "") + (f"#{parts.fragment}"
+                                                                if parts.fragment else "")
+    return host + (path[:13] + "…" if len(path) > 15 else path)
+
+
+def card_description(summary: str, ellipsis: str = "…", limit: int = CARD_DESCRIPTION) -> str:
+    """The summary as a link card shows it: cut at a word (else a grapheme) to `limit`
+    characters with the ellipsis."""
+    if len(summary) <= limit:
+        return summary
+    cut = _cut(summary, "bluesky", ellipsis, lambda s: len(s) <= limit)
+    if cut is None:
+        kept: list[str] = []
+        for g in textlen.graphemes(summary):
+            if sum(map(len, kept)) + len(g) + len(ellipsis) > limit:
+                break
+            kept.append(g)
+        cut = "".join(kept) + ellipsis
+    return cut
 
 
 def with_params(url: str, params: Mapping[str, str]) -> str:
@@ -1025,10 +1084,14 @@ def compose_episode(
         if rules.counter in ("x", "mastodon"):  # Mastodon links unicode hosts, not paths
             url = ascii_url(url, host=rules.counter == "x")
     inline = url if options.link_policy == "inline" else None
+    shown_links: tuple[tuple[str, str], ...] = ()
+    if inline and rules.counter == "bluesky" and options.shorten_links:  # the facet: all
+        inline = bluesky_short_url(inline)
+        shown_links = ((inline, url),)
 
     guests = guests_for(episode, options.people)
     # whose handles: the counter names the network (a Mastodon-compatible server counts, and
-    # mentions, like Mastodon); Bluesky and others get names
+    # mentions, like Mastodon)
     handles = {g: _handle(g, rules.counter, options.people) for g in guests}
     fixed = {
         "show": _inline(show),
@@ -1074,6 +1137,8 @@ def compose_episode(
 
     def ok(text: str) -> bool:
         if rules.max_bytes is not None and len(text.encode("utf-8")) > rules.max_bytes:
+            return False
+        if rules.max_links is not None and textlen.link_count(text) > rules.max_links:
             return False
         if text not in lengths:
             lengths[text] = textlen.count(text, rules)
@@ -1150,6 +1215,11 @@ def compose_episode(
             with_show(full_show)
     if result is None:
         shortest = render(tiniest_title, "", [])
+        if rules.max_links is not None and textlen.link_count(shortest) > rules.max_links:
+            raise CrierError(
+                f"{rules.platform}: the post still has {textlen.link_count(shortest)} links "
+                f"with the summary and hashtags dropped; {rules.platform} takes at most "
+                f"{rules.max_links} (check the template)")
         raise CrierError(
             f"{rules.platform}: the post is still {_measure(shortest, rules)} with the "
             f"summary and hashtags dropped and the title cut to one character; "
@@ -1175,9 +1245,20 @@ def compose_episode(
             "image": "episode" if _url(episode.image) else "show",
         })
     ok(text)
+    card = None
+    if rules.counter in CARD_NETWORKS and url and options.link_policy == "inline":
+        card = Card(uri=url, title=full_title, description=card_description(full_summary, ell),
+                    thumb=Media(image_url, alt or "", url=image_url) if image_url else None)
     return Composed(text, lengths[text], rules.limit, url if options.link_policy != "none"
                     else None, bool(notes), tuple(notes), reply_text=reply, image_url=image_url,
-                    alt_text=alt, guests=guests)
+                    alt_text=alt, guests=guests, card=card,
+                    mentions=_mentions_in(text, handles),
+                    links=tuple(p for p in shown_links if p[0] in text))
+
+
+def _mentions_in(text: str, handles: Mapping[str, str | None]) -> tuple[tuple[str, str], ...]:
+    """("@handle", "Name") of each guest whose handle the text mentions."""
+    return tuple((h, name) for name, h in handles.items() if h and _mentioned(h, text))
 
 
 @lru_cache(maxsize=256)
@@ -1266,6 +1347,11 @@ def fit_text(text: str, rules: Rules, *, fit: bool = True, ellipsis: str | None 
     links, mentions and hashtags; CrierError when even that does not fit."""
     text = text.strip()
     n = textlen.count(text, rules)
+    links = textlen.link_count(text)
+    if rules.max_links is not None and links > rules.max_links and not fit:
+        raise CrierError(f"{rules.platform}: the text has {links} links; {rules.platform} "
+                         f"takes at most {rules.max_links} (remove some, or let crier shorten "
+                         "the text)")
     if textlen.fits(text, rules) or not fit:
         return Composed(text, n, rules.limit, None, False)
     ell = rules.ellipsis if ellipsis is None else ellipsis
@@ -1287,9 +1373,12 @@ def fit_text(text: str, rules: Rules, *, fit: bool = True, ellipsis: str | None 
         shorter = _cut(body, rules.counter, ell, ok)
         note = f"text: cut to {_words(shorter)} of {_words(body)} words" if shorter else ""
     if shorter is None:
+        too_many = "" if rules.max_links is None or links <= rules.max_links else \
+            f" and has {links} links (at most {rules.max_links})"
         raise CrierError(
-            f"{rules.platform}: the text is {_measure(text, rules)}; {_limits(rules)}; it "
-            "cannot be shortened enough without cutting a link, mention or hashtag"
+            f"{rules.platform}: the text is {_measure(text, rules)}{too_many}; "
+            f"{_limits(rules)}; it cannot be shortened enough without cutting a link, mention "
+            "or hashtag"
         )
     out = join(shorter)
     log.info("fitted free text to %s (limit %d): %s", rules.platform, rules.limit, note)
@@ -1354,18 +1443,21 @@ def compose_promo(text: str, *, show: str, rules: Rules, episode: Episode | None
     tags = " ".join(_hashtags(options.hashtags))
     variables: dict[str, Any] = {v: "" for v in PROMO_VARIABLES}
     variables.update(show=_inline(show), hashtags=tags)
-    link = None
+    link = shown = None
     image_url = alt = None
+    handles: dict[str, str | None] = {}
     if episode is not None:
         link = choose_link(episode, options.link, options.listen_link)
         if link:
             link = with_params(link, options.utm)
             if rules.counter in ("x", "mastodon"):
                 link = ascii_url(link, host=rules.counter == "x")
+            shown = bluesky_short_url(link) if rules.counter == "bluesky" and \
+                options.shorten_links else link
         guests = guests_for(episode, options.people)
         handles = {g: _handle(g, rules.counter, options.people) for g in guests}
         variables.update(
-            title=_inline(episode.title), link=link or "",
+            title=_inline(episode.title), link=shown or "",
             summary=summary_from_html(episode.summary_html, boilerplate=options.boilerplate,
                                       patterns=options.boilerplate_patterns,
                                       language=episode.language),
@@ -1390,5 +1482,7 @@ def compose_promo(text: str, *, show: str, rules: Rules, episode: Episode | None
                                        "published": variables["published"],
                                        "guest_names": variables["guest_names"],
                                        "image": "episode"})
-    return replace(composed, link=link if link and link in composed.text else None,
-                   image_url=image_url, alt_text=alt)
+    posted = bool(link and shown and shown in composed.text)
+    return replace(composed, link=link if posted else None, image_url=image_url, alt_text=alt,
+                   mentions=_mentions_in(composed.text, handles),
+                   links=((shown, link),) if posted and shown != link else ())

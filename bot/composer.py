@@ -1,12 +1,20 @@
 """Composing for the accounts: each account's compose options and network rules, previews of an
 announcement, and each delivery's final post (announcement, promo, boost, community boost: text
 and media) written on its row before its first network call, so every retry sends the same.
+
+On Bluesky and Threads an announcement carries a link card (`payload["card"]`, bot.models
+`card_to_data`): on Bluesky its thumbnail is the artwork prepared to the blob limit (a dry run
+keeps its URL and downloads nothing); with
+`media = "artwork"` the artwork is attached instead (Threads takes a link card only on a post
+without an image). Mentions and Bluesky's shortened links go in the payload for the adapter.
+An image's public URL, when known, is kept with it (`Media.url`: Threads fetches images).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -14,7 +22,7 @@ from bot import errors
 from bot.artwork import ArtworkPending
 from bot.config import Account
 from bot.episodes import episode_from_data
-from bot.models import Delivery, Episode, Media, Preview, Rules
+from bot.models import Delivery, Episode, Media, Preview, Rules, card_to_data, media_to_data
 
 if TYPE_CHECKING:
     from bot.service import Service
@@ -71,11 +79,11 @@ class Composer:
             c = self.compose(account, episode, boilerplate=boilerplate, show_image=show_image)
             media = ()
             if account.media == "artwork" and c.image_url:
-                media = (Media(source=c.image_url, alt=c.alt_text or ""),)
+                media = (Media(source=c.image_url, alt=c.alt_text or "", url=c.image_url),)
             out.append(Preview(account=account.name, platform=account.platform,
                                text=c.text, length=c.length, limit=c.limit, link=c.link,
                                truncated=c.truncated, media=media, trimmed=tuple(c.trimmed),
-                               reply_text=c.reply_text))
+                               reply_text=c.reply_text, card=None if media else c.card))
         return out
 
 
@@ -105,26 +113,46 @@ class Composer:
         payload = {"language": _lang(data.get("language")), "visibility": account.visibility,
                    "truncated": composed.truncated, "link": composed.link,
                    "trimmed": list(composed.trimmed), "reply_text": composed.reply_text,
-                   "media": [], "notes": []}
+                   "media": [], "notes": [], "card": None,
+                   "mentions": [list(m) for m in composed.mentions],
+                   "links": [list(link) for link in composed.links]}
+        card = composed.card
         if account.media == "artwork" and composed.image_url:
-            try:
-                img = self._feed_artwork(composed.image_url, rules)
-                payload["media"] = [{"source": img.path, "alt": composed.alt_text or "",
-                                     "mime_type": img.mime_type}]
-            except ArtworkPending:
-                raise
-            except errors.CrierError as e:
-                if getattr(e, "transient", False) and \
-                        self.clock() - d.created_at < ARTWORK_PATIENCE:
-                    raise errors.TransientError(
-                        f"the artwork could not be downloaded yet ({e}); trying again before "
-                        "posting", platform=account.platform, account=account.name) from None
-                note = f"posted without artwork: {e}"
-                log.warning("delivery %d to %s: %s", d.id, account.name, note)
-                payload["notes"].append(note)
+            img = self._artwork(d, account, composed.image_url, rules, payload["notes"])
+            if img is not None:
+                payload["media"] = [media_to_data(Media(
+                    img.path, composed.alt_text or "", img.mime_type, url=composed.image_url))]
+                card = None  # the image instead of the card (Threads: a card needs no image)
+        elif card is not None and card.thumb is not None and account.platform == "bluesky" \
+                and not (account.dry_run or self.svc.dry_run):  # a dry run fetches nothing
+            img = self._artwork(d, account, card.thumb.source, rules, payload["notes"],
+                                what="the card's thumbnail")
+            card = replace(card, thumb=replace(card.thumb, source=img.path,
+                                               mime_type=img.mime_type) if img else None)
+        payload["card"] = card_to_data(card)
         self.store.set_delivery_text(d.id, text=composed.text, payload=payload,
                                      length=length, limit=rules.limit, now=self.clock())
 
+
+    def _artwork(self, d: Delivery, account: Account, url: str, rules: Rules, notes: list,
+                 what: str = "artwork"):
+        """The feed's artwork prepared for `rules`, or None (said in `notes`) when it cannot
+        be had; a passing failure is tried again for ARTWORK_PATIENCE after the post was
+        queued (TransientError)."""
+        try:
+            return self._feed_artwork(url, rules)
+        except ArtworkPending:
+            raise
+        except errors.CrierError as e:
+            if getattr(e, "transient", False) and \
+                    self.clock() - d.created_at < ARTWORK_PATIENCE:
+                raise errors.TransientError(
+                    f"the artwork could not be downloaded yet ({e}); trying again before "
+                    "posting", platform=account.platform, account=account.name) from None
+            note = f"posted without {what}: {e}"
+            log.warning("delivery %d to %s: %s", d.id, account.name, note)
+            notes.append(note)
+            return None
 
     def _compose_community(self, d: Delivery, account: Account) -> None:
         post_id = int(d.dedupe_key.split(":")[1])
@@ -166,11 +194,14 @@ class Composer:
         rules = self.rules_for(account)
         payload = {"language": _lang(row.data.get("language") if row else None),
                    "visibility": account.visibility, "truncated": p.shortened, "link": None,
-                   "trimmed": [], "reply_text": None, "media": [], "notes": []}
+                   "trimmed": [], "reply_text": None, "media": [], "notes": [],
+                   "mentions": [list(m) for m in p.mentions],
+                   "links": [list(link) for link in p.links]}
         if p.image:
             img = self._prepare_image(p.image, rules)
-            payload["media"] = [{"source": img.path, "alt": p.alt or "",
-                                 "mime_type": img.mime_type}]
+            public = p.image if p.image.lower().startswith(("http://", "https://")) else None
+            payload["media"] = [media_to_data(Media(img.path, p.alt or "", img.mime_type,
+                                                    url=public))]
         self.store.set_delivery_text(d.id, text=p.text, payload=payload, length=p.length,
                                      limit=p.limit, now=self.clock())
 

@@ -38,13 +38,17 @@ log = logging.getLogger(__name__)
 DEFAULT_CONFIG_PATHS = ("config/crier.toml", "crier.toml")
 DEFAULT_DATA_DIR = "data"               # relative to the config file's folder
 DEFAULT_DATABASE_URL = "sqlite:///data/crier.db"  # its path relative to the config's folder
-PLATFORMS = ("mastodon", "x")
+PLATFORMS = ("mastodon", "x", "bluesky", "threads")
 X_API_BASE = "https://api.twitter.com"
+BLUESKY_SERVICE = "https://bsky.social"       # the PDS a Bluesky account signs in to
+THREADS_API_BASE = "https://graph.threads.net"
 
 # The secrets each platform needs; the variable is CRIER_<ACCOUNT>_<SUFFIX>.
 SECRET_SUFFIXES = {
     "mastodon": ("ACCESS_TOKEN",),
     "x": ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET"),
+    "bluesky": ("APP_PASSWORD",),
+    "threads": ("ACCESS_TOKEN",),
 }
 
 
@@ -63,7 +67,10 @@ class Account:
     name: str
     platform: str
     instance: str | None = None          # Mastodon base URL
-    api_base: str = X_API_BASE           # X API host (a test server, a proxy)
+    api_base: str = X_API_BASE           # X (or Threads) API host (a test server, a proxy)
+    handle: str | None = None            # Bluesky: the account's handle ("show.bsky.social")
+    service: str = BLUESKY_SERVICE       # Bluesky: the PDS base URL
+    user_id: str = "me"                  # Threads: the profile's user id
     dry_run: bool = False                # True: record what would be posted, send nothing
     dry_run_reason: str = ""
     visibility: str = "public"
@@ -187,7 +194,8 @@ TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "max_attempts": ((int,), "a whole number ≥ 1"),
     "accounts": ((list,), "a list of [[accounts]] tables"),
     "listen_link": ((str,), "an http(s) URL where listeners find the show"),
-    "people": ((dict,), "a table of [people.\"Name\"] tables with mastodon/x handles"),
+    "people": ((dict,), "a table of [people.\"Name\"] tables with mastodon/x/bluesky/threads "
+                        "handles"),
     "boilerplate_patterns": ((list,), "a list of regular expressions (text)"),
     "promos": ((dict,), "a [promos] table (min_gap, quiet_hours, grace, evergreen_template, "
                         "evergreen_cooldown)"),
@@ -217,10 +225,13 @@ PROMO_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "evergreen_cooldown": ((int, str), "a duration like \"90d\""),
 }
 ACCOUNT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
-    "platform": ((str,), "\"mastodon\" or \"x\""),
+    "platform": ((str,), "\"mastodon\", \"x\", \"bluesky\" or \"threads\""),
     "name": ((str,), "a short name of letters, digits, - or _"),
     "instance": ((str,), "the Mastodon instance's https:// base URL"),
-    "api_base": ((str,), "the X API's base URL"),
+    "api_base": ((str,), "the X or Threads API's base URL"),
+    "handle": ((str,), "the Bluesky handle, e.g. \"show.bsky.social\""),
+    "service": ((str,), "the Bluesky PDS's https:// base URL (default https://bsky.social)"),
+    "user_id": ((str,), "the Threads user id (default \"me\")"),
     "upload_base": ((str,), "nothing: no longer used (images go to api_base)"),
     "dry_run": ((bool,), "true or false"),
     "visibility": ((str,), "public, unlisted, private or direct"),
@@ -244,6 +255,23 @@ HANDLE_PATTERNS = {
     "mastodon": (re.compile(r"^@?[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*"
                             r"@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$"), "\"@user@instance.social\""),
     "x": (re.compile(r"^@?[A-Za-z0-9_]{1,15}$"), "\"@user\" (1–15 letters, digits or _)"),
+    # a domain name (atproto handle syntax): labels of letters, digits and -, a letter first
+    # in the last one; 253 characters at most
+    "bluesky": (re.compile(r"^@?(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                           r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"),
+                "\"@name.bsky.social\" (a domain name)"),
+    "threads": (re.compile(r"^@?[A-Za-z0-9._]{1,30}$"),
+                "\"@user\" (1–30 letters, digits, . or _)"),
+}
+# keys only some networks take: (the platforms that take it, what to say to the others)
+PLATFORM_KEYS = {
+    "instance": (("mastodon",), "only Mastodon accounts take an instance; X and Threads use "
+                                "api_base, Bluesky service"),
+    "api_base": (("x", "threads"), "only X and Threads accounts take api_base"),
+    "upload_base": (("x",), "only X accounts took upload_base"),
+    "handle": (("bluesky",), "only Bluesky accounts take a handle"),
+    "service": (("bluesky",), "only Bluesky accounts take a service (their PDS)"),
+    "user_id": (("threads",), "only Threads accounts take a user_id"),
 }
 REQUIRED_TOP = ("show", "feed")
 SECRET_KEYS = frozenset({"notify"})  # values never shown in an error (Apprise URLs)
@@ -641,7 +669,8 @@ def _people(table: dict[str, Any], file: str) -> dict[str, dict[str, str]]:
     for name, handles in table.items():
         key = f"people.\"{name}\""
         if not isinstance(handles, dict):
-            raise ConfigError("expected a table like { mastodon = \"@user@host\", x = \"@user\" }",
+            raise ConfigError("expected a table like { mastodon = \"@user@host\", x = \"@user\", "
+                              "bluesky = \"@user.bsky.social\", threads = \"@user\" }",
                               file=file, key=key)
         for platform, handle in handles.items():
             if platform not in HANDLE_PATTERNS:
@@ -652,8 +681,16 @@ def _people(table: dict[str, Any], file: str) -> dict[str, dict[str, str]]:
             if not isinstance(handle, str) or not pattern.match(handle.strip()):
                 raise ConfigError(f"expected a handle like {desc}, got {handle!r}", file=file,
                                   key=f"{key}.{platform}")
-        out[name] = {p: "@" + h.strip().lstrip("@") for p, h in handles.items()}
+        out[name] = {p: "@" + (h.strip().lstrip("@").lower() if p == "bluesky" else
+                               h.strip().lstrip("@")) for p, h in handles.items()}
     return out
+
+
+def _base_url(value: str, *, file: str, key: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"expected an http(s) base URL, got {value!r}", file=file, key=key)
+    return value.rstrip("/")
 
 
 def _account(table: dict[str, Any], where: str, file: str, text: str,
@@ -674,17 +711,29 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
             raise ConfigError(f"expected the instance's base URL like \"https://social.coop\", "
                               f"got {instance!r}", file=file, key=f"{where}.instance")
         kw["instance"] = instance.rstrip("/")
-    else:
-        for k in ("instance",):
-            if k in table:
-                raise ConfigError("only Mastodon accounts take an instance; X uses api_base",
-                                  file=file, key=f"{where}.{k}")
+    for k, (takers, message) in PLATFORM_KEYS.items():
+        if k in table and platform not in takers:
+            raise ConfigError(message, file=file, key=f"{where}.{k}")
+    if platform == "threads":
+        kw["api_base"] = THREADS_API_BASE
+        user_id = table.get("user_id", "me").strip()
+        if not re.fullmatch(r"me|\d{1,30}", user_id):
+            raise ConfigError(f"expected \"me\" or a numeric Threads user id, got "
+                              f"{table['user_id']!r}", file=file, key=f"{where}.user_id")
+        kw["user_id"] = user_id
+    if platform == "bluesky":
+        handle = table.get("handle", "")
+        pattern, desc = HANDLE_PATTERNS["bluesky"]
+        if not pattern.match(handle.strip()):
+            raise ConfigError(f"expected the account's handle, a domain name like "
+                              f"\"show.bsky.social\", got {handle!r}", file=file,
+                              key=f"{where}.handle")
+        kw["handle"] = handle.strip().lstrip("@").lower()
+        if "service" in table:
+            kw["service"] = _base_url(table["service"], file=file, key=f"{where}.service")
+    if platform != "mastodon":
         if "api_base" in table:
-            parts = urlsplit(table["api_base"])
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ConfigError(f"expected an http(s) base URL, got {table['api_base']!r}",
-                                  file=file, key=f"{where}.api_base")
-            kw["api_base"] = table["api_base"].rstrip("/")
+            kw["api_base"] = _base_url(table["api_base"], file=file, key=f"{where}.api_base")
         if "upload_base" in table:
             # X retired the v1.1 upload host; images now go to api_base's /2/media/upload
             log.warning("%s: key '%s.upload_base' is no longer used (X takes images at "

@@ -295,7 +295,8 @@ def accounts_view(settings: Settings, store: Store, *,
         source = "dry run" if a.dry_run else a.credentials or (
             ENVIRONMENT if a.secrets else CONNECTED if c is not None else "missing")
         out.append({"account": a.name, "platform": a.platform,
-                    "instance": a.instance if a.platform == "mastodon" else a.api_base,
+                    "instance": a.instance if a.platform == "mastodon" else
+                    a.service if a.platform == "bluesky" else a.api_base,
                     "credentials": source, "connected": c})
     return out
 

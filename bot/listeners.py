@@ -34,7 +34,7 @@ class Listeners:
         rows = self.store.deliveries_where(
             posts.c.episode_id == episode_id, posts.c.kind == "announcement",
             deliveries.c.status == DeliveryStatus.SENT.value)
-        return [OfficialPost(d.account, d.platform, d.remote_url)
+        return [OfficialPost(d.account, d.platform, d.remote_url, d.remote_id)
                 for d in rows if d.remote_url]
 
     def share(self, ref: str | None = None, *, instance: str | None = None) -> dict:

@@ -59,12 +59,13 @@ class Rules:
     """How one network counts and limits a post. Data, so a new network adds a row, not code."""
     platform: str
     limit: int                         # max counted length
-    counter: str                       # "x" | "mastodon" | "bluesky": which textlen counter
+    counter: str                       # "x" | "mastodon" | "bluesky" | "threads" (textlen)
     url_weight: int | None = 23        # every URL counts this much; None = its real length
     max_bytes: int | None = None       # Bluesky: UTF-8 byte cap on top of graphemes
     ellipsis: str = "…"
     alt_text_limit: int = 1500
     image_max_bytes: int = 5 * 1024 * 1024
+    max_links: int | None = None       # Threads: at most 5 distinct links in a post
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,7 @@ class Preview:
     media: tuple[Media, ...] = field(default=())
     trimmed: tuple[str, ...] = ()
     reply_text: str | None = None
+    card: Card | None = None              # Bluesky/Threads: the link card shown with it
 
 
 @dataclass(frozen=True)
@@ -356,6 +358,8 @@ class PromoPreview:
     episode: str | None = None
     link: str | None = None               # the link as posted
     trimmed: tuple[str, ...] = ()         # what fitting cut, e.g. "summary: 2 sentences dropped"
+    mentions: tuple[tuple[str, str], ...] = ()  # ("@handle", "Name") in the text
+    links: tuple[tuple[str, str], ...] = ()     # (shown text, whole URL): Bluesky
 
     @property
     def fits(self) -> bool:

@@ -109,7 +109,7 @@ class PromoQueue:
                             shortened=c.truncated, image=image, alt=alt, alt_length=alt_length,
                             alt_limit=rules.alt_text_limit if alt is not None else None,
                             episode=ep.title if ep else None, link=c.link,
-                            trimmed=tuple(c.trimmed))
+                            trimmed=tuple(c.trimmed), mentions=c.mentions, links=c.links)
 
     def preview(self, promo: Promo, accounts: list[Account],
                 episode_row: EpisodeRecord | None) -> list[PromoPreview]:

@@ -8,9 +8,11 @@ from bot.config import Settings
 from bot.platforms.base import Publisher
 
 
-def build_publishers(settings: Settings, *, dry_run: bool = False,
-                     session=None) -> dict[str, Publisher]:
-    """One publisher per account; dry-run accounts (or --dry-run) record instead of posting."""
+def build_publishers(settings: Settings, *, dry_run: bool = False, session=None,
+                     checkpoints=None) -> dict[str, Publisher]:
+    """One publisher per account; dry-run accounts (or --dry-run) record instead of posting.
+    `checkpoints` (the Store: `checkpoint(key)`, `set_checkpoint(key, data)`) keeps a
+    publisher's state between the steps of one delivery (Bluesky, Threads)."""
     from bot.platforms.base import quiet_leaky_loggers
     quiet_leaky_loggers()
     from bot.platforms.dryrun import DryRunPublisher
@@ -28,6 +30,17 @@ def build_publishers(settings: Settings, *, dry_run: bool = False,
             out[a.name] = MastodonPublisher(a.name, a.instance,
                                             a.secrets["access_token"].reveal(),
                                             timeout=a.timeout, visibility=a.visibility)
+        elif a.platform == "bluesky":
+            from bot.platforms.bluesky import BlueskyPublisher
+            out[a.name] = BlueskyPublisher(a.name, handle=a.handle, service=a.service,
+                                           app_password=a.secrets["app_password"].reveal(),
+                                           checkpoints=checkpoints, timeout=a.timeout)
+        elif a.platform == "threads":
+            from bot.platforms.threads import ThreadsPublisher
+            out[a.name] = ThreadsPublisher(a.name, access_token=a.secrets["access_token"].reveal(),
+                                           api_base=a.api_base, user_id=a.user_id,
+                                           checkpoints=checkpoints, timeout=a.timeout,
+                                           token_store=None)  # (the web app's: THREADS wires it)
         else:
             from bot.platforms.x import XPublisher
             s = a.secrets

@@ -97,7 +97,8 @@ class Service:
         self.dry_run = dry_run
         self._session = session
         self.publishers = publishers if publishers is not None else build_publishers(
-            settings, dry_run=dry_run, session=session)
+            settings, dry_run=dry_run, session=session,
+            checkpoints=getattr(store, "unscoped", store))  # (None for a preview)
         self._artwork: ArtworkPreparer | None = None
         self.poller = Poller(self)
         self.composer = Composer(self)

@@ -5,7 +5,8 @@
   network's limit, with its share link: X's post intent, Bluesky's compose intent, and a
   Mastodon instance's /share page; plus the official posts to boost or quote.
 * `social_interact`: the episode's `<podcast:socialInteract>` tags (Podcasting 2.0) pointing
-  podcast apps at the official posts as the episode's comment thread.
+  podcast apps at the official posts as the episode's comment thread (a Bluesky post by its
+  `at://` URI, protocol "bluesky").
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class OfficialPost:
     account: str
     platform: str
     url: str
+    remote_id: str | None = None   # Bluesky: the post's at:// URI
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def share_kit(episode: Episode, *, show: str, options: ComposeOptions | None = N
     when even the shortest text cannot fit (never for a real feed's episodes)."""
     options = options or ComposeOptions()
     options = replace(options, template=LISTENER_TEMPLATE, template_name="share",
-                      link_policy="inline")
+                      link_policy="inline", shorten_links=False)  # no facets in an intent
     texts = []
     for network, default in NETWORKS.items():
         r = (rules or {}).get(network, default)
@@ -96,27 +98,37 @@ def _account_of(url: str, platform: str) -> tuple[str | None, str | None]:
         return f"@{user}@{parts.hostname}", f"{parts.scheme}://{parts.netloc}/@{user}"
     if platform == "x" and len(segs) >= 3 and segs[1] == "status":
         return f"@{segs[0]}", f"https://x.com/{segs[0]}"
+    if platform == "bluesky" and len(segs) >= 4 and segs[0] == "profile" and segs[2] == "post":
+        return f"@{segs[1]}", f"https://bsky.app/profile/{segs[1]}"
     return None, None
 
 
-PROTOCOLS = {"mastodon": "activitypub", "x": "twitter"}
+PROTOCOLS = {"mastodon": "activitypub", "x": "twitter", "bluesky": "bluesky"}
 
 
 def social_interact(posts: Iterable[OfficialPost]) -> list[dict]:
     """The `<podcast:socialInteract>` attributes for each official post (Mastodon first:
     apps can thread ActivityPub replies; priority 1 is the preferred one)."""
-    ordered = sorted((p for p in posts if p.platform in PROTOCOLS),
+    ordered = sorted((p for p in posts if p.platform in PROTOCOLS and _uri(p)),
                      key=lambda p: (p.platform != "mastodon", p.account))
     out = []
     for i, p in enumerate(ordered, start=1):
         account_id, account_url = _account_of(p.url, p.platform)
-        tag = {"uri": p.url, "protocol": PROTOCOLS[p.platform], "priority": i}
+        tag = {"uri": _uri(p), "protocol": PROTOCOLS[p.platform], "priority": i}
         if account_id:
             tag["accountId"] = account_id
         if account_url:
             tag["accountUrl"] = account_url
         out.append(tag)
     return out
+
+
+def _uri(post: OfficialPost) -> str | None:
+    """The post as a socialInteract `uri`: Bluesky's at:// URI, else the post's URL."""
+    if post.platform == "bluesky":
+        rid = post.remote_id or ""
+        return rid if rid.startswith("at://") else None
+    return post.url
 
 
 def social_interact_xml(tags: Iterable[dict], *, prefix: str = "podcast") -> str:

@@ -10,6 +10,12 @@
   (app/validators/status_length_validator.rb, https://docs.joinmastodon.org/user/posting/#text).
 * Bluesky: grapheme clusters and UTF-8 bytes of the whole text, URLs at full length
   (lexicon app.bsky.feed.post: maxGraphemes 300, maxLength 3000).
+* Threads: 500 characters, "Emojis are counted as the number of UTF-8 bytes" (Meta's Threads
+  API docs, https://developers.facebook.com/documentation/threads/posts, "Limitations"): a
+  grapheme cluster holding an emoji counts its UTF-8 bytes ("😀" 4, "👩‍👩‍👧‍👦" 25), any other
+  character (code point) 1; URLs at full length. At most 5 distinct links (`link_count`; the
+  same page, text-attachments: "All unique URLs found in the text field are counted as links",
+  more than 5 fail with THREADS_API__LINK_LIMIT_EXCEEDED since 22 December 2025).
 
 The URL extractor is a port of twitter-text's (Apache-2.0) ``extractUrlsWithIndices``, checked
 against its conformance files. It decides a domain with a memoized scan instead of one
@@ -38,6 +44,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "BLUESKY_RULES",
     "MASTODON_DEFAULT_RULES",
+    "THREADS_RULES",
     "X_RULES",
     "bluesky_length",
     "count",
@@ -46,7 +53,9 @@ __all__ = [
     "find_urls",
     "fits",
     "graphemes",
+    "link_count",
     "mastodon_length",
+    "threads_length",
     "x_length",
     "x_valid",
 ]
@@ -60,10 +69,20 @@ X_RULES = Rules("x", 280, "x", 23, alt_text_limit=1000)
 # characters_reserved_per_url (23) is the URL weight.
 MASTODON_DEFAULT_RULES = Rules("mastodon", 500, "mastodon", 23)
 # https://github.com/bluesky-social/atproto/blob/main/lexicons/app/bsky/feed/post.json
-# (text: maxGraphemes 300, maxLength 3000 bytes); links count at their full length.
-BLUESKY_RULES = Rules("bluesky", 300, "bluesky", None, max_bytes=3000)
+# (text: maxGraphemes 300, maxLength 3000 bytes); links count at their full length. Images
+# (app.bsky.embed.images) and a card's thumb (app.bsky.embed.external) are blobs of at most
+# 1,000,000 bytes; the official app caps alt text at 2000 characters.
+BLUESKY_RULES = Rules("bluesky", 300, "bluesky", None, max_bytes=3000, alt_text_limit=2000,
+                      image_max_bytes=1_000_000)
+# https://developers.facebook.com/documentation/threads/posts ("Limitations": text posts are
+# limited to 500 characters; emojis count as their UTF-8 bytes); at most 5 links (see the
+# module docstring). Images: JPEG or PNG, 8 MB at most (Meta's image specifications, as the
+# schedulers' guides quote them, e.g. https://ayrshare.com/docs/media-guidelines/threads).
+# Alt text (`alt_text`): no limit found in the docs; 1000, as the schedulers apply.
+THREADS_RULES = Rules("threads", 500, "threads", None, alt_text_limit=1000,
+                      image_max_bytes=8 * 1024 * 1024, max_links=5)
 
-COUNTERS = ("x", "mastodon", "bluesky")
+COUNTERS = ("x", "mastodon", "bluesky", "threads")
 
 _GRAPHEME = regex.compile(r"\X")
 
@@ -517,6 +536,35 @@ def bluesky_length(text: str) -> tuple[int, int]:
     return len(graphemes(text)), len(text.encode("utf-8"))
 
 
+_PICTOGRAPHIC = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20E3]")
+
+
+def threads_length(text: str) -> int:
+    """Threads' count (see the module docstring): an emoji's grapheme cluster counts its UTF-8
+    bytes, every other code point 1. Where the docs leave it open (is "é" as e + accent one
+    character or two? is "©" an emoji?) this counts the larger, so a post crier passes is never
+    refused for its length."""
+    n = 0
+    for g in graphemes(text):
+        n += len(g.encode("utf-8")) if _PICTOGRAPHIC.search(g) else len(g)
+    return n
+
+
+def link_count(text: str, extra: tuple[str, ...] = ()) -> int:
+    """How many distinct links Threads counts in a post: the unique URLs of its text (also
+    bare domains), plus each of `extra` (a link attachment) that is not one of them."""
+    urls = {_link_key(u) for u, _s, _e in extract_urls(text, without_protocol=True)}
+    return len(urls | {_link_key(u) for u in extra if u})
+
+
+def _link_key(url: str) -> str:
+    """A URL as Threads compares them (assumed): without its scheme and a trailing slash,
+    the host in lower case."""
+    bare = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", url.strip())
+    host, slash, rest = bare.partition("/")
+    return (host.lower() + slash + rest).rstrip("/")
+
+
 def find_urls(text: str, counter: str) -> list[tuple[int, int]]:
     """Spans (string indices into `text`) of what `counter` treats as a link, so that fitting
     can keep each one whole. X and Bluesky also link bare domains; Mastodon only http(s)."""
@@ -534,8 +582,11 @@ def count(text: str, rules: Rules) -> int:
 
 
 def fits(text: str, rules: Rules) -> bool:
-    """Whether the network would accept `text`'s length (and byte size, where it caps one)."""
+    """Whether the network would accept `text`'s length (and byte size, and number of links,
+    where it caps them)."""
     if rules.max_bytes is not None and len(text.encode("utf-8")) > rules.max_bytes:
+        return False
+    if rules.max_links is not None and link_count(text) > rules.max_links:
         return False
     return count(text, rules) <= rules.limit
 
@@ -549,6 +600,7 @@ _COUNTERS: dict[str, Callable[[str, Rules], int]] = {
     "x": lambda text, rules: x_length(text, url_weight=rules.url_weight),
     "mastodon": lambda text, rules: mastodon_length(text, url_weight=rules.url_weight),
     "bluesky": lambda text, rules: len(graphemes(text)),
+    "threads": lambda text, rules: threads_length(text),
 }
 
 

@@ -51,7 +51,8 @@ def test_run_once_on_bundled_default_prints_dry_run_of_seed_episode(run, tmp_pat
     out = run("run", "--once").output
     blocks = re.findall(r"── (\S+) \((\w+)\) · dry run \(not sent\) · (\d+)/(\d+) ──\n"
                         r"(.*?)(?=\n── |\Z)", out, re.S)
-    assert {(b[0], b[1]) for b in blocks} == {("social-coop", "mastodon"), ("x", "x")}, out
+    assert {(b[0], b[1]) for b in blocks} == {("social-coop", "mastodon"), ("x", "x"),
+                                               ("bluesky", "bluesky"), ("threads", "threads")}, out
     for _name, _platform, length, limit, text in blocks:
         assert int(length) <= int(limit)
         assert "Nick Vincent" in text
@@ -64,12 +65,15 @@ def test_run_once_on_bundled_default_prints_dry_run_of_seed_episode(run, tmp_pat
     assert "dry run" not in again and "unchanged" in again.lower()
     st = json.loads(run("status", "--json").output)
     assert {d["status"] for d in st["recent"]} == {"dry_run"}
-    assert len(st["recent"]) == 2
+    assert len(st["recent"]) == 4
 
 
 def test_preview_json_has_the_fields(run):
     data = json.loads(run("preview", "--json").output)
-    assert {d["platform"] for d in data} == {"mastodon", "x"}
+    assert [d["platform"] for d in data] == ["mastodon", "x", "bluesky", "threads"]
+    sky = data[2]
+    assert sky["card"]["uri"] == data[0]["link"] and sky["card"]["title"] == SEED_TITLE
+    assert "www.buzzsprout.com/2046234/epis…" in sky["text"] and data[1]["card"] is None
     for d in data:
         assert {"account", "platform", "text", "length", "limit"} <= set(d)
         assert d["length"] <= d["limit"]
@@ -130,10 +134,12 @@ def test_queue_from_the_command_line(run):
               "--at", "2030-01-01 09:00").output
     assert re.search(r"── social-coop \(mastodon\): \d+/500 characters", out), out
     assert re.search(r"── x \(x\): \d+/280 characters", out), out
+    assert re.search(r"── bluesky \(bluesky\): \d+/300 characters", out), out
+    assert re.search(r"── threads \(threads\): \d+/500 characters", out), out
     assert "Queued #1." in out and "goes out on x:" in out
     listed = json.loads(run("queue", "list", "--json").output)
     assert [v["id"] for v in listed] == [1]
-    assert set(listed[0]["goes_out"]) == {"social-coop", "x"}
+    assert set(listed[0]["goes_out"]) == {"social-coop", "x", "bluesky", "threads"}
     assert listed[0]["next_at"] == "2030-01-01T14:00:00+00:00"  # 09:00 in New York
     shown = json.loads(run("queue", "show", "1", "--json").output)
     assert shown["status"] == "active" and shown["deliveries"] == []
@@ -146,7 +152,7 @@ def test_queue_from_the_command_line(run):
 @pytest.mark.parametrize("args, message", [
     (["x " * 200, "--in", "1h"], "too long: x (x) 399/280 characters"),
     (["hello", "--at", "2020-01-01 9:00"], "in the past"),
-    (["hello", "--in", "1h", "--account", "bluesky"], "unknown account 'bluesky'"),
+    (["hello", "--in", "1h", "--account", "myspace"], "unknown account 'myspace'"),
     (["hello", "--in", "1h", "--image", "missing.png", "--alt", "a"], "no such file"),
     (["hello", "--at", "fri 9:00", "--in", "1h"], "not both"),
 ])

@@ -15,6 +15,7 @@ from bot.compose import (
     Composed,
     ComposeOptions,
     ascii_url,
+    bluesky_short_url,
     compose_episode,
     find_boilerplate,
     fit_text,
@@ -28,6 +29,7 @@ from bot.models import Episode, Person, Rules
 from bot.textlen import (
     BLUESKY_RULES,
     MASTODON_DEFAULT_RULES,
+    THREADS_RULES,
     X_RULES,
     count,
     extract_urls,
@@ -233,13 +235,21 @@ def test_cjk_summary_is_cut_at_graphemes() -> None:
     assert c.trimmed == ("summary: cut to 1 of 1 words",)
 
 
-def test_bluesky_byte_cap_and_full_length_links() -> None:
+def test_bluesky_byte_cap_and_links_shown_as_its_app_shows_them() -> None:
     ep = Episode(title="👩‍👩‍👧‍👦" * 150, link=LINK)  # 150 graphemes, 3750 bytes
     c = compose_episode(ep, show="", rules=BLUESKY_RULES)
-    assert fits(c.text, BLUESKY_RULES) and len(c.text.encode()) <= 3000 and LINK in c.text
+    shown = bluesky_short_url(LINK)
+    assert fits(c.text, BLUESKY_RULES) and len(c.text.encode()) <= 3000 and shown in c.text
+    assert c.links == ((shown, LINK),) and c.link == LINK and LINK not in c.text
+    # a long path is shown cut, so it does not eat the limit; the facet gets all of it
     long_link = "https://example.com/" + "a" * 400
+    c = compose_episode(ep, show="", rules=BLUESKY_RULES, link=long_link)
+    assert c.links == (("example.com/aaaaaaaaaaaa…", long_link),) and fits(c.text, BLUESKY_RULES)
+    assert "example.com/aaaaaaaaaaaa…" in c.text and c.card.uri == long_link
+    # a host cannot be cut: what is shown counts at its full length
+    long_host = "https://" + "a" * 400 + ".com/ep"
     with pytest.raises(CrierError, match="limit is 300 \\(3000 bytes\\)"):
-        compose_episode(ep, show="", rules=BLUESKY_RULES, link=long_link)
+        compose_episode(ep, show="", rules=BLUESKY_RULES, link=long_host)
     assert fits(compose_episode(ep, show="", rules=X_RULES, link=long_link).text, X_RULES)
 
 
@@ -323,7 +333,7 @@ PEOPLE = {
         ("Nick Vincent", "mastodon", "@nick@dataleverage.social"),  # kept whole
         ("Nick Vincent", "x", "@nickmvincent"),
         ("nick  VINCENT", "x", "@nickmvincent"),                    # names match loosely
-        ("Nick Vincent", "bluesky", "Nick Vincent"),                # no handles there yet
+        ("Nick Vincent", "bluesky", "Nick Vincent"),                # none in the map
         ("Ann Lee", "mastodon", "@ann@example.social"),             # "@" added
         ("Ann Lee", "x", "Ann Lee"),                                # invalid: the name
         ("Bo", "mastodon", "Bo"),                                   # no domain: the name
@@ -600,7 +610,8 @@ _link = st.builds(
     st.sampled_from(["example.com", "www.pod.example.org", "xn--n3h.com", "a.co"]),
     st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_/%", max_size=1000),
 )
-_RULES = [X_RULES, MASTODON_DEFAULT_RULES, Rules("mastodon", 11000, "mastodon", 23), BLUESKY_RULES]
+_RULES = [X_RULES, MASTODON_DEFAULT_RULES, Rules("mastodon", 11000, "mastodon", 23), BLUESKY_RULES,
+          THREADS_RULES]
 
 
 _PROP_PEOPLE = {
@@ -634,6 +645,7 @@ def test_every_composed_post_fits_and_keeps_its_link(
     opts = ComposeOptions(hashtags=tuple(tags), people=_PROP_PEOPLE, link_policy=policy)
     for r in _RULES:
         lnk = link[:150] if r.counter == "bluesky" else link
+        shown = bluesky_short_url(lnk) if r.counter == "bluesky" else lnk
         try:
             c = compose_episode(ep, show=show, rules=r, link=lnk, options=opts)
         except TemplateError as e:  # no title, summary, tags, and the link not in the post
@@ -645,7 +657,7 @@ def test_every_composed_post_fits_and_keeps_its_link(
             assert c.link is None and c.reply_text is None
         else:
             assert c.link == lnk
-            assert (lnk in c.text) == (policy == "inline")
+            assert (shown in c.text) == (policy == "inline")
             assert (c.reply_text is not None) == (policy == "reply")
             assert c.reply_text is None or (lnk in c.reply_text and fits(c.reply_text, r))
         if "@@" not in title + summary + show:

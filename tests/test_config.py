@@ -29,7 +29,8 @@ def test_bundled_default_loads_as_dry_run():
     s = load_settings(ROOT / "config" / "crier.toml", env={})
     assert s.show == "The Blockchain Socialist"
     assert Path(s.feed) == ROOT / "config" / "sample-feed.xml"
-    assert [a.platform for a in s.accounts] == ["mastodon", "x"]
+    assert [a.platform for a in s.accounts] == ["mastodon", "x", "bluesky", "threads"]
+    assert s.accounts[2].handle == "tbsocialist.bsky.social"
     assert all(a.dry_run for a in s.accounts)
     assert s.accounts[0].dry_run_reason == "dry_run = true in config"
     assert s.database_url == f"sqlite:///{ROOT}/config/data/crier.db"
@@ -338,3 +339,85 @@ def test_paths_resolve_against_the_config_folder(tmp_path, monkeypatch, caplog):
         "sqlite:////abs/c.db"
     assert load_settings(p, env={"DATABASE_URL": "postgres://u@h/d"}).database_url == \
         "postgres://u@h/d"
+
+
+# -- issue 16: Bluesky and Threads accounts ---------------------------------------------------
+def test_bluesky_and_threads_accounts_and_their_secrets(tmp_path):
+    p = write(tmp_path, BASE + '[[accounts]]\nplatform = "bluesky"\nname = "sky"\n'
+              'handle = "@TBSocialist.bsky.social"\n'
+              '[[accounts]]\nplatform = "bluesky"\nname = "pds"\nhandle = "show.test"\n'
+              'service = "http://127.0.0.1:2583/"\ndry_run = true\n'
+              '[[accounts]]\nplatform = "threads"\nname = "th"\n'
+              '[[accounts]]\nplatform = "threads"\nname = "th2"\nuser_id = "17841400000"\n'
+              'api_base = "http://127.0.0.1:9/"\ndry_run = true\n')
+    assert secret_names("sky", "bluesky") == ("CRIER_SKY_APP_PASSWORD",)
+    assert secret_names("th", "threads") == ("CRIER_TH_ACCESS_TOKEN",)
+    env = {"CRIER_SKY_APP_PASSWORD": "abcd-efgh-ijkl-mnop", "CRIER_TH_ACCESS_TOKEN": "THAA1"}
+    sky, pds, th, th2 = load_settings(p, env=env).accounts
+    assert (sky.platform, sky.handle, sky.service, sky.dry_run) == (
+        "bluesky", "tbsocialist.bsky.social", "https://bsky.social", False)
+    assert sky.secrets["app_password"].reveal() == "abcd-efgh-ijkl-mnop"
+    assert "abcd-efgh" not in repr(sky) and sky.credentials == "environment"
+    assert (pds.handle, pds.service) == ("show.test", "http://127.0.0.1:2583")
+    assert (th.api_base, th.user_id, th.secrets["access_token"].reveal()) == (
+        "https://graph.threads.net", "me", "THAA1")
+    assert (th2.api_base, th2.user_id) == ("http://127.0.0.1:9", "17841400000")
+    missing = load_settings(p, env={}).accounts
+    assert missing[0].missing_secrets == ("CRIER_SKY_APP_PASSWORD",)
+    assert missing[2].missing_secrets == ("CRIER_TH_ACCESS_TOKEN",)
+
+
+SKY = '[[accounts]]\nplatform = "bluesky"\nname = "sky"\ndry_run = true\n'
+THR = '[[accounts]]\nplatform = "threads"\nname = "th"\ndry_run = true\n'
+
+
+@pytest.mark.parametrize("extra, key, words", [
+    (SKY, "accounts[0].handle", "domain name like \"show.bsky.social\""),
+    (SKY + 'handle = "not a handle"\n', "accounts[0].handle", "got 'not a handle'"),
+    (SKY + 'handle = "nodots"\n', "accounts[0].handle", "domain name"),
+    (SKY + 'handle = "a.b"\nservice = "bsky.social"\n', "accounts[0].service",
+     "http(s) base URL"),
+    (SKY + 'handle = "a.b"\ninstance = "https://a.b"\n', "accounts[0].instance",
+     "only Mastodon accounts take an instance"),
+    (SKY + 'handle = "a.b"\napi_base = "https://a.b"\n', "accounts[0].api_base",
+     "only X and Threads"),
+    (SKY + 'handle = "a.b"\nuser_id = "me"\n', "accounts[0].user_id", "only Threads"),
+    (SKY + 'handle = "a.b"\nlink_policy = "reply"\n', "accounts[0].link_policy",
+     "inline, none for bluesky"),
+    (SKY + 'handel = "a.b"\n', "handel", "did you mean 'handle'"),
+    (THR + 'handle = "a.b"\n', "accounts[0].handle", "only Bluesky accounts take a handle"),
+    (THR + 'service = "https://a.b"\n', "accounts[0].service", "only Bluesky"),
+    (THR + 'user_id = "@me"\n', "accounts[0].user_id", "numeric Threads user id"),
+    (THR + 'api_base = "graph.threads.net"\n', "accounts[0].api_base", "http(s) base URL"),
+    ('[[accounts]]\nplatform = "x"\nname = "x"\ndry_run = true\nhandle = "a.b"\n',
+     "accounts[0].handle", "only Bluesky"),
+    ('[[accounts]]\nplatform = "mastodon"\nname = "m"\ninstance = "https://a.b"\n'
+     'dry_run = true\nservice = "https://a.b"\n', "accounts[0].service", "only Bluesky"),
+    ('[people."A B"]\nbluesky = "@ana"\n', 'people."A B".bluesky', "@name.bsky.social"),
+    ('[people."A B"]\nbluesky = "@ana@bsky.social"\n', 'people."A B".bluesky', "domain name"),
+    ('[people."A B"]\nthreads = "@ana-lima"\n', 'people."A B".threads', "1–30 letters"),
+    ('[people."A B"]\nthreads = "@' + "a" * 31 + '"\n', 'people."A B".threads', "1–30"),
+])
+def test_bluesky_and_threads_mistakes_name_file_and_key(tmp_path, extra, key, words):
+    p = write(tmp_path, BASE + extra)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(p, env={})
+    msg = str(exc.value)
+    assert str(p) in msg and key in msg and words in msg, msg
+
+
+def test_an_empty_bluesky_app_password_counts_as_missing(tmp_path):
+    p = write(tmp_path, BASE + '[[accounts]]\nplatform = "bluesky"\nname = "my-sky"\n'
+              'handle = "show.bsky.social"\n')
+    (a,) = load_settings(p, env={"CRIER_MY_SKY_APP_PASSWORD": "  "}).accounts
+    assert a.missing_secrets == ("CRIER_MY_SKY_APP_PASSWORD",) and not a.dry_run
+
+
+def test_people_map_takes_bluesky_and_threads_handles(tmp_path):
+    p = write(tmp_path, BASE + '[people."Ana Lima"]\nbluesky = "Ana.Lima.bsky.social"\n'
+              'threads = "@ana.lima_99"\nmastodon = "@ana@hci.social"\n'
+              '[people."Bo"]\nbluesky = "@bo.example.com"\n')
+    s = load_settings(p, env={})
+    assert s.people == {"Ana Lima": {"bluesky": "@ana.lima.bsky.social",
+                                     "threads": "@ana.lima_99", "mastodon": "@ana@hci.social"},
+                        "Bo": {"bluesky": "@bo.example.com"}}

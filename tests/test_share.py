@@ -88,3 +88,55 @@ def test_share_and_social_interact_from_the_official_posts(world):
     out = world.svc.social_interact("latest")
     assert {t["protocol"] for t in out["tags"]} == {"activitypub", "twitter"}
     ET.fromstring(f'<item xmlns:podcast="{PODCAST_NS}">{out["xml"]}</item>')
+
+
+# -- Bluesky (issue 16) ------------------------------------------------------------------------
+BSKY_URI = "at://did:plc:abc123/app.bsky.feed.post/3lbq2xyz2bc2k"
+BSKY_URL = "https://bsky.app/profile/show.bsky.social/post/3lbq2xyz2bc2k"
+
+
+def test_social_interact_points_at_a_bluesky_post_by_its_at_uri():
+    posts = [OfficialPost("sky", "bluesky", BSKY_URL, BSKY_URI),
+             OfficialPost("coop", "mastodon", "https://social.coop/@TheShow/111", "111"),
+             OfficialPost("th", "threads", "https://www.threads.net/@show/post/C1", "179"),
+             OfficialPost("sky2", "bluesky", "https://bsky.app/profile/a.b/post/x", "dry-run:1")]
+    tags = social_interact(posts)
+    assert [t["protocol"] for t in tags] == ["activitypub", "bluesky"]  # no at:// URI: none
+    assert tags[1] == {"uri": BSKY_URI, "protocol": "bluesky", "priority": 2,
+                       "accountId": "@show.bsky.social",
+                       "accountUrl": "https://bsky.app/profile/show.bsky.social"}
+    root = ET.fromstring(f'<item xmlns:podcast="{PODCAST_NS}">{social_interact_xml(tags)}</item>')
+    assert root.findall(f"{{{PODCAST_NS}}}socialInteract")[1].get("uri") == BSKY_URI
+
+
+def test_bluesky_share_text_has_the_whole_link():
+    """A compose intent's text has no facets: the link is written whole, not shortened."""
+    from bot.models import Episode
+    link = "https://pod.example.com/episodes/42-a-long-slug"
+    kit = share_kit(Episode(title="Episode 42", link=link), show="Show")
+    sky = next(t for t in kit["texts"] if t["network"] == "bluesky")
+    assert link in sky["text"] and link in parse_qs(urlsplit(sky["share_url"]).query)["text"][0]
+
+
+def test_a_sent_bluesky_announcement_in_the_share_kit_and_socialinteract(world):
+    world.cycle()
+    new_episode(world)
+    world.cycle()
+    episode_id = world.svc.share()["id"]
+    now = world.clock.now
+    store = world.store
+    with store.tx() as c:   # the Bluesky adapter's result, as the outbox records it
+        store.enqueue(c, kind="announcement", dedupe_key=f"bsky-test:{episode_id}",
+                      episode_id=episode_id, targets=[("sky", "bluesky", "pending")], now=now,
+                      show_id=world.svc.show_id)
+    (d,) = [d for d in world.rows("pending") if d.account == "sky"]
+    assert store.claim(d.id, "tok", now)
+    assert store.finish(d.id, "tok", now, status="sent", sent_at=now, remote_id=BSKY_URI,
+                        remote_url=BSKY_URL)
+    kit = world.svc.share()
+    assert {"account": "sky", "platform": "bluesky", "url": BSKY_URL,
+            "remote_id": BSKY_URI} in kit["official_posts"]
+    out = world.svc.social_interact("latest")
+    sky = next(t for t in out["tags"] if t["protocol"] == "bluesky")
+    assert sky["uri"] == BSKY_URI and sky["accountId"] == "@show.bsky.social"
+    assert f'uri="{BSKY_URI}" protocol="bluesky"' in out["xml"]

@@ -20,6 +20,7 @@ from bot.models import Rules
 from bot.textlen import (
     BLUESKY_RULES,
     MASTODON_DEFAULT_RULES,
+    THREADS_RULES,
     X_RULES,
     bluesky_length,
     count,
@@ -28,7 +29,9 @@ from bot.textlen import (
     find_urls,
     fits,
     graphemes,
+    link_count,
     mastodon_length,
+    threads_length,
     x_length,
     x_valid,
 )
@@ -248,7 +251,45 @@ def test_plain_ascii_counts_one_per_character(text: str) -> None:
 @given(st.text(max_size=40), st.text(max_size=40))
 def test_fits_agrees_with_count_and_bytes(a: str, b: str) -> None:
     text = a + " https://example.com/" + b
-    for rules in (X_RULES, MASTODON_DEFAULT_RULES, BLUESKY_RULES, Rules("tiny", 20, "x", 23)):
+    for rules in (X_RULES, MASTODON_DEFAULT_RULES, BLUESKY_RULES, Rules("tiny", 20, "x", 23),
+                  THREADS_RULES):
         within = count(text, rules) <= rules.limit and (
-            rules.max_bytes is None or len(text.encode()) <= rules.max_bytes)
+            rules.max_bytes is None or len(text.encode()) <= rules.max_bytes) and (
+            rules.max_links is None or link_count(text) <= rules.max_links)
         assert fits(text, rules) == within
+
+
+# --- Threads (issue 16) -----------------------------------------------------------------------
+
+
+def test_threads_counts_emoji_as_their_utf8_bytes() -> None:
+    """Meta's docs: 500 characters, "Emojis are counted as the number of UTF-8 bytes"."""
+    assert threads_length("hello") == 5
+    assert threads_length("日本語 é") == 5           # characters, not bytes, for text
+    assert threads_length("😀") == 4
+    assert threads_length("👩‍👩‍👧‍👦") == len("👩‍👩‍👧‍👦".encode()) == 25  # the whole ZWJ sequence
+    assert threads_length("🇯🇵") == 8 and threads_length("1\ufe0f\u20e3") == 7
+    assert threads_length("👍🏽 ok") == 8 + 3
+    assert threads_length("e\u0301") == 2          # a decomposed accent: counted as two
+    url = "https://example.com/" + "a" * 100
+    assert count(url, THREADS_RULES) == len(url)   # links at their full length
+    assert fits("a" * 500, THREADS_RULES) and not fits("a" * 501, THREADS_RULES)
+    assert fits("😀" * 125, THREADS_RULES) and not fits("😀" * 125 + "a", THREADS_RULES)
+
+
+def test_threads_takes_at_most_five_distinct_links() -> None:
+    five = " ".join(f"https://ex{i}.com/p" for i in range(5))
+    assert link_count(five) == 5 and fits(five, THREADS_RULES)
+    assert not fits(five + " example.org", THREADS_RULES)      # a bare domain is a link too
+    assert fits(five + " https://ex0.com/p https://EX1.com/p/", THREADS_RULES)  # the same ones
+    assert link_count("see https://a.com/x", extra=("https://a.com/x",)) == 1
+    assert link_count("see https://a.com/x", extra=("https://b.com/",)) == 2
+    assert fits(five + " example.org", BLUESKY_RULES)        # no cap elsewhere
+
+
+def test_threads_rules_and_counter() -> None:
+    assert (THREADS_RULES.limit, THREADS_RULES.counter, THREADS_RULES.url_weight,
+            THREADS_RULES.max_links) == (500, "threads", None, 5)
+    assert "threads" in textlen.COUNTERS
+    assert find_urls("see example.com and http://x.org/a.", "threads") == [(4, 15), (20, 34)]
+    assert (BLUESKY_RULES.image_max_bytes, BLUESKY_RULES.alt_text_limit) == (1_000_000, 2000)

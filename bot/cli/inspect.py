@@ -41,6 +41,7 @@ def preview(obj: Context, feed_src: str | None, latest: bool, guid: str | None,
     else:
         ep = max(parsed.episodes, key=lambda e: (e.published is not None, e.published))
     from bot.compose import find_boilerplate
+    from bot.models import card_to_data
     svc = Service(settings, store=None, publishers=build_publishers(settings))  # type: ignore
     previews = svc.preview(ep, boilerplate=find_boilerplate(parsed.episodes),
                            show_image=parsed.image)
@@ -50,6 +51,7 @@ def preview(obj: Context, feed_src: str | None, latest: bool, guid: str | None,
             "limit": p.limit, "truncated": p.truncated, "trimmed": list(p.trimmed),
             "link": p.link, "reply_text": p.reply_text,
             "media": [{"source": m.source, "alt": m.alt} for m in p.media],
+            "card": card_to_data(p.card),
             "episode": ep.title, "guid": ep.guid,
         } for p in previews], indent=2, ensure_ascii=False))
         return
@@ -66,7 +68,12 @@ def preview(obj: Context, feed_src: str | None, latest: bool, guid: str | None,
         for m in p.media:
             click.echo(f"   image:   {m.source}")
             click.echo(f"   alt:     {m.alt}")
-        if not p.media:
+        if p.card is not None:
+            click.echo(f"   card:    {p.card.title} · {p.card.uri}")
+            if p.card.thumb is not None:
+                click.echo(f"   thumb:   {p.card.thumb.source}")
+                click.echo(f"   alt:     {p.card.thumb.alt}")
+        elif not p.media:
             click.echo("   image:   (none: the link card shows)")
         for t in p.trimmed:
             click.echo(f"   trimmed: {t}")

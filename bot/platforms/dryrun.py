@@ -7,7 +7,8 @@ refused for: X's rules are `bot.textlen.X_RULES`, the very ones `XPublisher.rule
 and only the real publisher asks it: a dry run takes the account's `max_characters` (the
 instance's limit, as the host configured it) else Mastodon's documented default of 500, and
 for the rest (URL weight, alt text 1500, image size) the same defaults the real publisher falls
-back on when the instance does not say (`bot.textlen.MASTODON_DEFAULT_RULES`).
+back on when the instance does not say (`bot.textlen.MASTODON_DEFAULT_RULES`). Bluesky and
+Threads have fixed limits: `bot.textlen.BLUESKY_RULES` and `THREADS_RULES`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime
 
 from bot.errors import AuthError
 from bot.models import Post, Published, Rules
-from bot.textlen import MASTODON_DEFAULT_RULES, X_RULES
+from bot.textlen import BLUESKY_RULES, MASTODON_DEFAULT_RULES, THREADS_RULES, X_RULES
 
 # https://docs.joinmastodon.org/user/posting/#text : 500 is Mastodon's default limit.
 MASTODON_DEFAULT_LIMIT = MASTODON_DEFAULT_RULES.limit
@@ -29,6 +30,10 @@ def dry_run_rules(platform: str, max_characters: int | None = None) -> Rules:
     """The rules a dry run of an account on `platform` applies (see the module docstring)."""
     if platform == "x":
         return X_RULES
+    if platform == "bluesky":
+        return BLUESKY_RULES
+    if platform == "threads":
+        return THREADS_RULES
     if max_characters:
         return replace(MASTODON_DEFAULT_RULES, limit=max_characters)
     return MASTODON_DEFAULT_RULES

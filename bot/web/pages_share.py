@@ -17,7 +17,7 @@ from bot.web.render import render
 router = APIRouter(include_in_schema=False)
 # Who the public page reads a show as: any show that is served (not removed); it acts on nothing.
 VISITOR = User(id=0, name="(public share page)", role="cohost", shows=None)
-NETWORK_NAMES = {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky"}
+NETWORK_NAMES = {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky", "threads": "Threads"}
 CACHE = "public, max-age=300"
 
 
