@@ -107,6 +107,10 @@ def test_handles_in_and_write_names():
     assert rich.handles_in(text) == ["ann.test", "bob.bsky.social", "ann.testing.test"]
     out = rich.write_names(text, {"ann.test": "Ann Example", "bob.bsky.social": "Bob"})
     assert out == ("Thanks Ann Example and Bob, not mail@carl.test or @ann.testing.test.")
+    # inside a URL's path it is part of the link, not a mention
+    url = "see https://social.example/@ann.test for more"
+    assert rich.write_names(url, {"ann.test": "Ann"}) == url
+    assert rich.handles_in(url, ["@ann.test"]) == []
     # a handle written in the text that Bluesky's detector would not take is found when known
     assert rich.handles_in("hi @guest.example", ["@guest.example"]) == ["guest.example"]
 

@@ -73,9 +73,10 @@ def byte_offset(text: str, index: int) -> int:
 
 
 def mention_pattern(handle: str) -> re.Pattern[str]:
-    """"@handle" as a whole word (not the start of a longer handle, not inside an address)."""
+    """"@handle" as a whole word (not the start of a longer handle, not inside an e-mail
+    address or a URL's path)."""
     bare = handle.lstrip("@")
-    return re.compile(r"(?<![\w@.])@" + re.escape(bare) + r"(?![\w-]|\.[A-Za-z0-9])",
+    return re.compile(r"(?<![\w@./])@" + re.escape(bare) + r"(?![\w-]|\.[A-Za-z0-9])",
                       re.IGNORECASE)
 
 
