@@ -317,7 +317,8 @@ def test_threads_below_the_cap_goes(world):
 def test_preview_and_the_queue_show_the_x_cost(run):  # noqa: F811
     data = json.loads(run("preview", "--json").output)
     costs = {d["platform"]: d["x_cost"] for d in data}
-    assert costs == {"mastodon": None, "x": "$0.200", "bluesky": None, "threads": None}      # the bundled X account links inline
+    # the bundled X account links inline
+    assert costs == {"mastodon": None, "x": "$0.200", "bluesky": None, "threads": None}
     out = run("preview").output
     assert re.search(r"── x \(x\) · \d+/280 (· shortened to fit )?· X cost \$0\.200 ──", out), out
     assert "X cost" not in out.split("── x (x)")[0]
