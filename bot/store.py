@@ -36,7 +36,7 @@ from bot.models import CommunityPost, Delivery, DeliveryStatus, EpisodeRecord, F
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0010"
+HEAD = "0011"
 MAX_KEY = 300
 MIGRATE_WAIT = 60.0          # seconds a migration retries a locked SQLite file
 MIGRATION_LOCK = 0x63726965  # "crie": the PostgreSQL advisory lock taken while migrating
@@ -83,6 +83,9 @@ feeds = sa.Table(
              sqlite_where=sa.text("active AND next_poll_at IS NULL")),          # 0008
     sa.Index("ix_feeds_due", "next_poll_at", "id",                              # 0008
              postgresql_where=sa.text("active"), sqlite_where=sa.text("active")),
+    sa.Column("update_hint", sa.Integer),      # 0011: seconds the feed says it updates every
+    sa.Column("release_hours", sa.JSON),       # 0011: hours of the week the show publishes
+    sa.Column("last_push_at", TS), sa.Column("last_push_via", sa.String(16)),  # 0011
 )
 episodes = sa.Table(
     "episodes", md,
@@ -272,6 +275,27 @@ publish_checkpoints = sa.Table(  # a publisher's state between steps (migration 
     "publish_checkpoints", md,
     sa.Column("idempotency_key", sa.String(64), primary_key=True),  # the delivery's
     sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+websub_subscriptions = sa.Table(  # a feed's WebSub subscription (migration 0011)
+    "websub_subscriptions", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("feed_id", sa.Integer, nullable=False, unique=True),
+    sa.Column("hub", sa.String(2048), nullable=False),
+    sa.Column("topic", sa.String(2048), nullable=False),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("lease_seconds", sa.Integer), sa.Column("expires_at", TS),
+    sa.Column("requested_at", TS), sa.Column("verified_at", TS),
+    sa.Column("last_notified_at", TS), sa.Column("last_error", sa.Text),
+    sa.Column("updated_at", TS, nullable=False),
+)
+push_cursors = sa.Table(  # where a push watcher stopped, e.g. podping's Hive block (0011)
+    "push_cursors", md,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.JSON),
     sa.Column("updated_at", TS, nullable=False),
 )
 locks = sa.Table(
