@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import socket
 import threading
 import time
 import urllib.error
@@ -70,6 +71,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.hub._lock:
+            self.server.hub._conns.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.hub._lock:
+            self.server.hub._conns.discard(self.connection)
+        super().finish()
 
     def _answer(self, status: int, body: bytes = b"", ctype: str = "text/plain") -> None:
         self.send_response(status)
@@ -115,6 +126,7 @@ class WebSubHub:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._threads: list[threading.Thread] = []
+        self._conns: set[socket.socket] = set()
         self._httpd = _Server((host, 0), _Handler)
         self._httpd.hub = self
         self._serving: threading.Thread | None = None
@@ -141,6 +153,13 @@ class WebSubHub:
             self._serving.join(5)
             self._serving = None
         self._httpd.server_close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:            # keep-alive connections too: the hub is gone
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self.settle()
 
     def __enter__(self) -> WebSubHub:
