@@ -178,7 +178,7 @@ def _record(store: Store, feed_id: int, hub: str | None, topic: str,
             c.execute(subs.insert().values(feed_id=feed_id, **values))
         else:  # another hub or topic: a new subscription (the old lease just runs out)
             c.execute(subs.update().where(subs.c.id == row["id"]).values(**values))
-        log.info("websub: feed %s names hub %s (topic %s)", feed_id, hub, topic)
+        log.info("websub: feed %s names hub %s (topic %s)", feed_id, _shown(hub), _shown(topic))
         return "pending"
 
 
@@ -241,7 +241,7 @@ def _ask(store: Store, row, mode: str, public_url: str, session, now: datetime) 
     renewing = mode == "subscribe" and row["state"] == "active"
     if refused:
         _set(store, row["id"], state="failed", last_error=refused, updated_at=now)
-        log.warning("websub: feed %s: %s (%s)", row["feed_id"], refused, row["hub"])
+        log.warning("websub: feed %s: %s (%s)", row["feed_id"], refused, _shown(row["hub"]))
         return
     # recorded before the request: a hub may verify before it answers
     _set(store, row["id"], requested_at=now, updated_at=now,
@@ -262,7 +262,8 @@ def _ask(store: Store, row, mode: str, public_url: str, session, now: datetime) 
     except Exception as e:  # refused address, connection refused, timeout, bad URL
         error = f"the hub could not be reached ({type(e).__name__}: {_safe(e, row['secret'])})"
     if error is None:
-        log.info("websub: feed %s: %s request sent to %s", row["feed_id"], mode, row["hub"])
+        log.info("websub: feed %s: %s request sent to %s", row["feed_id"], mode,
+                 _shown(row["hub"]))
         return
     log.warning("websub: feed %s: %s refused: %s; polling goes on", row["feed_id"], mode, error)
     if mode == "unsubscribe":
@@ -271,6 +272,12 @@ def _ask(store: Store, row, mode: str, public_url: str, session, now: datetime) 
         _set(store, row["id"], last_error=error, updated_at=now)
     else:
         _set(store, row["id"], state="failed", last_error=error, updated_at=now)
+
+
+def _shown(url: str) -> str:
+    """A URL as logs show it (no user name or password: bot.fetch.redact_url)."""
+    from bot.fetch import redact_url
+    return redact_url(url)
 
 
 def _safe(e: Exception, secret: str) -> str:
@@ -416,7 +423,7 @@ def describe(sub: dict | None, now: datetime) -> str | None:
     if state == "active":
         return "WebSub lease expired (renewing)"
     if state == "pending":
-        return f"WebSub hub {sub['hub']} found (set public_url to subscribe)"
+        return f"WebSub hub {_shown(sub['hub'])} found, not subscribed yet (needs public_url)"
     if state == "requested":
         return "WebSub subscription requested, waiting for the hub's verification"
     if state == "unsubscribing":
