@@ -117,3 +117,22 @@ def test_no_echo_no_subscription_and_denial_and_refusal(pair):
     assert ask(hub, mode="subscribe", callback="ftp://x", topic=TOPIC) == 400
     assert ask(hub, mode="subscribe", callback=sub.url, topic=TOPIC, secret="x" * 200) == 400
     assert ask(hub, mode="publish", url="nope") == 400
+
+
+def test_a_publisher_pings_the_hub_over_http(pair):
+    """hub.mode=publish&hub.url=TOPIC (what the benchmark sends): the hub reads the topic and
+    distributes it; an unreadable topic is recorded."""
+    from tests.fakes.feed_server import FeedServer
+    hub, sub = pair
+    with FeedServer() as feed:
+        feed.set_feed("/f.xml", b"<rss>new</rss>")
+        topic = feed.url + "/f.xml"
+        ask(hub, mode="subscribe", callback=sub.url, topic=topic, secret="k")
+        hub.wait_verified(topic)
+        assert ask(hub, mode="publish", url=topic) == 204
+        hub.settle()
+        assert sub.posts[-1][1] == b"<rss>new</rss>"
+        assert sub.posts[-1][0]["X-Hub-Signature"] == WebSubHub.sign("k", b"<rss>new</rss>")
+        assert ask(hub, mode="publish", url=TOPIC) == 204       # nothing listens on port 9
+        hub.settle()
+        assert hub.errors and TOPIC in hub.errors[0]

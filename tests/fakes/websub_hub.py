@@ -120,6 +120,7 @@ class WebSubHub:
         self.verifications: list[tuple[str, dict, int, str]] = []
         self.deliveries: list[tuple[str, dict, bytes, int]] = []
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
+        self.errors: list[str] = []          # publish requests whose topic could not be read
         self._denied: dict[str, str] = {}
         self._refuse: list[int] = []
         self._last: tuple[str, dict, bytes] | None = None
@@ -216,7 +217,7 @@ class WebSubHub:
             topic = form.get("hub.url") or form.get("hub.topic") or ""
             if not topic.startswith(("http://", "https://")):
                 return 400, "hub.url: expected the topic's http(s) URL"
-            self._background(self.publish, topic)
+            self._background(self._publish_logged, topic)
             return 204, ""
         if refused is not None:
             return refused, "refused by the test"
@@ -309,6 +310,13 @@ class WebSubHub:
                 headers["X-Hub-Signature"] = f"{algo}={digest}"
             out.append(self._post(sub.callback, headers, body))
         return out
+
+    def _publish_logged(self, topic: str) -> None:
+        try:
+            self.publish(topic)
+        except OSError as e:      # the topic could not be fetched: recorded, not raised
+            with self._lock:
+                self.errors.append(f"{topic}: {e}")
 
     def replay(self) -> int:
         """The last delivery sent again, byte for byte (a replay an attacker could make)."""
