@@ -147,7 +147,10 @@ def note_hub(store: Store, feed_id: int, res, now: datetime) -> str | None:
     try:
         head = res.body[:HEAD_BYTES] if res.body is not None else b""
         hub, topic = discover(head, getattr(res, "link", None), res.final_url or res.url)
-        return _record(store, feed_id, hub, topic, now)
+        changed = _record(store, feed_id, hub, topic, now)
+        if changed and _kick is not None:
+            _kick()            # the worker's websub job runs now, not in up to JOB_SECONDS
+        return changed
     except Exception:
         log.exception("websub: feed %s: could not read its hub; polling goes on", feed_id)
         return None
@@ -433,6 +436,13 @@ def describe(sub: dict | None, now: datetime) -> str | None:
 
 # -- the worker's job -------------------------------------------------------------------------
 JOB_SECONDS = 15
+_kick = None    # the worker's "run the websub job now" (set_kick)
+
+
+def set_kick(fn) -> None:
+    """`fn()` runs the worker's websub job now (a hub was found); None: no worker here."""
+    global _kick
+    _kick = fn
 
 
 def job(store: Store, deployment, clock, owner: str):

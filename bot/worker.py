@@ -151,6 +151,7 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None,
         sched.add_job(websub.job(store, lambda: fleet.deployment, fleet.now, owner), "interval",
                       seconds=websub.JOB_SECONDS, id="websub", replace_existing=True,
                       next_run_time=fleet.now())
+        websub.set_kick(lambda: sched.modify_job("websub", next_run_time=fleet.now()))
 
         def on_signal(signum, _frame) -> None:
             log.info("received %s: finishing the delivery in flight, then stopping",
@@ -186,6 +187,7 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None,
             sched.start()
         finally:
             push.set_waker(None)
+            websub.set_kick(None)
             if server is not None:
                 server.should_exit = True
                 serving.join(timeout=10)

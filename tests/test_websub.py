@@ -359,7 +359,13 @@ def test_hub_addresses_are_guarded_and_plain_http_only_on_loopback(make):
 
 def test_discovery_follows_the_feed(make):
     net = make()
-    net.fleet.poll()
+    kicked = []
+    websub.set_kick(lambda: kicked.append(1))
+    try:
+        net.fleet.poll()
+    finally:
+        websub.set_kick(None)
+    assert kicked == [1]                  # the worker's websub job is run at once
     first = net.sub()
     assert (first["hub"], first["topic"], first["state"]) == (net.hub_url, net.url, "pending")
     net.maintain()
