@@ -189,6 +189,10 @@ class Feed(StoreRow):
     poll_lease_until: datetime | None = None
     poll_interval: int | None = None      # the show's, in seconds (the quiet-poll fast path)
     active: bool = True                   # False: parked, no show polls it any more
+    update_hint: int | None = None        # seconds the feed says it updates every (0011)
+    release_hours: Any = None             # JSON: hours of the week the show publishes (0011)
+    last_push_at: datetime | None = None  # the last WebSub notification or podping (0011)
+    last_push_via: str | None = None      # "websub" | "podping"
 
 
 

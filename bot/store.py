@@ -36,7 +36,7 @@ from bot.models import CommunityPost, Delivery, DeliveryStatus, EpisodeRecord, F
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0010"
+HEAD = "0011"
 MAX_KEY = 300
 MIGRATE_WAIT = 60.0          # seconds a migration retries a locked SQLite file
 MIGRATION_LOCK = 0x63726965  # "crie": the PostgreSQL advisory lock taken while migrating
@@ -83,6 +83,9 @@ feeds = sa.Table(
              sqlite_where=sa.text("active AND next_poll_at IS NULL")),          # 0008
     sa.Index("ix_feeds_due", "next_poll_at", "id",                              # 0008
              postgresql_where=sa.text("active"), sqlite_where=sa.text("active")),
+    sa.Column("update_hint", sa.Integer),      # 0011: seconds the feed says it updates every
+    sa.Column("release_hours", sa.JSON),       # 0011: hours of the week the show publishes
+    sa.Column("last_push_at", TS), sa.Column("last_push_via", sa.String(16)),  # 0011
 )
 episodes = sa.Table(
     "episodes", md,
@@ -272,6 +275,27 @@ publish_checkpoints = sa.Table(  # a publisher's state between steps (migration 
     "publish_checkpoints", md,
     sa.Column("idempotency_key", sa.String(64), primary_key=True),  # the delivery's
     sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+websub_subscriptions = sa.Table(  # a feed's WebSub subscription (migration 0011)
+    "websub_subscriptions", md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("feed_id", sa.Integer, nullable=False, unique=True),
+    sa.Column("hub", sa.String(2048), nullable=False),
+    sa.Column("topic", sa.String(2048), nullable=False),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("lease_seconds", sa.Integer), sa.Column("expires_at", TS),
+    sa.Column("requested_at", TS), sa.Column("verified_at", TS),
+    sa.Column("last_notified_at", TS), sa.Column("last_error", sa.Text),
+    sa.Column("updated_at", TS, nullable=False),
+)
+push_cursors = sa.Table(  # where a push watcher stopped, e.g. podping's Hive block (0011)
+    "push_cursors", md,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.JSON),
     sa.Column("updated_at", TS, nullable=False),
 )
 locks = sa.Table(
@@ -522,6 +546,31 @@ class Store:
     def update_feed(self, feed_id: int, **values: Any) -> None:
         with self.tx() as c:
             c.execute(feeds.update().where(feeds.c.id == feed_id).values(**values))
+
+    def push_feeds(self, feed_ids: Sequence[int], via: str, now: datetime) -> list[int]:
+        """A push (WebSub, podping) says these feeds changed: the active ones are due now
+        (`next_poll_at` brought forward to `now`, never pushed back; a never-polled one stays
+        due) and stamped with `last_push_at`/`last_push_via`. One statement; the ids made due."""
+        if not feed_ids:
+            return []
+        with self.tx() as c:
+            return sorted(c.execute(feeds.update().where(
+                feeds.c.id.in_(list(feed_ids)), feeds.c.active.is_(True)).values(
+                next_poll_at=sa.case((feeds.c.next_poll_at > now, now),
+                                     else_=feeds.c.next_poll_at),
+                last_push_at=now, last_push_via=via).returning(feeds.c.id)).scalars())
+
+    def keep_pushes(self, feed_ids: Sequence[int], since: datetime) -> int:
+        """After polls claimed at `since`: a push that came during one (the poll may have read
+        the feed before the change) makes the feed due again at the push's time, which the
+        poll's release had moved on. One statement; how many."""
+        if not feed_ids:
+            return 0
+        with self.tx() as c:
+            return c.execute(feeds.update().where(
+                feeds.c.id.in_(list(feed_ids)), feeds.c.active.is_(True),
+                feeds.c.last_push_at > since, feeds.c.next_poll_at > feeds.c.last_push_at
+            ).values(next_poll_at=feeds.c.last_push_at)).rowcount
 
     def all_feeds(self, show_id: int | None = None) -> list[Feed]:
         q = sa.select(feeds).order_by(feeds.c.id)

@@ -8,6 +8,8 @@ Jobs (stable ids, replace_existing, coalesce, max_instances=1, UTC):
 - `dispatch`: every `dispatch_interval` seconds, fires due queued posts, sends due deliveries
   of every show and renews the worker lock; a poll that announced an episode runs it at once
   (so an episode goes out within its feed's poll interval, not an interval and a round);
+- `websub`: every 15 s, WebSub subscriptions due are asked for, renewed or ended
+  (bot.websub; only with `public_url`); a notification wakes `poll` through bot.push;
 - `community`: every 60 s, each show with `[community] enabled` whose `interval` has passed
   proposes its community's new posts;
 - `tokens`: every hour, each show's Threads tokens are refreshed before they expire, and the
@@ -71,10 +73,26 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None,
                 except CrierError as e:
                     log.error("SIGHUP: the config was not reloaded: %s", e)
             # a long drain (thousands of first runs) yields to a stop or a SIGHUP between batches
-            fleet.poll(backfill=first_backfill[0],
-                       stop=lambda: stopping.is_set() or reload_wanted.is_set(),
-                       found=send_now)
-            first_backfill[0] = None
+            polling.set()
+            try:
+                while True:
+                    poll_again.clear()
+                    fleet.poll(backfill=first_backfill[0],
+                               stop=lambda: stopping.is_set() or reload_wanted.is_set(),
+                               found=send_now)
+                    first_backfill[0] = None
+                    if not poll_again.is_set() or stopping.is_set():
+                        break
+            finally:
+                polling.clear()
+
+        polling, poll_again = threading.Event(), threading.Event()
+
+        def poll_soon() -> None:
+            """A push (bot.push) made a feed due: poll now (or once more, if a poll is on)."""
+            poll_again.set()
+            if not polling.is_set() and not stopping.is_set():
+                sched.modify_job("poll", next_run_time=fleet.now())
 
         dispatching, again = threading.Event(), threading.Event()
 
@@ -144,6 +162,11 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None,
         from bot.threads_tokens import CHECK_EVERY
         sched.add_job(tokens_job, "interval", seconds=CHECK_EVERY, id="tokens",
                       replace_existing=True, next_run_time=fleet.now())
+        from bot import websub
+        sched.add_job(websub.job(store, lambda: fleet.deployment, fleet.now, owner), "interval",
+                      seconds=websub.JOB_SECONDS, id="websub", replace_existing=True,
+                      next_run_time=fleet.now())
+        websub.set_kick(lambda: sched.modify_job("websub", next_run_time=fleet.now()))
 
         def on_signal(signum, _frame) -> None:
             log.info("received %s: finishing the delivery in flight, then stopping",
@@ -173,9 +196,13 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None,
         if server is not None:
             serving = threading.Thread(target=server.run, name="crier-web", daemon=True)
             serving.start()
+        from bot import push
+        push.set_waker(poll_soon)
         try:
             sched.start()
         finally:
+            push.set_waker(None)
+            websub.set_kick(None)
             if server is not None:
                 server.should_exit = True
                 serving.join(timeout=10)

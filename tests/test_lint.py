@@ -51,7 +51,7 @@ APPLICATION = {"service", "polling", "composer", "dispatch", "promos", "listener
                "shows", "showscope", "fleet", "publishers", "locks", "outbox", "alerts", "checks",
                "history", "held", "catalog", "removal",
                "artwork", "users", "connect",
-               "threads_tokens", "quotas"}
+               "threads_tokens", "quotas", "push", "websub"}
 # cli: the package bot/cli/ (one file a concern); web: the package bot/web/ (the control room)
 ENTRY_POINTS = {"cli", "worker", "__main__", "web"}
 ADAPTERS = {"fetch", "store", "config", "deployment", "images", "notify", "netguard", "tomlpos",
