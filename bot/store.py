@@ -547,6 +547,19 @@ class Store:
         with self.tx() as c:
             c.execute(feeds.update().where(feeds.c.id == feed_id).values(**values))
 
+    def push_feeds(self, feed_ids: Sequence[int], via: str, now: datetime) -> list[int]:
+        """A push (WebSub, podping) says these feeds changed: the active ones are due now
+        (`next_poll_at` brought forward to `now`, never pushed back; a never-polled one stays
+        due) and stamped with `last_push_at`/`last_push_via`. One statement; the ids made due."""
+        if not feed_ids:
+            return []
+        with self.tx() as c:
+            return sorted(c.execute(feeds.update().where(
+                feeds.c.id.in_(list(feed_ids)), feeds.c.active.is_(True)).values(
+                next_poll_at=sa.case((feeds.c.next_poll_at > now, now),
+                                     else_=feeds.c.next_poll_at),
+                last_push_at=now, last_push_via=via).returning(feeds.c.id)).scalars())
+
     def all_feeds(self, show_id: int | None = None) -> list[Feed]:
         q = sa.select(feeds).order_by(feeds.c.id)
         if show_id is not None:
