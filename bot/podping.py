@@ -285,7 +285,7 @@ class Watcher:
         """One round: take or renew the lease, read the blocks up to the head (at most
         BLOCKS_PER_ROUND), act on the pings, save the cursor. None: another worker watches."""
         now = self.clock()
-        if not self.store.acquire_lock(LEASE, self.owner, now, LEASE_TTL):
+        if not self._lease(now):
             return None
         tally = Round()
         cur = self.store.cursor(CURSOR)
@@ -324,6 +324,20 @@ class Watcher:
             tally.error, tally.caught_up = str(e), True
             log.error("podping: %s", e)
         return tally
+
+    def _lease(self, now: datetime) -> bool:
+        """Take or renew the lease; a holder that died on this machine (a crash, kill -9)
+        does not make a restart wait for its lease to run out."""
+        if self.store.acquire_lock(LEASE, self.owner, now, LEASE_TTL):
+            return True
+        from bot.locks import _dead_here
+        holder = self.store.lock_holder(LEASE)
+        if holder and _dead_here(holder["owner"]) and \
+                self.store.take_lock(LEASE, holder["owner"], self.owner, now, LEASE_TTL):
+            log.warning("podping: %s is no longer running; watching in its place",
+                        holder["owner"])
+            return True
+        return False
 
     def _allowed(self, data: dict, now: datetime) -> set[str]:
         """The writers: from the chain every WRITERS_TTL, else the last list read (kept in
@@ -393,18 +407,27 @@ class Watcher:
             self.store.release_lock(LEASE, self.owner)
 
 
+class Running:
+    """A watcher running in its thread (`crier run`); `stop()` ends it after its round."""
+
+    def __init__(self, watcher: Watcher):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=watcher.run, args=(self._stop,),
+                                        name="crier-podping", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)   # its lease is released as it ends
+
+
 def start_watcher(store: Store, deployment, owner: str, *,
-                  clock: Callable[[], datetime] | None = None) -> threading.Event | None:
-    """The watcher in a daemon thread for `crier run` (None when [podping] enabled = false);
-    set the returned event to stop it (it releases its lease)."""
+                  clock: Callable[[], datetime] | None = None) -> Running | None:
+    """The watcher in a daemon thread for `crier run`; None when [podping] enabled = false."""
     if not getattr(deployment, "podping_enabled", True):
         log.info("podping: off ([podping] enabled = false)")
         return None
-    stop = threading.Event()
-    watcher = Watcher(store, deployment.podping_nodes, owner=owner, clock=clock)
-    threading.Thread(target=watcher.run, args=(stop,), name="crier-podping",
-                     daemon=True).start()
-    return stop
+    return Running(Watcher(store, deployment.podping_nodes, owner=owner, clock=clock))
 
 
 # -- what `crier status` shows ------------------------------------------------------------
