@@ -357,3 +357,58 @@ def test_the_podping_table_of_the_config(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_deployment(cfg, env={})
     assert "deployment-wide" in str(e.value)
+
+
+def test_a_running_worker_posts_a_pinged_episode_within_seconds(db_url, tmp_path):
+    """`crier run` as a subprocess: the feed is polled once an hour, yet a podping for it
+    has its new episode posted within seconds; `crier status` shows the watcher; SIGTERM
+    stops it and frees its lease."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from bot.podping import LEASE
+    from tests.conftest import ROOT
+    from tests.test_worker import wait_for
+    with FeedServer() as feed, MastodonServer(token=TOKEN) as masto, HiveServer() as hive:
+        items = [item(k) for k in (1, 2)]
+        feed.set_feed("/feed.xml", rss(items))
+        url = f"{feed.url}/feed.xml"
+        cfg = tmp_path / "crier.toml"
+        cfg.write_text(f'show = "Live"\nfeed = "{url}"\npoll_interval = "1h"\n'
+                       f'dispatch_interval = 1\n[podping]\nnodes = ["{hive.url}"]\n'
+                       f'[[accounts]]\nplatform = "mastodon"\nname = "m"\n'
+                       f'instance = "{masto.url}"\ntimeout = 2\n')
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
+        env.update(CRIER_CONFIG=str(cfg), DATABASE_URL=db_url, CRIER_M_ACCESS_TOKEN=TOKEN,
+                   PYTHONPATH=str(ROOT))
+        crier = [sys.executable, "-m", "bot"]
+        w = subprocess.Popen(crier + ["-v", "run"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        store = Store(db_url)
+        try:
+            def started() -> bool:
+                try:   # the worker makes the tables as it starts
+                    return store.cursor(CURSOR) is not None
+                except Exception:  # noqa: BLE001 (not yet)
+                    return False
+            wait_for(started, what="the watcher's start")
+            wait_for(lambda: any(m == "GET" for m, _p, _h in feed.requests),
+                     what="the first poll")
+            items.append(item(3, title="Episode 3 pinged"))
+            feed.set_feed("/feed.xml", rss(items))
+            hive.ping([url])
+            wait_for(lambda: len(masto.statuses) == 1, timeout=20, what="the pinged episode")
+            assert "Episode 3 pinged" in masto.statuses[0]["text"]
+            out = subprocess.run(crier + ["status"], env=env, cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=60).stdout
+            assert "podping: watching since" in out and "last ping for this show: 20" in out
+        finally:
+            w.send_signal(signal.SIGTERM)
+            log, _ = w.communicate(timeout=30)
+        assert w.returncode == 0, log
+        assert "podping: block" in log and "polling now" in log
+        assert store.lock_holder(LEASE) is None
+        assert len(masto.statuses) == 1
+        store.close()
