@@ -22,9 +22,8 @@ How the chain is read (Hive developer portal, developers.hive.io/apidefinitions)
   condenser's ["custom_json", {...}] is read too).
 
 Nodes (`[podping] nodes`, default config.HIVE_NODES: public nodes of the developer portal's
-list): tried in order; a node that fails (connection error, timeout, HTTP error, not JSON,
-a JSON-RPC error, an answer of the wrong shape) is left for a backoff (5 s doubling to 5 min)
-and the next one is asked at once; when every node is in backoff the watcher waits.
+list): bot.hive asks them in order, a failing one left alone for a backoff (5 s doubling to
+5 min) while the next is asked at once; when every node is in its backoff the watcher waits.
 
 Where it stopped: the push_cursors row "podping" (position = the last block read; data: since,
 head, writers, last ping). After a restart it goes on from there; after downtime it catches
@@ -42,12 +41,13 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import requests
 
+from bot.hive import TIMEOUT, HiveClient, HiveError, custom_jsons
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -60,16 +60,9 @@ WRITERS_TTL = timedelta(hours=1)
 BLOCK_SECONDS = 3.0                  # Hive makes a block every 3 s: the watcher's pace
 MAX_CATCH_UP = 1200                  # blocks (one hour) read back after downtime, at most
 RANGE = 50                           # blocks per block_api.get_block_range call
-BLOCKS_PER_ROUND = 500               # then the lease is renewed and the cursor saved
-TIMEOUT = (3.05, 10.0)               # connect, read (seconds) per call
-BACKOFF_FIRST, BACKOFF_MAX = 5.0, 300.0
-PAGE = 1000                          # condenser_api.get_following's largest page
+BLOCKS_PER_ROUND = 500               # at most, a round (the cursor is saved every RANGE)
 PODPING_ID = re.compile(r"^pp_[A-Za-z0-9]+_[A-Za-z0-9-]+$")   # pp_<medium>_<reason>
 LEGACY_ID = "podping"
-
-
-class HiveError(Exception):
-    """No node answered (each one failed or is in its backoff)."""
 
 
 @dataclass(frozen=True)
@@ -93,138 +86,11 @@ class Round:
     malformed: int = 0
     polled: list[int] = field(default_factory=list)   # feed ids made due
     error: str | None = None
+    retry_at: datetime | None = None    # when a node may be asked again, after an error
     caught_up: bool = True
 
 
-# -- the API ------------------------------------------------------------------------------
-class HiveClient:
-    """Hive JSON-RPC over HTTP POST with failover between nodes."""
-
-    def __init__(self, nodes: Iterable[str], *, session: requests.Session | None = None,
-                 timeout=TIMEOUT, clock: Callable[[], datetime] | None = None):
-        self.nodes = list(dict.fromkeys(nodes))
-        if not self.nodes:
-            raise ValueError("no Hive API node")
-        if session is None:
-            from bot.fetch import new_session
-            session = new_session()
-        self.session, self.timeout = session, timeout
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self.current = self.nodes[0]
-        self._failures: dict[str, int] = {}
-        self._retry_at: dict[str, datetime] = {}
-        self._ids = iter(range(1, 1 << 62))
-
-    def call(self, method: str, params, shape: Callable = lambda r: r):
-        """The result of `method`, from the current node or the next ones; `shape` turns it
-        into what the caller needs (KeyError/TypeError/ValueError: the node answered wrong)."""
-        now = self.clock()
-        start = self.nodes.index(self.current)
-        order = self.nodes[start:] + self.nodes[:start]
-        ready = [n for n in order if self._retry_at.get(n, now) <= now]
-        if not ready:
-            soonest = min(self._retry_at.values())
-            raise HiveError(f"every Hive node failed recently; next try at "
-                            f"{soonest:%H:%M:%S} UTC")
-        reasons = []
-        for node in ready:
-            try:
-                result = shape(self._post(node, method, params))
-            except (requests.RequestException, ValueError, KeyError, TypeError,
-                    IndexError) as e:
-                reasons.append(f"{node}: {_why(e)}")
-                self._failed(node, _why(e), method)
-                continue
-            self._failures.pop(node, None)
-            self._retry_at.pop(node, None)
-            self.current = node
-            return result
-        raise HiveError(f"no Hive node answered {method}: " + "; ".join(reasons))
-
-    def _post(self, node: str, method: str, params):
-        body = {"jsonrpc": "2.0", "method": method, "params": params, "id": next(self._ids)}
-        resp = self.session.post(node, json=body, timeout=self.timeout)
-        if resp.status_code != 200:
-            raise ValueError(f"HTTP {resp.status_code}")
-        try:
-            answer = resp.json()
-        except ValueError:
-            raise ValueError("the answer is not JSON") from None
-        if not isinstance(answer, dict):
-            raise ValueError("the answer is not a JSON-RPC response")
-        if answer.get("error") is not None:
-            err = answer["error"]
-            message = err.get("message") if isinstance(err, dict) else err
-            raise ValueError(f"JSON-RPC error: {str(message)[:200]}")
-        if "result" not in answer:
-            raise ValueError("the answer has no result")
-        return answer["result"]
-
-    def _failed(self, node: str, why: str, method: str) -> None:
-        n = self._failures[node] = self._failures.get(node, 0) + 1
-        wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (n - 1))
-        self._retry_at[node] = self.clock() + timedelta(seconds=wait)
-        log.warning("podping: Hive node %s failed %s (%s); left alone for %.0f s", node,
-                    method, why, wait)
-
-    # the calls the watcher makes
-    def head(self) -> int:
-        return self.call("condenser_api.get_dynamic_global_properties", [],
-                         lambda r: int(r["head_block_number"]))
-
-    def blocks(self, start: int, count: int) -> list[tuple[int, dict]]:
-        """(number, block) of the blocks start..start+count-1 the node has, in order."""
-        def shape(result):
-            out = []
-            for i, block in enumerate(result["blocks"]):
-                if not isinstance(block, dict):
-                    raise TypeError("a block is not an object")
-                bid = block.get("block_id")
-                num = int(bid[:8], 16) if isinstance(bid, str) and len(bid) >= 8 else start + i
-                out.append((num, block))
-            return out
-        return self.call("block_api.get_block_range",
-                         {"starting_block_num": start, "count": count}, shape)
-
-    def following(self, account: str) -> set[str]:
-        """The accounts `account` follows ("blog"), every page."""
-        names: set[str] = set()
-        start: str | None = None
-        while True:
-            page = self.call("condenser_api.get_following", [account, start, "blog", PAGE],
-                             lambda r: [str(e["following"]) for e in r])
-            new = [n for n in page if n not in names]
-            names.update(page)
-            if len(page) < PAGE or not new:
-                return names
-            start = page[-1]
-
-
-def _why(e: Exception) -> str:
-    if isinstance(e, requests.Timeout):
-        return "timed out"
-    if isinstance(e, requests.ConnectionError):
-        return "cannot connect"
-    if isinstance(e, (KeyError, TypeError, IndexError)):
-        return f"unexpected answer ({type(e).__name__}: {e})"
-    return str(e) or type(e).__name__
-
-
 # -- reading blocks -----------------------------------------------------------------------
-def custom_jsons(block: dict) -> Iterator[dict]:
-    """The custom_json operations of a block, in either API's shape."""
-    for tx in block.get("transactions") or ():
-        for op in (tx.get("operations") or ()) if isinstance(tx, dict) else ():
-            if isinstance(op, list) and len(op) == 2 and op[0] == "custom_json":
-                value = op[1]
-            elif isinstance(op, dict) and op.get("type") == "custom_json_operation":
-                value = op.get("value")
-            else:
-                continue
-            if isinstance(value, dict):
-                yield value
-
-
 def read_ping(op: dict, block: int, writers: set[str], tally: Round) -> Ping | None:
     """The podping in a custom_json, if it is one from an allowed writer (others: None,
     counted in `tally`; malformed ones logged)."""
@@ -321,8 +187,8 @@ class Watcher:
                 data["head"] = head
                 self._save(position, data, self.clock())
         except HiveError as e:
-            tally.error, tally.caught_up = str(e), True
-            log.error("podping: %s", e)
+            tally.error, tally.retry_at, tally.caught_up = str(e), e.retry_at, True
+            (log.debug if e.waiting else log.error)("podping: %s", e)
         return tally
 
     def _lease(self, now: datetime) -> bool:
@@ -402,7 +268,10 @@ class Watcher:
                     continue
                 if tally is not None and not tally.caught_up and not tally.error:
                     continue
-                stop.wait(pace)
+                wait = pace
+                if tally is not None and tally.retry_at is not None:  # every node failed
+                    wait = max(pace, (tally.retry_at - self.clock()).total_seconds())
+                stop.wait(wait)
         finally:
             self.store.release_lock(LEASE, self.owner)
 

@@ -19,12 +19,12 @@ import pytest
 from bot import push
 from bot.deployment import load_deployment
 from bot.fleet import Fleet
+from bot.hive import custom_jsons
 from bot.podping import (
     BLOCKS_PER_ROUND,
     CURSOR,
     LEASE_TTL,
     Watcher,
-    custom_jsons,
     describe,
     podping_status,
 )
@@ -273,7 +273,7 @@ def test_a_failing_node_hands_over_to_the_next(net, fault, caplog):
     assert len(bad.requests) == asked                   # the node that answers is kept
 
 
-def test_every_node_failing_leaves_the_cursor_and_backs_off(net):
+def test_every_node_failing_leaves_the_cursor_and_backs_off(net, caplog):
     net.baseline()
     w = net.watcher([net.hive.url])
     w.round()
@@ -283,9 +283,13 @@ def test_every_node_failing_leaves_the_cursor_and_backs_off(net):
     r = w.round()
     assert r.error and "HTTP 503" in r.error and r.polled == []
     assert net.store.cursor(CURSOR)["position"] == stopped
+    assert r.retry_at == net.t[0] + timedelta(seconds=5)   # the run loop waits till then
     asked = len(net.hive.requests)
-    assert "next try at" in w.round().error             # in its backoff: not asked again
+    with caplog.at_level(logging.WARNING, logger="bot.podping"):
+        waiting = w.round()                             # in its backoff: not asked again
+    assert "next try at" in waiting.error and waiting.retry_at == r.retry_at
     assert len(net.hive.requests) == asked
+    assert not caplog.records                           # said once, not every 3 s
     net.t[0] += timedelta(seconds=6)
     assert w.round().polled == [net.row().id]           # after it: read from where it stopped
 
