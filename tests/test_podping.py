@@ -285,6 +285,7 @@ def test_every_node_failing_leaves_the_cursor_and_backs_off(net, caplog):
     assert net.store.cursor(CURSOR)["position"] == stopped
     assert r.retry_at == net.t[0] + timedelta(seconds=5)   # the run loop waits till then
     asked = len(net.hive.requests)
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="bot.podping"):
         waiting = w.round()                             # in its backoff: not asked again
     assert "next try at" in waiting.error and waiting.retry_at == r.retry_at
