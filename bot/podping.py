@@ -25,10 +25,11 @@ Nodes (`[podping] nodes`, default config.HIVE_NODES: public nodes of the develop
 list): bot.hive asks them in order, a failing one left alone for a backoff (5 s doubling to
 5 min) while the next is asked at once; when every node is in its backoff the watcher waits.
 
-Where it stopped: the push_cursors row "podping" (position = the last block read; data: since,
-head, writers, last ping). After a restart it goes on from there; after downtime it catches
-up, RANGE blocks a call, but at most MAX_CATCH_UP blocks (one hour) back: further behind, it
-says so and starts an hour before the head, since every feed's regular poll (the safety net)
+Where it stopped: the push_cursors row "podping" (position = the last block read; data: the
+worker watching and since when, the head, the writers, the last ping). After a restart it
+goes on from there; after downtime it catches up, RANGE blocks a call, but at most
+MAX_CATCH_UP blocks (one hour) back: further behind, it says so and starts an hour before the
+head, since every feed's regular poll (the safety net)
 has come due during so long a downtime anyway. On its very first start it begins at the head.
 
 One watcher across workers: the lease "podping" in the locks table (LEASE_TTL, renewed each
@@ -156,11 +157,13 @@ class Watcher:
         tally = Round()
         cur = self.store.cursor(CURSOR)
         data = dict(cur["data"]) if cur else {}
+        if data.get("worker") != self.owner:   # this worker watches from now on
+            data.update(worker=self.owner, since=_iso(now))
         try:
             tally.head = head = self.client.head()
             if cur is None:  # the first start: from the head on, nothing older
                 log.info("podping: watching the Hive chain from block %d", head)
-                self._save(head, {"since": _iso(now), "head": head}, now)
+                self._save(head, {**data, "head": head}, now)
                 return tally
             position = int(cur["position"])
             if head - position > self.max_catch_up:

@@ -308,7 +308,8 @@ def test_one_watcher_across_workers(net):
     r = b.round()
     assert r is not None and r.polled == [net.row().id]
     assert a.round() is None
-    assert podping_status(net.store, net.t[0])["worker"] == "host-b:1"
+    st = podping_status(net.store, net.t[0])
+    assert st["worker"] == "host-b:1" and st["since"] == net.t[0].isoformat(timespec="seconds")
 
 
 def test_writers_are_the_accounts_podping_follows_read_again_hourly(net):
