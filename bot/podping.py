@@ -29,8 +29,8 @@ Where it stopped: the push_cursors row "podping" (position = the last block read
 worker watching and since when, the head, the writers, the last ping). After a restart it
 goes on from there; after downtime it catches up, RANGE blocks a call, but at most
 MAX_CATCH_UP blocks (one hour) back: further behind, it says so and starts an hour before the
-head, since every feed's regular poll (the safety net)
-has come due during so long a downtime anyway. On its very first start it begins at the head.
+head, since every feed's regular poll (the safety net) has come due during so long a downtime
+anyway. On its very first start it begins at the head.
 
 One watcher across workers: the lease "podping" in the locks table (LEASE_TTL, renewed each
 round); a worker that does not hold it does nothing until the holder stops renewing.
