@@ -418,3 +418,44 @@ def test_a_running_worker_posts_a_pinged_episode_within_seconds(db_url, tmp_path
         assert store.lock_holder(LEASE) is None
         assert len(masto.statuses) == 1
         store.close()
+
+
+def test_the_documented_examples_read_and_the_local_node_answers_in_their_shape():
+    """tests/data/podping/ (sources in its README): the watcher reads the documented payloads,
+    and the local Hive node's answers have the documented keys."""
+    import json
+    import pathlib
+
+    import requests
+
+    from bot.podping import Round, read_ping
+    data = pathlib.Path(__file__).parent / "data" / "podping"
+    load = lambda name: json.loads((data / name).read_text())  # noqa: E731
+    tally = Round()
+    block = load("block_api_get_block.json")["block"]
+    [op] = custom_jsons(block)
+    ping = read_ping(op, 80_000_000, {"podping.test"}, tally)
+    assert ping.op_id == "pp_podcast_update" and ping.urls == (
+        "https://feeds.example.org/podcast/rss",)
+    legacy = read_ping(load("legacy_podping.json"), 1, {"podping.test"}, tally)
+    assert legacy.urls == ("https://feeds.example.org/legacy/rss",)
+    assert read_ping(load("pp_podcast_update.json"), 1, {"someone.else"}, tally) is None
+    assert tally.pings == 2 and tally.ignored == 1
+    with HiveServer(writers=("podping.test", "podping.test2")) as hive:
+        hive.ping(["https://feeds.example.org/podcast/rss"])
+
+        def call(method, params):
+            return requests.post(hive.url, json={"jsonrpc": "2.0", "method": method,
+                                                 "params": params, "id": 1}).json()["result"]
+        got = call("block_api.get_block", {"block_num": hive.head})["block"]
+        assert set(got) == set(block)
+        assert set(got["transactions"][0]) == set(block["transactions"][0])
+        assert got["transactions"][0]["operations"][0]["value"]["json"] == op["json"]
+        assert int(got["block_id"][:8], 16) == hive.head
+        props = call("condenser_api.get_dynamic_global_properties", [])
+        assert set(load("dynamic_global_properties.json")) <= set(props)
+        assert call("condenser_api.get_following", ["podping", None, "blog", 1000]) == \
+            load("condenser_get_following.json")
+        legacy_block = call("condenser_api.get_block", [hive.head])
+        assert legacy_block["transactions"][0]["operations"][0][0] == "custom_json"
+        assert [o["id"] for o in custom_jsons(legacy_block)] == ["pp_podcast_update"]
