@@ -288,7 +288,7 @@ class Running:
                                         name="crier-podping", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._thread.join(timeout)   # its lease is released as it ends
 
