@@ -1180,6 +1180,30 @@ class Store:
             r = c.execute(sa.select(locks).where(locks.c.name == name)).mappings().first()
             return dict(r) if r else None
 
+    # -- push cursors: where a watcher stopped (bot/podping.py: the last Hive block read) ---
+    def cursor(self, name: str) -> dict | None:
+        """{"position", "data", "updated_at"} of a watcher's cursor, None before its first."""
+        with self.tx() as c:
+            r = c.execute(sa.select(push_cursors).where(push_cursors.c.name == name)
+                          ).mappings().first()
+            return {"position": r["position"], "data": r["data"] or {},
+                    "updated_at": r["updated_at"]} if r else None
+
+    def save_cursor(self, name: str, position: int, data: dict, now: datetime) -> None:
+        """Record where a watcher stopped (made on its first save)."""
+        values = {"position": position, "data": data, "updated_at": now}
+        with self.tx() as c:
+            if c.execute(push_cursors.update().where(push_cursors.c.name == name)
+                         .values(**values)).rowcount:
+                return
+        try:
+            with self.tx() as c:
+                c.execute(push_cursors.insert().values(name=name, **values))
+        except sa.exc.IntegrityError:  # another process made it meanwhile
+            with self.tx() as c:
+                c.execute(push_cursors.update().where(push_cursors.c.name == name)
+                          .values(**values))
+
     # -- notices: what the host was already told (bot/alerts.py) ----------------------------
     def notice(self, key: str) -> dict | None:
         with self.tx() as c:

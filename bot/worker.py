@@ -15,6 +15,10 @@ Jobs (stable ids, replace_existing, coalesce, max_instances=1, UTC):
 - `tokens`: every hour, each show's Threads tokens are refreshed before they expire, and the
   host told when one cannot be (bot.threads_tokens).
 
+Beside the scheduler, a thread runs the podping watcher (bot.podping; `[podping] enabled`),
+which reads new Hive blocks every 3 s and makes a pinged feed due now through bot.push; with
+many workers one of them holds its lease.
+
 SIGHUP reads the config again and syncs it into the show registry (bot.shows): shows added
 are served from the next job on, removed ones no longer (their unsent deliveries withdrawn).
 
@@ -197,10 +201,14 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None,
             serving = threading.Thread(target=server.run, name="crier-web", daemon=True)
             serving.start()
         from bot import push
+        from bot.podping import start_watcher
         push.set_waker(poll_soon)
+        podping = start_watcher(store, dep, owner, clock=fleet.now)  # a thread; None: off
         try:
             sched.start()
         finally:
+            if podping is not None:
+                podping.stop()      # after its round, releasing its lease
             push.set_waker(None)
             websub.set_kick(None)
             if server is not None:

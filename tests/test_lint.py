@@ -36,7 +36,7 @@ def test_adapters_do_not_import_each_other():
     - images → fetch: artwork is downloaded through fetch's guarded session (predates this
       test)."""
     import re
-    adapters = ["fetch", "store", "config", "deployment", "images", "notify", "vault"]
+    adapters = ["fetch", "store", "config", "deployment", "images", "notify", "vault", "hive"]
     allowed = {("config", "deployment"), ("deployment", "config"), ("images", "fetch")}
     for name in adapters:
         src = (ROOT / "bot" / f"{name}.py").read_text()
@@ -51,10 +51,11 @@ APPLICATION = {"service", "polling", "composer", "dispatch", "promos", "listener
                "shows", "showscope", "fleet", "publishers", "locks", "outbox", "alerts", "checks",
                "history", "held", "catalog", "removal",
                "artwork", "users", "connect",
-               "threads_tokens", "quotas", "push", "websub"}
+               "threads_tokens", "quotas", "push", "websub", "podping"}
 # cli: the package bot/cli/ (one file a concern); web: the package bot/web/ (the control room)
 ENTRY_POINTS = {"cli", "worker", "__main__", "web"}
 ADAPTERS = {"fetch", "store", "config", "deployment", "images", "notify", "netguard", "tomlpos",
+            "hive",
             "platforms", "vault"}
 PURE = {"models", "errors", "textlen", "plaintext", "expatsax", "compose", "feed", "episodes",
         "schedule", "spacing", "share", "community", "xcost"}
