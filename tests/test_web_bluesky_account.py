@@ -146,8 +146,8 @@ def test_without_a_secret_key_nothing_is_sent_or_stored(setup, pds, monkeypatch)
 
 def test_where_the_credential_comes_from(setup, pds, monkeypatch):
     """The API lists Bluesky's PDS and handle and Threads' API base; `crier check` logs in
-    with the connected app password and, like `crier status`, says where it comes from; a
-    variable in the environment wins."""
+    with the connected app password (and the handle it was verified with) and, like `crier
+    status`, says where it comes from; a variable in the environment wins."""
     web, acct, cfg, thr = setup
     c, csrf = web.login("host")
     listed = {a["name"]: a for a in c.get("/api/v1/shows/sky/accounts").json()}
@@ -160,6 +160,9 @@ def test_where_the_credential_comes_from(setup, pds, monkeypatch):
 
     def crier(*args):
         return CliRunner().invoke(main, ["--config", str(cfg), *args]).output
+    # the config's handle is out of date: the connected account's verified handle is used
+    cfg.write_text(cfg.read_text().replace(f'handle = "{acct.handle}"',
+                                           'handle = "renamed-since.test"'))
     checks = {k["name"]: k for k in json.loads(crier("check", "--json"))}
     assert checks["account sky"]["ok"], checks["account sky"]
     assert f"@{acct.handle}" in checks["account sky"]["detail"]
