@@ -8,6 +8,9 @@
   (`verify_credentials`) and stores it. A state works once, for `STATE_TTL`.
 - **X**: `connect_x` takes the four OAuth 1.0a values pasted by the host, verifies them on
   X (`GET /2/users/me`, as `crier check`) and stores them.
+- **Bluesky**: `connect_bluesky` takes the handle and an app password (never the main one:
+  refused by its form, else by the session's scope), verifies them with a createSession on
+  the account's `service` (the adapter's `verify`) and stores the password.
 - **Threads**: `connect_threads` takes a pasted long-lived token, verifies it (`GET /me`) and
   stores it; bot.threads_tokens refreshes it (and keeps the expiry in the same sealed value).
 - `disconnect`, `connected` (never a secret), and `with_connected`: the seam where publishers
@@ -31,6 +34,7 @@ import dataclasses
 import hashlib
 import ipaddress
 import logging
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,7 +44,7 @@ from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
 
-from bot.config import X_API_BASE, Secret, Settings
+from bot.config import BLUESKY_SERVICE, X_API_BASE, Secret, Settings
 from bot.errors import CrierError
 from bot.models import DeliveryStatus
 from bot.store import (
@@ -72,6 +76,9 @@ TIMEOUT = 10.0
 # kept in a Threads row's sealed value beside its token (bot.threads_tokens), not credentials:
 # never handed to a publisher, never scrubbed from output as if they were secrets
 NOT_SECRETS = frozenset({"origin", "expires_at", "refreshed_at", "env_sha"})
+APP_PASSWORDS_URL = "https://bsky.app/settings/app-passwords"
+APP_PASSWORD = re.compile(r"[a-z0-9]{4}(?:-[a-z0-9]{4}){3}", re.I)  # what Bluesky generates
+MAIN_SCOPE = "com.atproto.access"    # a session from the main password (app ones: appPass...)
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ class ConnectedAccount:
     account: str
     platform: str
     show_id: int | None
-    instance: str | None        # Mastodon: the instance; X: the API base
+    instance: str | None        # Mastodon: the instance; Bluesky: the PDS; X, Threads: API
     username: str | None        # "@user@host" (Mastodon) or "@user" (X), as verified
     created_by: str | None
     created_at: datetime
@@ -238,6 +245,44 @@ def connect_threads(store: Store, vault: Vault | None, *, show_id: int | None, a
                  values={"access_token": token, "origin": "web"})
 
 
+# -- Bluesky: the handle and an app password, typed -------------------------------------------
+def connect_bluesky(store: Store, vault: Vault | None, *, show_id: int | None, account: str,
+                    handle: str, app_password: str, now: datetime, user_id: int | None = None,
+                    service: str = BLUESKY_SERVICE, timeout: float = TIMEOUT) -> ConnectedAccount:
+    """Verify the handle and app password with a createSession on `service` (the adapter's
+    `verify`), then store the password encrypted; the verified handle is the account's. The
+    main password is refused (by its form before anything is sent, else by the session's
+    scope); a refused one: a CrierError, nothing stored."""
+    vault = vault or Vault.from_env()
+    handle, password = (handle or "").strip().lstrip("@"), (app_password or "").strip()
+    if not handle or not password:
+        raise CrierError(f"bluesky account '{account}': type the handle and an app password")
+    main = (f"bluesky account '{account}': that is not an app password (they look like "
+            f"xxxx-xxxx-xxxx-xxxx); never give crier the account's main password: create an "
+            f"app password at {APP_PASSWORDS_URL}")
+    if not APP_PASSWORD.fullmatch(password):
+        raise CrierError(main)
+    from bot.errors import AuthError
+    from bot.platforms.bluesky import BlueskyPublisher
+    pub = BlueskyPublisher(account, handle=handle, service=service, app_password=password,
+                           timeout=timeout)
+    try:
+        who = pub.verify()
+        if pub.login_scope() == MAIN_SCOPE:
+            raise CrierError(main)
+    except AuthError as e:
+        pub.forget()
+        raise CrierError(f"bluesky account '{account}': "
+                         f"{e.detail.partition(' (check the handle')[0]}: check the handle "
+                         f"'{handle}' and the app password; nothing was stored") from None
+    except CrierError:
+        pub.forget()
+        raise
+    return _save(store, vault, show_id=show_id, account=account, platform="bluesky",
+                 instance=pub.service, username=who, values={"app_password": password},
+                 user_id=user_id, now=now)
+
+
 # -- the connected accounts --------------------------------------------------------------------
 def _save(store: Store, vault: Vault, *, show_id: int | None, account: str, platform: str,
           instance: str | None, username: str, values: Mapping[str, str],
@@ -321,7 +366,8 @@ def accounts_view(settings: Settings, store: Store, *,
         out.append({"account": a.name, "platform": a.platform,
                     "instance": a.instance if a.platform == "mastodon" else
                     a.service if a.platform == "bluesky" else a.api_base,
-                    "credentials": source, "connected": c})
+                    "credentials": source, "connected": c,
+                    **({"handle": a.handle} if a.platform == "bluesky" else {})})
     return out
 
 
@@ -370,7 +416,8 @@ def with_connected(settings: Settings, store: Store | None, *, show_id: int | No
             accounts.append(dataclasses.replace(a, credentials=f"{CONNECTED}, unusable: {e}"))
             continue
         extra = {"instance": row["instance"]} if a.platform == "mastodon" and row["instance"] \
-            else {}
+            else {"handle": row["username"].lstrip("@")} if a.platform == "bluesky" \
+            and row["username"] else {}
         accounts.append(dataclasses.replace(
             a, secrets={k: Secret(v) for k, v in values.items() if k not in NOT_SECRETS},
             missing_secrets=(),

@@ -1,9 +1,10 @@
 """What listeners and podcast apps need to spread an episode (pure: no I/O).
 
-* `share_kit`: per network (X, Mastodon, Bluesky) a ready-to-post listener text, in a neutral
-  voice ("🎧 <title> with <guests> · <show>", the link, the show's hashtag), fitted to that
-  network's limit, with its share link: X's post intent, Bluesky's compose intent, and a
-  Mastodon instance's /share page; plus the official posts to boost or quote.
+* `share_kit`: per network (X, Mastodon, Bluesky, Threads) a ready-to-post listener text, in a
+  neutral voice ("🎧 <title> with <guests> · <show>", the link, the show's hashtag), fitted to
+  that network's limit, with its share link: X's post intent, Bluesky's compose intent, a
+  Mastodon instance's /share page and Threads' web intent; plus the official posts to boost or
+  quote.
 * `social_interact`: the episode's `<podcast:socialInteract>` tags (Podcasting 2.0) pointing
   podcast apps at the official posts as the episode's comment thread (a Bluesky post by its
   `at://` URI, protocol "bluesky").
@@ -18,7 +19,7 @@ from xml.sax.saxutils import quoteattr
 
 from bot.compose import ComposeOptions, compose_episode
 from bot.models import Episode, Rules
-from bot.textlen import BLUESKY_RULES, MASTODON_DEFAULT_RULES, X_RULES
+from bot.textlen import BLUESKY_RULES, MASTODON_DEFAULT_RULES, THREADS_RULES, X_RULES
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 
@@ -31,7 +32,7 @@ LISTENER_TEMPLATE = """\
 """
 
 NETWORKS: dict[str, Rules] = {"x": X_RULES, "mastodon": MASTODON_DEFAULT_RULES,
-                              "bluesky": BLUESKY_RULES}
+                              "bluesky": BLUESKY_RULES, "threads": THREADS_RULES}
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ def share_url(network: str, text: str, *, instance: str | None = None) -> str:
         return f"https://x.com/intent/post?text={q}"
     if network == "bluesky":
         return f"https://bsky.app/intent/compose?text={q}"
+    if network == "threads":
+        return f"https://www.threads.net/intent/post?text={q}"
     if network == "mastodon":
         host = (instance or "mastodon.social").strip()
         if "://" not in host:

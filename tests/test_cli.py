@@ -174,12 +174,16 @@ def test_queue_evergreen_preview_without_queueing(run):
 def test_share_and_socialinteract_from_the_command_line(run):
     run("run", "--once")  # dry run: nothing is really posted
     kit = json.loads(run("share", "--json").output)
-    assert [t["network"] for t in kit["texts"]] == ["x", "mastodon", "bluesky"]
+    assert [t["network"] for t in kit["texts"]] == ["x", "mastodon", "bluesky", "threads"]
     assert all(t["length"] <= t["limit"] for t in kit["texts"])
     assert kit["texts"][1]["share_url"].startswith("https://social.coop/share?text=")
+    threads = kit["texts"][3]
+    assert threads["limit"] == 500 and threads["share_url"].startswith(
+        "https://www.threads.net/intent/post?text=")
     assert kit["official_posts"] == []
     out = run("share", "--instance", "mastodon.art").output
     assert "https://mastodon.art/share?text=" in out
+    assert "── threads: " in out and "share: https://www.threads.net/intent/post?text=" in out
     result = run("socialinteract", ok=False)
     assert result.exit_code != 0 and "no sent announcement" in result.output
 
@@ -259,11 +263,8 @@ def test_bluesky_and_threads_credentials_in_check_and_status(run, tmp_path, monk
     out = run("status").output
     assert "Account sky (bluesky): credentials: missing" in out
     assert "Account th (threads): credentials: missing" in out
-    # set in the environment: said so, and the values never shown (the adapters stand in
-    # for the networks here: `crier status` contacts nobody)
-    from tests.test_service_networks import _stand_in
-    _stand_in(monkeypatch, "bot.platforms.bluesky", "BlueskyPublisher")
-    _stand_in(monkeypatch, "bot.platforms.threads", "ThreadsPublisher")
+    # set in the environment: said so, and the values never shown (the real adapters are
+    # built; `crier status` contacts nobody: the services named here do not exist)
     monkeypatch.setenv("CRIER_SKY_APP_PASSWORD", "pw-1234-abcd")
     monkeypatch.setenv("CRIER_TH_ACCESS_TOKEN", "THtoken987")
     out = run("status").output

@@ -150,36 +150,20 @@ def test_dataclass_replace_keeps_new_account_fields():
     assert dataclasses.replace(a, dry_run=True).handle == "a.bsky.social"
 
 
-class _Recorder:
-    """Stands in for an adapter module's publisher class in the wiring tests below: it only
-    records what `build_publishers` gave it (the adapters are tested on their own)."""
-    made: list = []
-
-    def __init__(self, account, **kw):
-        self.account, self.kw = account, kw
-        _Recorder.made.append(self)
-
-
-def _stand_in(monkeypatch, module: str, cls: str) -> None:
-    import sys
-    import types
-    mod = types.ModuleType(module)
-    setattr(mod, cls, type(cls, (_Recorder,), {}))
-    monkeypatch.setitem(sys.modules, module, mod)
-
-
-def test_build_publishers_gives_bluesky_and_threads_their_settings(monkeypatch, tmp_path):
+def test_build_publishers_gives_bluesky_and_threads_their_settings(tmp_path):
+    """The real adapters, built from the config (constructing one sends nothing)."""
     from bot.config import Secret, Settings
+    from bot.platforms.bluesky import BlueskyPublisher
     from bot.platforms.dryrun import DryRunPublisher, UnconfiguredPublisher
+    from bot.platforms.threads import ThreadsPublisher
     from bot.publishers import build_publishers
+    from bot.service import Service
     from bot.store import Store
     from bot.textlen import BLUESKY_RULES, THREADS_RULES
-    _stand_in(monkeypatch, "bot.platforms.bluesky", "BlueskyPublisher")
-    _stand_in(monkeypatch, "bot.platforms.threads", "ThreadsPublisher")
-    _Recorder.made = []
+    from bot.threads_tokens import StoredToken
     settings = Settings(path=tmp_path / "crier.toml", show="S", feed="https://e.com/f",
                         accounts=(
-        Account(name="sky", platform="bluesky", handle="show.test", service="http://pds.test",
+        Account(name="sky", platform="bluesky", handle="show.test", service="http://pds.test/",
                 timeout=3.0, secrets={"app_password": Secret("app-pw")}),
         Account(name="th", platform="threads", api_base="http://meta.test", user_id="42",
                 secrets={"access_token": Secret("tok")}),
@@ -189,24 +173,22 @@ def test_build_publishers_gives_bluesky_and_threads_their_settings(monkeypatch, 
     ))
     store = Store(f"sqlite:///{tmp_path / 'c.db'}")
     store.migrate()
-    pubs = build_publishers(settings, checkpoints=store)
-    sky, th = _Recorder.made
-    assert (sky.account, sky.kw) == ("sky", {"handle": "show.test", "service": "http://pds.test",
-                                             "app_password": "app-pw", "checkpoints": store,
-                                             "timeout": 3.0})
-    assert th.account == "th" and th.kw == {
-        "access_token": "tok", "api_base": "http://meta.test", "user_id": "42",
-        "checkpoints": store, "timeout": 10.0, "token_store": None}
-    assert isinstance(pubs["sky-dry"], DryRunPublisher)
-    assert pubs["sky-dry"].rules() == BLUESKY_RULES
-    assert isinstance(pubs["th-none"], UnconfiguredPublisher)
-    assert pubs["th-none"].rules() == THREADS_RULES
-    # the service builds its publishers with its store as their checkpoints
-    from bot.service import Service
-    _Recorder.made = []
-    Service(settings, store)
-    assert [r.kw["checkpoints"] for r in _Recorder.made] == [store, store]
-    store.close()
+    try:
+        for pubs in (build_publishers(settings, checkpoints=store),
+                     Service(settings, store).publishers):   # the service passes its store
+            sky, th = pubs["sky"], pubs["th"]
+            assert isinstance(sky, BlueskyPublisher) and isinstance(th, ThreadsPublisher)
+            assert (sky.account, sky.handle, sky.service, sky.timeout, sky.checkpoints) == \
+                ("sky", "show.test", "http://pds.test", 3.0, store)
+            assert (th.account, th.api_base, th.user_id, th.timeout) == \
+                ("th", "http://meta.test", "42", 10.0)
+            assert th.checkpoints is store and isinstance(th.token_store, StoredToken)
+            assert isinstance(pubs["sky-dry"], DryRunPublisher)
+            assert pubs["sky-dry"].rules() == BLUESKY_RULES
+            assert isinstance(pubs["th-none"], UnconfiguredPublisher)
+            assert pubs["th-none"].rules() == THREADS_RULES
+    finally:
+        store.close()
 
 
 def test_a_promo_with_the_episode_link_carries_its_card(world):

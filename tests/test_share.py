@@ -52,12 +52,31 @@ def test_share_texts_fit_every_network_for_the_real_feeds(path: Path):
 def test_share_links_carry_the_text():
     text = "🎧 Episode 5 · Show\n\nhttps://example.com/e/5 #Show"
     for network, host in (("x", "x.com"), ("bluesky", "bsky.app"),
-                          ("mastodon", "social.coop")):
+                          ("mastodon", "social.coop"), ("threads", "www.threads.net")):
         url = share_url(network, text, instance="social.coop")
         parts = urlsplit(url)
         assert parts.scheme == "https" and parts.hostname == host
         assert parse_qs(parts.query)["text"] == [text]
     assert share_url("mastodon", text).startswith("https://mastodon.social/share?text=")
+    assert urlsplit(share_url("threads", text)).path == "/intent/post"
+
+
+def test_the_threads_text_is_counted_as_threads_counts_and_fills_its_500():
+    """A long title: X's text is cut to X's 280 (a link counts 23 there), Threads' keeps up to
+    500 characters, counted with THREADS_RULES (a link counts whole), and its intent carries
+    it whole."""
+    from bot.models import Episode
+    from bot.textlen import THREADS_RULES, X_RULES
+    link = "https://pod.example.com/episodes/42-" + "a-rather-long-slug-" * 4
+    title = "Episode 42: " + " ".join(f"word{i}" for i in range(90))     # ~620 characters
+    kit = share_kit(Episode(title=title, link=link), show="Show")
+    by = {t["network"]: t for t in kit["texts"]}
+    thr, x = by["threads"], by["x"]
+    assert thr["limit"] == THREADS_RULES.limit == 500 and x["limit"] == X_RULES.limit
+    assert thr["length"] == count(thr["text"], THREADS_RULES) and 280 < thr["length"] <= 500
+    assert len(thr["text"]) > len(x["text"]) and link in thr["text"]
+    assert count(thr["text"], X_RULES) > X_RULES.limit           # it would not fit on X
+    assert parse_qs(urlsplit(thr["share_url"]).query)["text"] == [thr["text"]]
 
 
 def test_social_interact_xml_is_valid_in_the_podcast_namespace():

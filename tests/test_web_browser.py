@@ -141,6 +141,8 @@ def test_the_public_share_page(scene, page):
         "https://bsky.app/intent/compose?text=")
     assert page.get_by_role("link", name="Share on X").get_attribute("href").startswith(
         "https://x.com/intent/post?text=")
+    assert page.get_by_role("link", name="Share on Threads").get_attribute("href") \
+        .startswith("https://www.threads.net/intent/post?text=")
     boost = page.get_by_role("region", name="Boost the show's posts")
     assert boost.get_by_role("link").get_attribute("href").startswith(scene.masto.url + "/@")
     art = page.get_by_role("img", name=f"Artwork of {ep.title}")

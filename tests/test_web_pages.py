@@ -341,6 +341,7 @@ def test_the_public_share_page_needs_no_login_and_makes_a_link_card(scene):
     for t in kit["texts"]:
         assert t["share_url"] in text
     assert "Share on Mastodon" in html and "Share on Bluesky" in html and "Share on X" in html
+    assert "Share on Threads" in html and "https://www.threads.net/intent/post?text=" in html
     sent = next(d for d in _deliveries(svc).values() if d.episode_id == ep3.id)
     assert sent.remote_url in text and "Boost the show" in html
     assert "csrf" not in html and "Log out" not in html

@@ -55,7 +55,7 @@ from bot.errors import (
 )
 from bot.models import Media, Post, Published, Rules
 from bot.platforms import bluesky_rich as rich
-from bot.platforms.bluesky_session import shared_session, xrpc_error
+from bot.platforms.bluesky_session import drop_session, shared_session, xrpc_error
 from bot.textlen import BLUESKY_RULES, fits
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,15 @@ class BlueskyPublisher:
         info = self._call("checking the session", False,
                           lambda c: c.invoke_query("com.atproto.server.getSession"))
         return "@" + str(info.get("handle") or self.handle)
+
+    def login_scope(self) -> str | None:
+        """After `verify`: the session's scope ("com.atproto.appPass" for an app password,
+        "com.atproto.access" for the main password), so a main password can be refused."""
+        return self._session.scope()
+
+    def forget(self) -> None:
+        """Drop this process's session for these credentials (refused for crier's use)."""
+        drop_session(self.service, self.handle, self._password)
 
     def publish(self, post: Post, idempotency_key: str) -> Published:
         did = self._did()

@@ -89,6 +89,14 @@ class _Session:
         self.client._set_session(SessionEvent.CREATE, response)
         log.info("bluesky %s: logged in to %s", self.handle, self.service)
 
+    def scope(self) -> str | None:
+        """The access token's `scope` claim: "com.atproto.appPass" (or
+        "com.atproto.appPassPrivileged") for an app password, "com.atproto.access" for the
+        account's main password; None before a login."""
+        token = self.token() if self.client is not None else None
+        claims = _claims(token) if token else {}
+        return claims.get("scope") if isinstance(claims.get("scope"), str) else None
+
     def secrets(self) -> list[str]:
         out = [self._password]
         s = self.client._session if self.client is not None else None
@@ -107,6 +115,13 @@ def shared_session(service: str, handle: str, app_password: str, timeout: float)
         if key not in _SESSIONS:
             _SESSIONS[key] = _Session(key[0], key[1], app_password, timeout)
         return _SESSIONS[key]
+
+
+def drop_session(service: str, handle: str, app_password: str) -> None:
+    """Forget this process's session for the account (a password refused for crier's use)."""
+    digest = hashlib.sha256(app_password.encode()).hexdigest()
+    with _SESSIONS_LOCK:
+        _SESSIONS.pop((service.rstrip("/"), handle.lstrip("@").lower(), digest), None)
 
 
 _client_class: type | None = None
@@ -137,12 +152,21 @@ def _pinned_client_class() -> type:
     return _client_class
 
 
+def _claims(token: str) -> dict:
+    """A JWT's claims as it says them (unverified: the server checks them); {} if unreadable."""
+    try:
+        body = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (IndexError, ValueError, TypeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
 def _expires(token: str) -> float:
     """A JWT's `exp` (epoch seconds) as it says; 0 when it cannot be read."""
     try:
-        body = token.split(".")[1]
-        return float(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["exp"])
-    except (IndexError, ValueError, KeyError, TypeError):
+        return float(_claims(token)["exp"])
+    except (KeyError, ValueError, TypeError):
         return 0.0
 
 

@@ -69,14 +69,17 @@ def show_status(request: Request, slug: str, user: User = Depends(api_user)) -> 
 
 def _accounts(settings) -> list[dict]:
     posting = {a.name for a in settings.posting_accounts}
-    return [{"name": a.name, "platform": a.platform, "instance": a.instance,
+    return [{"name": a.name, "platform": a.platform,
+             "instance": a.service if a.platform == "bluesky" else a.api_base
+             if a.platform == "threads" else a.instance, "handle": a.handle,
              "dry_run": a.dry_run, "posting": a.name in posting,
              "configured": not a.missing_secrets} for a in settings.accounts]
 
 
 @router.get("/shows/{slug}/accounts", response_model=list[AccountOut])
 def list_accounts(request: Request, slug: str, user: User = Depends(api_user)) -> list[dict]:
-    """The show's accounts (name, platform, instance, dry run, whether its credentials are
+    """The show's accounts (name, platform, instance - Mastodon's instance, Bluesky's PDS,
+    Threads' API base -, Bluesky's handle, dry run, whether its credentials are
     set); never a credential."""
     with _state(request).service(slug, user) as svc:
         return clean(request, _accounts(svc.settings), svc.settings)

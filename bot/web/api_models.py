@@ -59,7 +59,9 @@ class AccountOut(BaseModel):
     """An account of the show as the pages show it (never its credentials)."""
     name: str
     platform: str
-    instance: str | None = None
+    instance: str | None = Field(None, description="Mastodon's instance, Bluesky's PDS "
+                                 "(`service`), Threads' API base")
+    handle: str | None = Field(None, description="Bluesky: the account's handle")
     dry_run: bool
     posting: bool
     configured: bool

@@ -1,9 +1,10 @@
 """The Accounts page: where each account's credentials come from, and connecting them without
 a terminal (bot.connect): Mastodon through the instance's OAuth authorization (code flow with
-PKCE; crier registers itself as an app there), X by pasting its four OAuth 1.0a values, Threads
-by pasting a long-lived token (refreshed by bot.threads_tokens), each verified on save and
-stored encrypted (CRIER_SECRET_KEY); disconnecting. Changing accounts is for a host
-(`accounts` in bot.users.HOST_ONLY); a co-host sees the page read-only."""
+PKCE; crier registers itself as an app there), X by pasting its four OAuth 1.0a values, Bluesky
+by its handle and an app password (never the main password), Threads by pasting a long-lived
+token (refreshed by bot.threads_tokens), each verified on save and stored encrypted
+(CRIER_SECRET_KEY); disconnecting. Changing accounts is for a host (`accounts` in
+bot.users.HOST_ONLY); a co-host sees the page read-only."""
 
 from __future__ import annotations
 
@@ -126,6 +127,27 @@ async def connect_x(request: Request, slug: str, name: str, user: User = Depends
             done = connect.connect_x(st.store, connect.open_vault(svc.settings),
                                      show_id=svc.show_id, account=name, keys=keys,
                                      now=st.now(), user_id=user.id, api_base=account.api_base)
+        except CrierError as e:
+            return _back(request, slug, str(e), error=True)
+    return _back(request, slug, f"Connected {done.account} as {done.username}.")
+
+
+@router.post("/shows/{slug}/accounts/{name}/bluesky")
+async def connect_bluesky(request: Request, slug: str, name: str,
+                          user: User = Depends(page_user)):
+    require(user, "accounts")
+    st = _state(request)
+    form = await request.form()
+    with st.service(slug, user) as svc:
+        account = _account(svc.settings, name)
+        if account.platform != "bluesky":
+            raise HTTPException(422, f"account {name!r} is not a Bluesky account")
+        try:
+            done = connect.connect_bluesky(
+                st.store, connect.open_vault(svc.settings), show_id=svc.show_id, account=name,
+                handle=str(form.get("handle") or account.handle or ""),
+                app_password=str(form.get("app_password") or ""), now=st.now(),
+                user_id=user.id, service=account.service)
         except CrierError as e:
             return _back(request, slug, str(e), error=True)
     return _back(request, slug, f"Connected {done.account} as {done.username}.")

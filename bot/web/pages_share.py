@@ -1,6 +1,6 @@
 """The public share page of an episode, GET /share/{slug}/{episode_id}: no login. The
 episode (title, date, a short plain-text description, its artwork), the ready-to-post
-listener texts with their Mastodon / Bluesky / X share links (`crier share ID`), and the
+listener texts with their Mastodon / Bluesky / Threads / X share links (`crier share ID`), and the
 official posts to boost; with Open Graph and Twitter card tags so the page itself makes a
 good link card. 404 for an unknown show or episode, another show's episode, or a removed
 show. Show notes are the feed's untrusted HTML: only their text is ever shown."""
