@@ -56,6 +56,7 @@ ENTRY_POINTS = {"cli", "worker", "__main__", "web"}
 ADAPTERS = {"fetch", "store", "config", "deployment", "images", "notify", "netguard", "tomlpos",
             "platforms", "vault"}
 PURE = {"models", "errors", "textlen", "plaintext", "expatsax", "compose", "feed", "episodes",
+        "cadence",
         "schedule", "spacing", "share", "community"}
 
 
