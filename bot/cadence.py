@@ -79,13 +79,13 @@ def learn_hours(times: Iterable[datetime | None], now: datetime) -> tuple[int, .
         return ()
     week = Counter(hour_of_week(t) for t in ts)
     slots = {h for h, n in week.items() if n >= 2}
-    if 2 * sum(week[h] for h in slots) >= len(ts) and len(slots) <= MAX_SLOTS:
-        return tuple(sorted(slots))
+    in_slots = sum(week[h] for h in slots) if len(slots) <= MAX_SLOTS else 0
     day = Counter(t.astimezone(UTC).hour for t in ts)
     top = [h for h, n in day.most_common(3) if n >= 2]
-    if top and 3 * sum(day[h] for h in top) >= 2 * len(ts):
+    in_top = sum(day[h] for h in top)
+    if 3 * in_top >= 2 * len(ts) and in_top > in_slots:  # the hour, whatever the day
         return tuple(sorted(d * 24 + h for d in range(7) for h in top))
-    return ()
+    return tuple(sorted(slots)) if 2 * in_slots >= len(ts) else ()
 
 
 def _rrule(rule: str) -> dict[str, str]:
