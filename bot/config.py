@@ -42,6 +42,10 @@ PLATFORMS = ("mastodon", "x", "bluesky", "threads")
 X_API_BASE = "https://api.twitter.com"
 BLUESKY_SERVICE = "https://bsky.social"       # the PDS a Bluesky account signs in to
 THREADS_API_BASE = "https://graph.threads.net"
+# [podping] nodes: public Hive API nodes from the Hive developer portal's list
+# (https://developers.hive.io/quickstart/hive_full_nodes.html), tried in this order
+HIVE_NODES = ("https://api.hive.blog", "https://api.openhive.network",
+              "https://api.deathwing.me", "https://hive-api.arcange.eu")
 
 # The secrets each platform needs; the variable is CRIER_<ACCOUNT>_<SUFFIX>.
 SECRET_SUFFIXES = {
@@ -140,6 +144,9 @@ class Settings:
     # notifications to the host (bot/alerts.py): Apprise URLs; a feed failing this long
     notify: tuple[str, ...] = field(default=(), repr=False, compare=False)
     feed_alert_after: int = 3600
+    # the podping watcher ([podping] table, deployment-wide; bot/podping.py)
+    podping_enabled: bool = True
+    podping_nodes: tuple[str, ...] = HIVE_NODES
     slug: str = ""                        # the show's short name (bot/deployment.py)
 
     def notify_urls(self, account: str | None = None) -> tuple[str, ...]:
@@ -210,6 +217,11 @@ TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "image_deadline": ((int, str), "a duration like \"30s\" for a whole artwork download"),
     "max_polls_in_flight": ((int,), "a whole number ≥ 1 (feeds polled at once)"),
     "max_polls_per_host": ((int,), "a whole number ≥ 1 (feeds polled at once from one host)"),
+    "podping": ((dict,), "a [podping] table (enabled, nodes)"),
+}
+PODPING_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "enabled": ((bool,), "true or false"),
+    "nodes": ((list,), "a list of Hive API URLs, e.g. [\"https://api.hive.blog\"]"),
 }
 COMMUNITY_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "enabled": ((bool,), "true or false"),
@@ -658,6 +670,29 @@ def _safety(raw: dict[str, Any], file: str, text: str) -> dict[str, Any]:
                 raise ConfigError(f"must be ≥ 1, got {raw[key]}", file=file, key=key,
                                   line=_line_of(text, key))
             out[key] = raw[key]
+    return {**out, **_podping(raw.get("podping", {}), file, text)}
+
+
+def _podping(table: dict[str, Any], file: str, text: str) -> dict[str, Any]:
+    """[podping]: enabled (default true) and nodes (http(s) URLs of Hive API nodes)."""
+    _check_keys(table, PODPING_KEYS, "in [podping]", file, text, "podping")
+    out: dict[str, Any] = {}
+    if "enabled" in table:
+        out["podping_enabled"] = table["enabled"]
+    if "nodes" in table:
+        nodes = []
+        for i, node in enumerate(table["nodes"]):
+            parts = urlsplit(node.strip()) if isinstance(node, str) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(f"expected a Hive API node's http(s) URL, got {node!r}",
+                                  file=file, key=f"podping.nodes[{i}]",
+                                  line=_line_of(text, "nodes", "podping"))
+            nodes.append(node.strip().rstrip("/"))
+        if not nodes and out.get("podping_enabled", True):
+            raise ConfigError("no Hive API node: name at least one, or set enabled = false",
+                              file=file, key="podping.nodes",
+                              line=_line_of(text, "nodes", "podping"))
+        out["podping_nodes"] = tuple(dict.fromkeys(nodes))
     return out
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import (
+    HIVE_NODES,
     TOP_KEYS,
     Settings,
     _notify_list,
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 # Keys about the whole deployment: the top level only, once there are several shows.
 DEPLOYMENT_KEYS = ("data_dir", "dispatch_interval", "max_attempts", "notify", "feed_alert_after",
                    "allow_private_networks", "feed_deadline", "image_deadline",
-                   "max_polls_in_flight", "max_polls_per_host")
+                   "max_polls_in_flight", "max_polls_per_host", "podping")
 SHOW_MAY_ADD = frozenset({"notify"})       # a show's own URLs, told besides the deployment's
 MULTI_KEYS = {
     "shows": ((list,), "a list of [[shows]] tables"),
@@ -61,7 +62,8 @@ MULTI_KEYS = {
 # the Settings fields that come from the deployment, not from the show
 _SHARED_FIELDS = ("data_dir", "media_dir", "database_url", "dispatch_interval", "max_attempts",
                   "allow_private_networks", "feed_deadline", "image_deadline", "notify",
-                  "feed_alert_after", "max_polls_in_flight", "max_polls_per_host")
+                  "feed_alert_after", "max_polls_in_flight", "max_polls_per_host",
+                  "podping_enabled", "podping_nodes")
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SLUG_MAX = 64
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -94,6 +96,8 @@ class Deployment:
     feed_alert_after: int = 3600
     max_polls_in_flight: int = 16       # bot.fleet
     max_polls_per_host: int = 4
+    podping_enabled: bool = True        # bot.podping
+    podping_nodes: tuple[str, ...] = HIVE_NODES
 
     def __repr__(self) -> str:  # notify URLs carry tokens
         return f"Deployment(path={str(self.path)!r}, shows={len(self.shows)})"

@@ -42,6 +42,7 @@ def status(svc: Service) -> dict:
         return titles.get(eid)
 
     from bot.outbox import describe
+    from bot.podping import podping_status
     now = svc.clock()
 
     def drow(d):
@@ -68,6 +69,8 @@ def status(svc: Service) -> dict:
         "failed": [drow(d) for d in failed],
         "recent": [drow(d) for d in recent],
         "queue": svc.queue.list(),
+        "podping": podping_status(svc.store, now, enabled=svc.settings.podping_enabled,
+                                  feeds=feeds),
         "accounts": [{"account": a.name, "platform": a.platform,  # never the secrets
                       "credentials": "dry run" if a.dry_run or svc.dry_run else
                       a.credentials or ("environment" if a.secrets else "missing")}

@@ -547,6 +547,19 @@ class Store:
         with self.tx() as c:
             c.execute(feeds.update().where(feeds.c.id == feed_id).values(**values))
 
+    def push_feeds(self, feed_ids: Sequence[int], via: str, now: datetime) -> list[int]:
+        """A push (WebSub, podping) says these feeds changed: the active ones are due now
+        (`next_poll_at` brought forward to `now`, never pushed back; a never-polled one stays
+        due) and stamped with `last_push_at`/`last_push_via`. One statement; the ids made due."""
+        if not feed_ids:
+            return []
+        with self.tx() as c:
+            return sorted(c.execute(feeds.update().where(
+                feeds.c.id.in_(list(feed_ids)), feeds.c.active.is_(True)).values(
+                next_poll_at=sa.case((feeds.c.next_poll_at > now, now),
+                                     else_=feeds.c.next_poll_at),
+                last_push_at=now, last_push_via=via).returning(feeds.c.id)).scalars())
+
     def all_feeds(self, show_id: int | None = None) -> list[Feed]:
         q = sa.select(feeds).order_by(feeds.c.id)
         if show_id is not None:
@@ -1154,6 +1167,30 @@ class Store:
         with self.tx() as c:
             r = c.execute(sa.select(locks).where(locks.c.name == name)).mappings().first()
             return dict(r) if r else None
+
+    # -- push cursors: where a watcher stopped (bot/podping.py: the last Hive block read) ---
+    def cursor(self, name: str) -> dict | None:
+        """{"position", "data", "updated_at"} of a watcher's cursor, None before its first."""
+        with self.tx() as c:
+            r = c.execute(sa.select(push_cursors).where(push_cursors.c.name == name)
+                          ).mappings().first()
+            return {"position": r["position"], "data": r["data"] or {},
+                    "updated_at": r["updated_at"]} if r else None
+
+    def save_cursor(self, name: str, position: int, data: dict, now: datetime) -> None:
+        """Record where a watcher stopped (made on its first save)."""
+        values = {"position": position, "data": data, "updated_at": now}
+        with self.tx() as c:
+            if c.execute(push_cursors.update().where(push_cursors.c.name == name)
+                         .values(**values)).rowcount:
+                return
+        try:
+            with self.tx() as c:
+                c.execute(push_cursors.insert().values(name=name, **values))
+        except sa.exc.IntegrityError:  # another process made it meanwhile
+            with self.tx() as c:
+                c.execute(push_cursors.update().where(push_cursors.c.name == name)
+                          .values(**values))
 
     # -- notices: what the host was already told (bot/alerts.py) ----------------------------
     def notice(self, key: str) -> dict | None:

@@ -11,6 +11,10 @@ Jobs (stable ids, replace_existing, coalesce, max_instances=1, UTC):
 - `community`: every 60 s, each show with `[community] enabled` whose `interval` has passed
   proposes its community's new posts.
 
+Beside the scheduler, a thread runs the podping watcher (bot.podping; `[podping] enabled`),
+which reads new Hive blocks every 3 s and makes a pinged feed due now through bot.push; with
+many workers one of them holds its lease.
+
 SIGHUP reads the config again and syncs it into the show registry (bot.shows): shows added
 are served from the next job on, removed ones no longer (their unsent deliveries withdrawn).
 
@@ -69,10 +73,26 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None,
                 except CrierError as e:
                     log.error("SIGHUP: the config was not reloaded: %s", e)
             # a long drain (thousands of first runs) yields to a stop or a SIGHUP between batches
-            fleet.poll(backfill=first_backfill[0],
-                       stop=lambda: stopping.is_set() or reload_wanted.is_set(),
-                       found=send_now)
-            first_backfill[0] = None
+            polling.set()
+            try:
+                while True:
+                    poll_again.clear()
+                    fleet.poll(backfill=first_backfill[0],
+                               stop=lambda: stopping.is_set() or reload_wanted.is_set(),
+                               found=send_now)
+                    first_backfill[0] = None
+                    if not poll_again.is_set() or stopping.is_set():
+                        break
+            finally:
+                polling.clear()
+
+        polling, poll_again = threading.Event(), threading.Event()
+
+        def poll_soon() -> None:
+            """A push (bot.push) made a feed due: poll now (or once more, if a poll is on)."""
+            poll_again.set()
+            if not polling.is_set() and not stopping.is_set():
+                sched.modify_job("poll", next_run_time=fleet.now())
 
         dispatching, again = threading.Event(), threading.Event()
 
@@ -157,9 +177,16 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None,
         if server is not None:
             serving = threading.Thread(target=server.run, name="crier-web", daemon=True)
             serving.start()
+        from bot import push
+        from bot.podping import start_watcher
+        push.set_waker(poll_soon)
+        podping = start_watcher(store, dep, owner, clock=fleet.now)  # a thread; None: off
         try:
             sched.start()
         finally:
+            if podping is not None:
+                podping.stop()      # after its round, releasing its lease
+            push.set_waker(None)
             if server is not None:
                 server.should_exit = True
                 serving.join(timeout=10)

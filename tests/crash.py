@@ -58,6 +58,9 @@ platform = "x"
 name = "bird"
 api_base = "{x}"
 timeout = 1
+
+[podping]
+enabled = false  # no Hive node beyond loopback in tests
 """)
 
 

@@ -73,6 +73,7 @@ name = "x{i:02d}"
 api_base = "{x.url}"
 timeout = 1
 """)
+    parts.append("\n[podping]\nenabled = false  # no Hive node beyond loopback in tests\n")
     path.write_text("".join(parts))
 
 

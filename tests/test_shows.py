@@ -415,7 +415,8 @@ def test_the_worker_serves_every_show_and_syncs_on_sighup(net):
     from tests.conftest import ROOT
     from tests.test_worker import wait_for
 
-    net.cfg.write_text('include = ["shows/*.toml"]\ndispatch_interval = 1\n')
+    net.cfg.write_text('include = ["shows/*.toml"]\ndispatch_interval = 1\n'
+                       '[podping]\nenabled = false\n')  # no Hive node beyond loopback
     for slug in SLUGS:
         net.write_show(slug, extra="first_run_backfill = 1")
     aside = net.tmp / "charlie.toml"

@@ -36,6 +36,8 @@ def deploy(tmp_path, db_url, monkeypatch):
     cfg.mkdir()
     for name in ("crier.toml", "sample-feed.xml"):
         shutil.copy(ROOT / "config" / name, cfg / name)
+    with open(cfg / "crier.toml", "a") as f:   # no Hive node beyond loopback in tests
+        f.write("\n[podping]\nenabled = false\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
     env.update(DATABASE_URL=db_url, PYTHONPATH=str(ROOT), CRIER_CONFIG=str(cfg / "crier.toml"))
     monkeypatch.setenv("DATABASE_URL", db_url)

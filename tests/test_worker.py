@@ -54,6 +54,9 @@ platform = "x"
 name = "bird"
 api_base = "{x.url}"
 timeout = 3
+
+[podping]
+enabled = false  # no Hive node beyond loopback in tests (tests/test_podping.py runs one)
 """)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
         env.update({"CRIER_CONFIG": str(cfg), "DATABASE_URL": db_url,

@@ -102,6 +102,9 @@ def status(obj: Context, as_json: bool) -> None:
         click.echo(f"  episodes: {counts or 'none yet'}")
     if not any(f["last_poll_at"] for f in st["feeds"]):
         click.echo("No feed polled yet: run `crier run --once`.")
+    if st.get("podping"):
+        from bot.podping import describe as podping_line
+        click.echo(podping_line(st["podping"]))
     for a in st.get("accounts", ()):  # where each account's credentials come from
         fine = a["credentials"] in ("environment", "connected in the web app", "dry run")
         click.secho(f"Account {a['account']} ({a['platform']}): credentials: "
