@@ -128,6 +128,8 @@ class Settings:
     # polls in flight at once in one worker, and at most this many to one host (bot.fleet)
     max_polls_in_flight: int = 16
     max_polls_per_host: int = 4
+    # where the control room is reached from the internet: WebSub hubs call <public_url>/websub/
+    public_url: str | None = None
     # the promo queue ([promos] table)
     min_gap: int = 1800                   # seconds between two posts of one account
     quiet_hours: str | None = None        # "22:00-07:00": no promo goes out then
@@ -217,6 +219,8 @@ TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "image_deadline": ((int, str), "a duration like \"30s\" for a whole artwork download"),
     "max_polls_in_flight": ((int,), "a whole number ≥ 1 (feeds polled at once)"),
     "max_polls_per_host": ((int,), "a whole number ≥ 1 (feeds polled at once from one host)"),
+    "public_url": ((str,), "the control room's public base URL, e.g. "
+                           "\"https://crier.example.org\" (WebSub hubs call it)"),
     "podping": ((dict,), "a [podping] table (enabled, nodes)"),
 }
 PODPING_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -670,6 +674,8 @@ def _safety(raw: dict[str, Any], file: str, text: str) -> dict[str, Any]:
                 raise ConfigError(f"must be ≥ 1, got {raw[key]}", file=file, key=key,
                                   line=_line_of(text, key))
             out[key] = raw[key]
+    if "public_url" in raw:
+        out["public_url"] = _public_url(raw["public_url"], file, text)
     return {**out, **_podping(raw.get("podping", {}), file, text)}
 
 
@@ -694,6 +700,21 @@ def _podping(table: dict[str, Any], file: str, text: str) -> dict[str, Any]:
                               line=_line_of(text, "nodes", "podping"))
         out["podping_nodes"] = tuple(dict.fromkeys(nodes))
     return out
+
+
+def _public_url(value: str, file: str, text: str) -> str | None:
+    """The control room's public base URL (WebSub callbacks): http(s), no query or fragment."""
+    value = value.strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment or "@" in parts.netloc:
+        raise ConfigError(f"expected the control room's public base URL like "
+                          f"\"https://crier.example.org\" (a path is fine: "
+                          f"\"https://example.org/crier\"), got {value!r}", file=file,
+                          key="public_url", line=_line_of(text, "public_url"))
+    return value.rstrip("/")
 
 
 def _paths(raw: dict[str, Any], env: dict[str, str], base: Path, file: str) -> dict[str, str]:

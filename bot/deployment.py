@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 # Keys about the whole deployment: the top level only, once there are several shows.
 DEPLOYMENT_KEYS = ("data_dir", "dispatch_interval", "max_attempts", "notify", "feed_alert_after",
                    "allow_private_networks", "feed_deadline", "image_deadline",
-                   "max_polls_in_flight", "max_polls_per_host", "podping")
+                   "max_polls_in_flight", "max_polls_per_host", "podping",
+                   "public_url")
 SHOW_MAY_ADD = frozenset({"notify"})       # a show's own URLs, told besides the deployment's
 MULTI_KEYS = {
     "shows": ((list,), "a list of [[shows]] tables"),
@@ -63,7 +64,7 @@ MULTI_KEYS = {
 _SHARED_FIELDS = ("data_dir", "media_dir", "database_url", "dispatch_interval", "max_attempts",
                   "allow_private_networks", "feed_deadline", "image_deadline", "notify",
                   "feed_alert_after", "max_polls_in_flight", "max_polls_per_host",
-                  "podping_enabled", "podping_nodes")
+                  "podping_enabled", "podping_nodes", "public_url")
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SLUG_MAX = 64
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -98,6 +99,7 @@ class Deployment:
     max_polls_per_host: int = 4
     podping_enabled: bool = True        # bot.podping
     podping_nodes: tuple[str, ...] = HIVE_NODES
+    public_url: str | None = None       # WebSub callbacks (bot.websub)
 
     def __repr__(self) -> str:  # notify URLs carry tokens
         return f"Deployment(path={str(self.path)!r}, shows={len(self.shows)})"

@@ -197,6 +197,7 @@ class FetchResult:
     permanent_redirect: str | None  # where a 301/308 sent us, to remember and report
     max_age: int | None             # from Cache-Control
     elapsed: float                  # seconds
+    link: str | None = None         # the Link header of a 200 (a WebSub hub: bot.websub)
 
 
 def new_session(*, max_redirects: int = MAX_REDIRECTS, guard: bool = False,
@@ -301,7 +302,8 @@ def _fetch_feed_http(url: str, shown: str, session: requests.Session, headers: d
                        body=None if same else body, body_hash=digest,
                        etag=resp.headers.get("ETag"),
                        last_modified=resp.headers.get("Last-Modified"), unchanged=same,
-                       permanent_redirect=moved, max_age=max_age, elapsed=elapsed)
+                       permanent_redirect=moved, max_age=max_age, elapsed=elapsed,
+                       link=resp.headers.get("Link"))
 
 
 def fetch_bytes(url: str, *, session: requests.Session, timeout: Timeout = DEFAULT_TIMEOUT,

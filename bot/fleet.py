@@ -235,6 +235,7 @@ class Fleet:
                                                strict=True)))
             released = self.store.release_feeds(self.owner, [(fid, values)
                                                              for fid, _ref, _r, values in done])
+            self.store.keep_pushes([fid for fid, *_x in done], now)   # pushed meanwhile
             if released < len(done) and self.store.many_workers:
                 log.warning("%d poll lease(s) ran out during the polls",
                             len(done) - released)

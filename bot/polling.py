@@ -234,6 +234,8 @@ class Poller:
                                    next_poll_at=now + FEED_RETRY_BASE)
             report.result, report.error = "error", "could not record episodes"
             return report
+        from bot.websub import note_hub
+        note_hub(self.store, feed.id, res, now)   # the hub the feed names, if any (WebSub)
         self.alerts.feed_ok(feed, now)
         return report
 

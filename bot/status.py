@@ -54,8 +54,11 @@ def status(svc: Service) -> dict:
                 "last_error": d.last_error, "url": d.remote_url,
                 "sent_at": iso(d.sent_at)}
 
+    from bot.websub import listening, subscriptions
+    subs = subscriptions(svc.store, [f.id for f in feeds])
     return {
         "feeds": [{"url": f.url, "title": f.title, "redirect_url": f.redirect_url,
+                   "listening": listening(f, subs.get(f.id), svc.settings.poll_interval, now),
                    "last_poll_at": iso(f.last_poll_at), "last_result": f.last_result,
                    "last_error": f.last_error, "error_count": f.error_count,
                    "next_poll_at": iso(f.next_poll_at),

@@ -560,6 +560,18 @@ class Store:
                                      else_=feeds.c.next_poll_at),
                 last_push_at=now, last_push_via=via).returning(feeds.c.id)).scalars())
 
+    def keep_pushes(self, feed_ids: Sequence[int], since: datetime) -> int:
+        """After polls claimed at `since`: a push that came during one (the poll may have read
+        the feed before the change) makes the feed due again at the push's time, which the
+        poll's release had moved on. One statement; how many."""
+        if not feed_ids:
+            return 0
+        with self.tx() as c:
+            return c.execute(feeds.update().where(
+                feeds.c.id.in_(list(feed_ids)), feeds.c.active.is_(True),
+                feeds.c.last_push_at > since, feeds.c.next_poll_at > feeds.c.last_push_at
+            ).values(next_poll_at=feeds.c.last_push_at)).rowcount
+
     def all_feeds(self, show_id: int | None = None) -> list[Feed]:
         q = sa.select(feeds).order_by(feeds.c.id)
         if show_id is not None:

@@ -8,6 +8,8 @@ Jobs (stable ids, replace_existing, coalesce, max_instances=1, UTC):
 - `dispatch`: every `dispatch_interval` seconds, fires due queued posts, sends due deliveries
   of every show and renews the worker lock; a poll that announced an episode runs it at once
   (so an episode goes out within its feed's poll interval, not an interval and a round);
+- `websub`: every 15 s, WebSub subscriptions due are asked for, renewed or ended
+  (bot.websub; only with `public_url`); a notification wakes `poll` through bot.push;
 - `community`: every 60 s, each show with `[community] enabled` whose `interval` has passed
   proposes its community's new posts.
 
@@ -149,6 +151,12 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None,
         sched.add_job(community_job, "interval", seconds=every,
                       id="community", replace_existing=True, next_run_time=fleet.now())
 
+        from bot import websub
+        sched.add_job(websub.job(store, lambda: fleet.deployment, fleet.now, owner), "interval",
+                      seconds=websub.JOB_SECONDS, id="websub", replace_existing=True,
+                      next_run_time=fleet.now())
+        websub.set_kick(lambda: sched.modify_job("websub", next_run_time=fleet.now()))
+
         def on_signal(signum, _frame) -> None:
             log.info("received %s: finishing the delivery in flight, then stopping",
                      signal.Signals(signum).name)
@@ -187,6 +195,7 @@ def run_worker(ctx, *, dry_run: bool = False, backfill: int | None = None,
             if podping is not None:
                 podping.stop()      # after its round, releasing its lease
             push.set_waker(None)
+            websub.set_kick(None)
             if server is not None:
                 server.should_exit = True
                 serving.join(timeout=10)

@@ -50,7 +50,7 @@ APPLICATION = {"service", "polling", "composer", "dispatch", "promos", "listener
                "calendar",
                "shows", "showscope", "fleet", "publishers", "locks", "outbox", "alerts", "checks",
                "history", "held", "catalog", "removal",
-               "artwork", "users", "connect", "push", "podping"}
+               "artwork", "users", "connect", "push", "podping", "websub"}
 # cli: the package bot/cli/ (one file a concern); web: the package bot/web/ (the control room)
 ENTRY_POINTS = {"cli", "worker", "__main__", "web"}
 ADAPTERS = {"fetch", "store", "config", "deployment", "images", "notify", "netguard", "tomlpos",

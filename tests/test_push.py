@@ -6,6 +6,7 @@ Mastodon server, an injected clock, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 
@@ -195,3 +196,45 @@ def test_push_feeds_is_one_statement_on_the_feeds_table(net):
     with net.store.tx() as c:
         row = c.execute(feeds.select().where(feeds.c.id == fid)).mappings().one()
     assert row["etag"] == '"v1"' and row["last_push_via"] == "websub"
+
+
+def test_a_push_during_the_poll_of_its_feed_is_not_lost(net):
+    """The poll in flight may have read the feed before the change: its release moves the
+    next poll an interval on, and the push (made while it ran) brings it back."""
+    net.fleet.poll()
+    net.t[0] += timedelta(minutes=20)                   # due by polling
+    fid = net.row().id
+    net.feed.delay("/show.xml", 0.5)
+    started = threading.Event()
+    pushed_at = net.t[0] + timedelta(seconds=1)
+
+    def push_while_polling():
+        for _ in range(500):
+            if net.feed.requests:
+                break
+            started.wait(0.01)
+        push.poll_now(net.store, [fid], via="websub", now=pushed_at)
+        started.set()
+    helper = threading.Thread(target=push_while_polling)
+    net.feed.requests.clear()
+    helper.start()
+    [(_ref, report)] = net.fleet.poll()
+    helper.join()
+    assert started.is_set() and report.result == "unchanged"
+    assert net.row().next_poll_at == pushed_at          # not an interval on: due again
+    net.feed.delay("/show.xml", 0)
+    net.t[0] = pushed_at
+    assert [r.result for _s, r in net.fleet.poll()] == ["unchanged"]
+    assert net.row().next_poll_at > pushed_at + timedelta(minutes=10)
+
+
+def test_keep_pushes_only_for_pushes_after_the_claim(net):
+    now = net.t[0]
+    fid = net.store.ensure_feed(net.url, now).id
+    net.store.update_feed(fid, next_poll_at=now + timedelta(minutes=15),
+                          last_push_at=now - timedelta(seconds=1))
+    assert net.store.keep_pushes([fid], now) == 0        # an older push: already handled
+    net.store.update_feed(fid, last_push_at=now + timedelta(seconds=2))
+    assert net.store.keep_pushes([fid], now) == 1
+    assert net.row().next_poll_at == now + timedelta(seconds=2)
+    assert net.store.keep_pushes([], now) == 0

@@ -95,6 +95,8 @@ def status(obj: Context, as_json: bool) -> None:
                         fg="yellow")
         click.echo(f"  last poll: {f['last_poll_at'] or 'never'} → {f['last_result'] or '-'}"
                    f"; next poll: {f['next_poll_at'] or 'on start'}")
+        if f.get("listening"):
+            click.echo(f"  listening: {f['listening']['line']}")
         if f["last_error"]:
             click.secho(f"  last error ({f['error_count']} in a row): {f['last_error']}",
                         fg="red")

@@ -139,5 +139,7 @@ def create_app(store: Store, load_deployment: Callable, *,
     app.include_router(pages_accounts.router)
     from bot.web.pages_queue import router as queue_pages  # the queue, form, calendar
     app.include_router(queue_pages)
+    from bot.web.websub import router as websub_callback  # public: a hub calls it
+    app.include_router(websub_callback)
     auth.install(app)
     return app
