@@ -134,6 +134,7 @@ feed = "{self.url}"
 poll_interval = {self.interval}
 min_poll_interval = {self.interval}
 dispatch_interval = 5
+allow_private_networks = ["127.0.0.1/32"]   # the hub the feed names is on this machine
 {f'public_url = "http://127.0.0.1:{self.port}"' if self.mode == "websub" else ""}
 {podping}
 [promos]
@@ -174,10 +175,16 @@ timeout = 5
                                          "'podping'") is not None, 60, "the podping watcher")
         time.sleep(1.0)
 
+    def fail(self, msg: str):
+        """Stop with `msg` and the end of the worker's log (the temporary folder goes)."""
+        self.logfile.flush()
+        tail = (self.tmp / f"{self.mode}.log").read_text(errors="replace").splitlines()[-25:]
+        raise SystemExit(f"{self.mode}: {msg}\n--- crier run's log, last lines:\n"
+                         + "\n".join(tail))
+
     def _row(self, sql: str):
         if self.proc.poll() is not None:
-            raise SystemExit(f"crier run exited ({self.proc.returncode}); see "
-                             f"{self.tmp / (self.mode + '.log')}")
+            self.fail(f"crier run exited ({self.proc.returncode})")
         try:
             with sqlite3.connect(self.db, timeout=1) as c:
                 r = c.execute(sql).fetchone()
@@ -191,8 +198,7 @@ timeout = 5
             if cond():
                 return
             time.sleep(0.05)
-        raise SystemExit(f"{self.mode}: timed out waiting for {what}; see "
-                         f"{self.tmp / (self.mode + '.log')}")
+        self.fail(f"timed out waiting for {what}")
 
     def run_once(self) -> tuple[float, float]:
         """One publication: (seconds to the Mastodon post, seconds to the X post)."""
@@ -200,6 +206,7 @@ timeout = 5
         title = f"Latency {self.mode} episode {self.n}"
         now = datetime.now(UTC)
         self.items.append(item(self.n, published=now.replace(microsecond=0), title=title))
+        pushed_before = self._row("SELECT last_push_at FROM feeds")
         t0 = time.monotonic()
         self.publish()
         if self.mode == "websub":
@@ -210,17 +217,17 @@ timeout = 5
         seen: dict[str, float] = {}
         while len(seen) < 2:
             if time.monotonic() - t0 > limit:
-                raise SystemExit(f"{self.mode}: episode {self.n} not posted within "
-                                 f"{limit:.0f} s; see {self.tmp / (self.mode + '.log')}")
+                self.fail(f"episode {self.n} not posted within {limit:.0f} s")
             if "m" not in seen and any(title in s["text"] for s in self.masto.statuses):
                 seen["m"] = time.monotonic() - t0
             if "x" not in seen and any(title in t["text"] for t in self.x.tweets):
                 seen["x"] = time.monotonic() - t0
             time.sleep(0.01)
-        if self.mode != "polling":
-            via = self._row("SELECT last_push_via FROM feeds")
-            if via != self.mode:
-                raise SystemExit(f"{self.mode}: the feed row says last_push_via={via!r}")
+        if self.mode != "polling":  # the poll that found it was this run's push
+            via, at = self._row("SELECT last_push_via || ' ' || last_push_at FROM feeds"
+                                ).split(" ", 1)
+            if via != self.mode or at == pushed_before:
+                self.fail(f"the feed row says the last push was {via} at {at}")
         return seen["m"], seen["x"]
 
     def stop(self) -> None:
@@ -249,8 +256,6 @@ def main() -> int:
     from contextlib import ExitStack
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="crier-latency-") as tmp:
         feed = stack.enter_context(FeedServer())
-        masto = stack.enter_context(MastodonServer(token=TOKEN, max_characters=500))
-        x = stack.enter_context(XServer(**X_KEYS, username="LatencyShow"))
         hub = hive = None
         if "websub" in a.modes:
             from tests.fakes.websub_hub import WebSubHub
@@ -262,6 +267,10 @@ def main() -> int:
             push = mode != "polling"
             interval = 900 if push else a.poll_interval
             runs = a.runs if push or a.polling_runs is None else a.polling_runs
+            # fresh platforms a mode: each mode's database starts its deliveries' ids (and so
+            # their Idempotency-Keys) from 1, which Mastodon would answer with the old post
+            masto = stack.enter_context(MastodonServer(token=TOKEN, max_characters=500))
+            x = stack.enter_context(XServer(**X_KEYS, username="LatencyShow"))
             b = Bench(mode, Path(tmp), feed, masto, x, hub=hub, hive=hive, interval=interval)
             log(f"{mode}: starting crier run --web (poll_interval {interval} s)")
             try:

@@ -71,11 +71,15 @@ def _week_start(t: datetime) -> datetime:
 
 def learn_hours(times: Iterable[datetime | None], now: datetime) -> tuple[int, ...]:
     """The hours of the week (UTC) the show usually publishes, from its episodes' dates (the
-    newest LEARN_FROM up to now), or () when they show no clear pattern: the same hour of the
-    week for at least half of them, or else the same hour of the day (at most 3 hours) for
-    at least two thirds. Dates all at midnight UTC (a date with no time) teach nothing."""
-    ts = sorted((t for t in times if t is not None and t <= now), reverse=True)[:LEARN_FROM]
-    if len(ts) < LEARN_MIN or all(t.astimezone(UTC).time() == datetime.min.time() for t in ts):
+    newest LEARN_FROM hours of a day that saw a release, up to now: episodes out in the same
+    hour count once), or () when they show no clear pattern: the same hour of the week for
+    at least half of them, or else the same hour of the day (at most 3 hours) for at least
+    two thirds. Dates all at midnight UTC (a date with no time) teach nothing."""
+    # one release an hour of a day: a batch of episodes dropped at once is one observation
+    raw = [t for t in times if t is not None and t <= now]
+    ts = sorted({t.astimezone(UTC).replace(minute=0, second=0, microsecond=0) for t in raw},
+                reverse=True)[:LEARN_FROM]
+    if len(ts) < LEARN_MIN or all(t.astimezone(UTC).time() == datetime.min.time() for t in raw):
         return ()
     week = Counter(hour_of_week(t) for t in ts)
     slots = {h for h, n in week.items() if n >= 2}

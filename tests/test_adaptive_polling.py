@@ -112,6 +112,16 @@ def test_random_release_times_teach_nothing(seed):
     assert learn_hours(times, MON) == ()
 
 
+def test_a_batch_of_episodes_out_at_once_counts_once():
+    """Ten episodes dropped within one hour, and two more shows' worth of old ones: one
+    observation of that hour, no pattern (a weekly pattern needs it in several weeks)."""
+    batch = [MON + timedelta(hours=20, minutes=k) for k in range(10)]
+    old = [MON - timedelta(days=9 * k, hours=k * 5 % 24) for k in range(1, 6)]
+    assert learn_hours(batch + old, MON + timedelta(days=1)) == ()
+    weekly = [MON + timedelta(hours=20, minutes=3) - timedelta(weeks=k) for k in range(1, 6)]
+    assert learn_hours(batch + old + weekly, MON + timedelta(days=1)) == (20,)
+
+
 def test_too_few_dates_undated_or_date_only_episodes_teach_nothing():
     assert learn_hours([MON - timedelta(weeks=k) + timedelta(hours=6) for k in range(3)],
                        MON) == ()
