@@ -118,7 +118,8 @@ def declared_hint(*, text: str | None = None, rrule: str | None = None,
     """What a channel's `<podcast:updateFrequency>` (node text, rrule, complete, dtstart
     attributes: RFC 5545 rules, as the Podcasting 2.0 spec says) and `<sy:updatePeriod>` /
     `<sy:updateFrequency>` / `<sy:updateBase>` say, or None when nothing usable. Anything
-    unreadable is ignored (a hint, never an error)."""
+    unreadable is ignored (a hint, never an error); so are the rule's COUNT and UNTIL and a
+    dtstart in the future (a hiatus): the safety net polls through them."""
     every: int | None = None
     hours: set[int] = set()
     if rrule:
