@@ -110,6 +110,7 @@ class Settings:
     show: str
     feed: str                            # http(s) URL or an absolute file path
     poll_interval: int = 900             # seconds
+    min_poll_interval: int = 60          # seconds: adaptive polling never polls more often
     timezone: str = "UTC"
     max_new_per_poll: int = 3
     first_run_backfill: int = 0
@@ -196,6 +197,7 @@ TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "slug": ((str,), "the show's short name: lower-case letters, digits and -"),
     "feed": ((str,), "the feed's http(s) URL or a file path (text)"),
     "poll_interval": ((int, str), "seconds (a number) or a duration like \"15m\""),
+    "min_poll_interval": ((int, str), "seconds (a number) or a duration like \"1m\""),
     "data_dir": ((str,), "a folder for the SQLite database and artwork (relative: to this "
                          "file's folder)"),
     "timezone": ((str,), "an IANA time zone like \"America/New_York\""),
@@ -439,7 +441,7 @@ def parse_duration(value: int | str, *, file: str, key: str, minimum: int = 60) 
             raise ConfigError(f"expected a duration: {seconds}", file=file, key=key)
     if seconds < minimum:
         raise ConfigError(f"must be at least {minimum} seconds"
-                          f"{' (polite polling)' if key == 'poll_interval' else ''}, got {seconds}",
+                          f"{' (polite polling)' if 'poll_interval' in key else ''}, got {seconds}",
                           file=file, key=key)
     return seconds
 
@@ -632,10 +634,16 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
                               f"{acc.platform}, '{target.name}' on {target.platform}",
                               file=file, key=f"accounts[{i}].amplify")
 
+    poll_interval = parse_duration(raw.get("poll_interval", 900), file=file, key="poll_interval")
+    min_poll = parse_duration(raw.get("min_poll_interval", 60), file=file,
+                              key="min_poll_interval")
+    if min_poll > poll_interval:
+        raise ConfigError(f"must not be longer than poll_interval ({poll_interval} s), got "
+                          f"{min_poll} s", file=file, key="min_poll_interval",
+                          line=_line_of(text, "min_poll_interval"))
     return Settings(
         path=cfg_path, show=raw["show"].strip(), feed=feed,
-        poll_interval=parse_duration(raw.get("poll_interval", 900), file=file,
-                                     key="poll_interval"),
+        poll_interval=poll_interval, min_poll_interval=min_poll,
         timezone=timezone, accounts=tuple(accounts),
         **(_paths(raw, env, base, file) if own_paths else {}),
         listen_link=listen_link, people=people, boilerplate_patterns=tuple(patterns),

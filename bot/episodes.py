@@ -102,6 +102,12 @@ class FeedItems:
                 scanned = None
         return cls(data, url, keys, parsed, parsed=parsed, digests=digests, scanned=scanned)
 
+    def published(self) -> list[datetime | None]:
+        """Every item's date, in document order (the poll schedule learns from them)."""
+        if self.parsed is not None:
+            return [e.published for e in self.parsed.episodes]
+        return [it.published for it in self.scan.items]
+
     def is_known(self, i: int) -> bool:
         """Item `i` is byte for byte one the last poll recorded (no keys needed)."""
         return self.scan is not None and self.scan.items[i].known

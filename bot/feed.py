@@ -68,7 +68,7 @@ import xxhash
 
 from bot import plaintext
 from bot.errors import ParseError
-from bot.models import Episode, ParsedFeed, Person
+from bot.models import Episode, ParsedFeed, Person, UpdateHint
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ PODCAST_NAMESPACES = frozenset({
     "https://github.com/podcastindex-org/podcast-namespace/blob/main/docs/1.0.md",
 })
 CONTENT_NAMESPACE = "http://purl.org/rss/1.0/modules/content/"
+SY_NAMESPACE = "http://purl.org/rss/1.0/modules/syndication/"  # sy:updatePeriod (bot.cadence)
 ITUNES_NAMESPACES = frozenset({
     "http://www.itunes.com/dtds/podcast-1.0.dtd",
     "https://www.itunes.com/dtds/podcast-1.0.dtd",
@@ -201,6 +202,7 @@ def parse_feed(data: bytes, *, url: str | None = None) -> ParsedFeed:
         bozo=bozo,
         bozo_message=bozo_message,
         new_feed_url=new_feed_url,
+        update=scan.update,
     )
 
 
@@ -395,6 +397,7 @@ class _Scan:
     items: tuple[_ScannedItem, ...]
     persons: tuple[Person, ...]       # channel-level podcast:person
     image: str | None                 # channel-level itunes:image href
+    update: UpdateHint | None = None  # podcast:updateFrequency, sy:update* (bot.cadence)
 
 
 # (an unclosed section runs to the end: searched once, not again from every "<!--")
@@ -421,6 +424,7 @@ def _scan(data: bytes, encoding: str | None) -> _Scan:
     podcast = {"podcast"}
     itunes = {"itunes"}
     content = {"content"}
+    sy = {"sy"}
     for prefix, _, uri in _XMLNS.findall(text[:20000]):
         uri = uri.strip().lower()
         if uri in PODCAST_NAMESPACES:
@@ -429,6 +433,8 @@ def _scan(data: bytes, encoding: str | None) -> _Scan:
             itunes.add(prefix)
         elif uri == CONTENT_NAMESPACE:
             content.add(prefix)
+        elif uri == SY_NAMESPACE:
+            sy.add(prefix)
     text = _HIDDEN.sub(lambda m: html.escape(m.group(1)) if m.group(1) is not None else "", text)
     pp = "|".join(re.escape(p) for p in sorted(podcast))
     ip = "|".join(re.escape(p) for p in sorted(itunes))
@@ -477,7 +483,26 @@ def _scan(data: bytes, encoding: str | None) -> _Scan:
         if image:
             break
     return _Scan(items=tuple(items), persons=_persons(_elements(channel, person_re)),
-                 image=image)
+                 image=image, update=_update_hint(channel, pp, sy))
+
+
+def _update_hint(channel: str, pp: str, sy: set[str]) -> UpdateHint | None:
+    """The channel's podcast:updateFrequency and sy:updatePeriod/updateFrequency/updateBase,
+    read by `bot.cadence.declared_hint` (the first of each; CDATA is escaped already)."""
+    from bot.cadence import declared_hint
+    freq = re.search(rf"<(?:{pp}):updateFrequency\b([^<>]*?)(?:/>|>([^<]*)</(?:{pp}):"
+                     rf"updateFrequency\s*>)", channel, re.IGNORECASE)
+    sp = "|".join(re.escape(p) for p in sorted(sy))
+    found: dict[str, str] = {}
+    for m in re.finditer(rf"<(?:{sp}):(updatePeriod|updateFrequency|updateBase)\s*>([^<]*)<",
+                         channel, re.IGNORECASE):
+        found.setdefault(m.group(1).lower(), html.unescape(m.group(2)).strip())
+    attrs = _attrs(freq.group(1)) if freq else {}
+    return declared_hint(text=html.unescape(freq.group(2) or "") if freq else None,
+                         rrule=attrs.get("rrule"), complete=attrs.get("complete"),
+                         dtstart=attrs.get("dtstart"), sy_period=found.get("updateperiod"),
+                         sy_frequency=found.get("updatefrequency"),
+                         sy_base=found.get("updatebase"))
 
 
 def _elements(text: str, tags: tuple[re.Pattern[str], re.Pattern[str]]

@@ -12,8 +12,9 @@ Polling costs what is due, not what is served:
 - each batch is polled concurrently: a thread pool of `max_polls_in_flight` over the requests
   code, at most `max_polls_per_host` to one host, so crier never hammers one hosting company;
 - an unchanged feed (a 304, or the same body hash) of a healthy show is handled from its row
-  alone (validators, `poll_interval`, the deployment's `feed_deadline`): no show is loaded and
-  its new poll times are written with the lease's release, one statement per batch;
+  alone (validators, `poll_interval` and what bot.cadence learned, the deployment's
+  `feed_deadline`): no show is loaded and its new poll times are written with the lease's
+  release, one statement per batch;
 - everything else (a first run, a changed body, an error, a feed that was failing) goes to
   the show's own `Service` (bot.polling), built on demand and kept in a bounded cache.
 
@@ -37,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from bot import errors
+from bot.cadence import Cadence
 from bot.models import Feed
 from bot.polling import POLL_LEASE, PollReport, fetch, next_poll_at
 from bot.service import Service
@@ -298,8 +300,9 @@ class Fleet:
                         "last_poll_at": now, "last_ok_at": now, "last_result": "unchanged",
                         "etag": res.etag or row.etag,
                         "last_modified": res.last_modified or row.last_modified,
-                        "next_poll_at": next_poll_at(now, row.poll_interval, res.max_age,
-                                                     self._rng, row.next_poll_at)}
+                        "next_poll_at": next_poll_at(
+                            now, row.poll_interval, res.max_age, self._rng, row.next_poll_at,
+                            Cadence.from_row(row.update_hint, row.release_hours))}
         svc = self.service_for(row.show_id)
         if svc is None or svc.settings.feed != row.url:   # removed or moved meanwhile
             if res is not None and res.body is not None:

@@ -42,6 +42,14 @@ class Episode:
 
 
 @dataclass(frozen=True)
+class UpdateHint:
+    """When a feed says it updates (podcast:updateFrequency, sy:updatePeriod; bot.cadence)."""
+    every: int | None = None           # seconds between updates
+    complete: bool = False             # no more episodes (podcast:updateFrequency complete)
+    hours: tuple[int, ...] = ()        # declared hours of the week, UTC (0 = Monday 00:00)
+
+
+@dataclass(frozen=True)
 class ParsedFeed:
     """A whole feed: the show's fields and its episodes in document order."""
     title: str
@@ -52,6 +60,7 @@ class ParsedFeed:
     bozo: bool = False                 # feedparser found the XML malformed but could read it
     bozo_message: str | None = None
     new_feed_url: str | None = None    # itunes:new-feed-url
+    update: UpdateHint | None = None   # what the channel says about when it updates
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot import errors
+from bot.cadence import POLL_SLACK, POLL_TICK, Cadence, next_poll_at  # noqa: F401 (re-exported)
+from bot.cadence import describe_schedule as describe_cadence
 from bot.episodes import FeedItems, episode_from_data, episode_to_data
 from bot.models import DeliveryStatus, Episode, EpisodeStatus, Feed
 
@@ -66,33 +68,13 @@ def fetch(feed: Feed, session, deadline: float | None):
                       deadline=deadline)
 
 
-POLL_TICK = 5  # seconds: how often the worker looks for due feeds (bot.worker)
-# How much sooner than the interval a feed is made due: a tick (a due feed waits up to one for
-# the poll job) and as much again for a busy drain. At most a twentieth of the interval.
-POLL_SLACK = 2 * POLL_TICK
-
-
-def next_poll_at(now: datetime, interval: int, max_age: int | None, rng,
-                 due: datetime | None = None) -> datetime:
-    """When a feed polled now is next due.
-
-    The interval is a promise: two polls of a feed are at most `interval` apart, so an episode
-    is seen within one. The next poll is drawn from the last tenth of the interval (jitter, so
-    feeds do not fall due together), less POLL_SLACK (a feed due at t waits up to a tick for
-    the poll job, and a busy worker's drain as much again). It is counted from when this poll
-    was due (`due`), not from when it ran, so a worker a few seconds behind does not stretch
-    every cycle; but never sooner than 0.8 x the interval from now: a poll that ran late (a
-    worker was down, a backlog) counts from now.
-    Longer when the server's Cache-Control max-age asks (at most 4x the interval).
-    """
-    if max_age and max_age > interval:  # the server asks us to wait longer: honour it,
-        interval = min(max_age, interval * 4)  # within reason
-    step = timedelta(seconds=interval * rng.uniform(0.9, 1.0) - min(POLL_SLACK, interval / 20))
-    if due is not None and due <= now:
-        at = due + step
-        if at >= now + timedelta(seconds=interval * 0.8):
-            return at
-    return now + step
+def describe_schedule(feed: Feed, now: datetime, *, interval: int | None = None,
+                      min_interval: int | None = None) -> str:
+    """How a feed is polled now, for `crier status`: "polling every 15 min", "polling every
+    1 min (around its usual release time)", "polling every 1 h until Mon 05:45 UTC (between
+    its usual release times)" (bot.cadence; `interval`: the show's, else the row's)."""
+    cad = Cadence.from_row(feed.update_hint, feed.release_hours, min_interval=min_interval)
+    return describe_cadence(cad, interval or feed.poll_interval or 900, now)
 
 
 class Poller:
@@ -185,8 +167,7 @@ class Poller:
 
         updates: dict = {"last_poll_at": now, "last_ok_at": now, "error_count": 0,
                          "last_error": None,
-                         "next_poll_at": self._next_poll(now, res.max_age,
-                                                         feed.next_poll_at)}
+                         "next_poll_at": self._next_poll(now, res.max_age, feed)}
         if res.permanent_redirect and res.permanent_redirect != feed.redirect_url:
             from bot.fetch import redact_url
             msg = (f"feed moved permanently to {redact_url(res.permanent_redirect)}; polling "
@@ -234,9 +215,13 @@ class Poller:
             log.warning("feed %s: %s", url, msg)
             report.warnings.append(msg)
 
-        # The validators go in with the episodes (one transaction): never before them.
+        # The validators go in with the episodes (one transaction): never before them; and
+        # what the schedule learns from the feed (bot.cadence), so a 304 needs no parse.
+        cad = Cadence.learn(items.channel.update, items.published(), now,
+                            self.settings.min_poll_interval)
         updates.update(etag=res.etag, last_modified=res.last_modified, body_hash=res.body_hash,
-                       title=items.channel.title or feed.title)
+                       title=items.channel.title or feed.title, **cad.columns(),
+                       next_poll_at=self._next_poll(now, res.max_age, feed, cad))
         try:
             self._detect(feed, items, cache, now, backfill, report, updates)
         except Exception:
@@ -254,9 +239,12 @@ class Poller:
         self.alerts.feed_ok(feed, now)
         return report
 
-    def _next_poll(self, now: datetime, max_age: int | None,
-                   due: datetime | None) -> datetime:
-        return next_poll_at(now, self.settings.poll_interval, max_age, self.rng, due)
+    def _next_poll(self, now: datetime, max_age: int | None, feed: Feed,
+                   cad: Cadence | None = None) -> datetime:
+        cad = cad or Cadence.from_row(feed.update_hint, feed.release_hours,
+                                      min_interval=self.settings.min_poll_interval)
+        return next_poll_at(now, self.settings.poll_interval, max_age, self.rng,
+                            feed.next_poll_at, cad)
 
     def _feed_failed(self, feed: Feed, now: datetime, e: errors.FeedError, report: PollReport,
                      retry_after: float | None = None) -> PollReport:

@@ -58,6 +58,7 @@ ADAPTERS = {"fetch", "store", "config", "deployment", "images", "notify", "netgu
             "hive",
             "platforms", "vault"}
 PURE = {"models", "errors", "textlen", "plaintext", "expatsax", "compose", "feed", "episodes",
+        "cadence",
         "schedule", "spacing", "share", "community", "xcost"}
 
 
