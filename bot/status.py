@@ -55,11 +55,21 @@ def status(svc: Service) -> dict:
                 "last_error": d.last_error, "url": d.remote_url,
                 "sent_at": iso(d.sent_at)}
 
+    from bot.polling import describe_schedule
     from bot.websub import listening, subscriptions
     subs = subscriptions(svc.store, [f.id for f in feeds])
+    pp = podping_status(svc.store, now, enabled=svc.settings.podping_enabled, feeds=feeds)
+    pp_phrase = None if not pp["enabled"] else (
+        "podping (Hive) watched" if pp["watching"] else "podping (Hive) on, no worker watching")
+
+    def heard(f):
+        return listening(f, subs.get(f.id), svc.settings.poll_interval, now, podping=pp_phrase,
+                         polling=describe_schedule(
+                             f, now, interval=svc.settings.poll_interval,
+                             min_interval=svc.settings.min_poll_interval))
     return {
         "feeds": [{"url": f.url, "title": f.title, "redirect_url": f.redirect_url,
-                   "listening": listening(f, subs.get(f.id), svc.settings.poll_interval, now),
+                   "listening": heard(f),
                    "last_poll_at": iso(f.last_poll_at), "last_result": f.last_result,
                    "last_error": f.last_error, "error_count": f.error_count,
                    "next_poll_at": iso(f.next_poll_at),
@@ -73,8 +83,7 @@ def status(svc: Service) -> dict:
         "failed": [drow(d) for d in failed],
         "recent": [drow(d) for d in recent],
         "queue": svc.queue.list(),
-        "podping": podping_status(svc.store, now, enabled=svc.settings.podping_enabled,
-                                  feeds=feeds),
+        "podping": pp,
         "accounts": [{"account": a.name, "platform": a.platform,  # never the secrets
                       "credentials": "dry run" if a.dry_run or svc.dry_run else
                       a.credentials or ("environment" if a.secrets else "missing"),

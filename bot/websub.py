@@ -473,12 +473,13 @@ def _every(seconds: int) -> str:
 
 
 def listening(feed, sub: dict | None, poll_interval: int, now: datetime, *,
-              podping: str | None = None) -> dict:
+              podping: str | None = None, polling: str | None = None) -> dict:
     """How crier listens to a feed (`crier status`): WebSub, podping (its watcher's phrase,
-    from bot.podping), polling every …, and the last notification."""
+    from bot.podping), polling every … (`polling`: the adaptive schedule's phrase, from
+    bot.polling.describe_schedule), and the last notification."""
     ws = describe(sub, now)
     parts = [p for p in (ws, podping) if p]
-    parts.append(f"polling every {_every(poll_interval)}")
+    parts.append(polling or f"polling every {_every(poll_interval)}")
     last = feed.last_push_at
     line = ", ".join(parts) + (f"; last notification {last:%Y-%m-%d %H:%M:%S} UTC via "
                                f"{feed.last_push_via}" if last else "; no notification yet")

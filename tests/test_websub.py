@@ -166,7 +166,9 @@ def test_subscribe_verify_and_a_signed_notification_posts_at_once(make, algorith
     st = net.fleet.services[0].status()["feeds"][0]["listening"]
     assert st["websub"].startswith("WebSub lease until")
     assert st["polling"] == "15m" and st["last_notification_via"] == "websub"
-    assert "polling every 15m; last notification" in st["line"]
+    assert "polling every 15 min; last notification" in st["line"]
+    assert st["line"].startswith("WebSub lease until")  # all three ways, in one line
+    assert ("podping (Hive)" in st["line"]) == net.fleet.services[0].settings.podping_enabled
 
 
 @pytest.mark.parametrize("how", ["bad", "none", "sha384-wrong-secret", "unknown-method"])
@@ -262,7 +264,7 @@ def test_a_hub_that_refuses_or_is_down_leaves_polling_as_it_was(make):
     row = net.sub()
     assert row["state"] == "failed" and row["last_error"].startswith("the hub answered 503")
     line = net.fleet.services[0].status()["feeds"][0]["listening"]["line"]
-    assert "WebSub failed: the hub answered 503" in line and "polling every 15m" in line
+    assert "WebSub failed: the hub answered 503" in line and "polling every 15 min" in line
     assert net.maintain() == {}                            # asked again only later
     net.hub.stop()
     net.t[0] += websub.FAILED_RETRY

@@ -66,7 +66,7 @@ timeout = 3
                                 capture_output=True, text=True, timeout=60)
             assert st.returncode == 0, st.stderr
             assert "listening: WebSub lease until" in st.stdout
-            assert "polling every 15m; last notification" in st.stdout and "via websub" \
+            assert "polling every 15 min; last notification" in st.stdout and "via websub" \
                 in st.stdout
         finally:
             proc.send_signal(signal.SIGTERM)
