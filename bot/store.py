@@ -731,7 +731,11 @@ class Store:
                         ).inserted_primary_key[0]
         start = due_at if due_at is not None and due_at > now else now
         for account, platform, status in targets:
-            key = hashlib.sha256(f"crier:{dedupe_key}:{account}".encode()).hexdigest()[:40]
+            # random per delivery, kept in its row: a fresh database (a reset, a second
+            # deployment on the same account) must not reuse the key of an earlier post, or
+            # Mastodon answers it with that post for an hour and the new one is never made
+            key = hashlib.sha256(f"crier:{dedupe_key}:{account}:{os.urandom(16).hex()}"
+                                 .encode()).hexdigest()[:40]
             c.execute(deliveries.insert().values(
                 post_id=pid, account=account, platform=platform, status=status,
                 idempotency_key=key, attempts=0, needs_check=False, next_attempt_at=start,

@@ -444,3 +444,27 @@ def test_find_existing_pages_back_and_stops_at_since(srv):
     assert p.find_existing(Post(text="the old one"), since) == target
     pages = [r for r in srv.requests if r["path"].endswith("/statuses") and r["method"] == "GET"]
     assert len(pages) == 2
+
+
+def test_a_fresh_database_never_reuses_an_earlier_posts_idempotency_key(srv, tmp_path):
+    """Two databases (a reset, a second deployment) enqueue the same episode for the same
+    account: each delivery's key is its own, so Mastodon (which answers a repeated
+    Idempotency-Key with the earlier status for an hour) makes both posts."""
+    from datetime import UTC, datetime
+
+    from bot.store import Store
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    keys = []
+    for n in (1, 2):
+        store = Store(f"sqlite:///{tmp_path / f'c{n}.db'}")
+        store.migrate()
+        with store.tx() as c:
+            store.enqueue(c, kind="announcement", dedupe_key="episode:1", episode_id=None,
+                          targets=[("masto", "mastodon", "pending")], now=now)
+        [d] = store.deliveries_where()
+        keys.append(d.idempotency_key)
+        publisher(srv).publish(Post(text=f"Episode one, database {n}"), d.idempotency_key)
+        store.close()
+    assert keys[0] != keys[1]
+    assert [s["text"] for s in srv.statuses] == ["Episode one, database 1",
+                                                 "Episode one, database 2"]
