@@ -36,7 +36,8 @@ What this PDS answers (0.4.217, dev mode; tests/test_pds.py checks each of these
   com.atproto.identity.resolveHandle resolves this PDS's own handles (unknown: 400
   InvalidRequest "Unable to resolve handle").
 
-Install (once, cached by version; .ci/run does it): `tests/pds/install.sh` puts
+Install (once, cached by version; the fixture runs it on first use, .ci/run beforehand):
+`tests/pds/install.sh` puts
 `@atproto/pds@0.4.217` under $CRIER_PDS_DIR (default ~/.cache/crier/pds-0.4.217) and compiles
 better-sqlite3 (needs node, npm and a C++ compiler). The `pds` session fixture
 (tests/conftest.py) then starts, in a few seconds: a PLC directory stand-in
@@ -89,6 +90,11 @@ def pds_dir() -> Path:
     """Where the npm install lives: $CRIER_PDS_DIR or ~/.cache/crier/pds-<version>."""
     env = os.environ.get("CRIER_PDS_DIR")
     return Path(env) if env else Path.home() / ".cache" / "crier" / f"pds-{PDS_VERSION}"
+
+
+def _installed(modules: Path) -> bool:
+    return (modules / "@atproto" / "pds" / "package.json").is_file() and \
+        (modules / "better-sqlite3" / "build" / "Release" / "better_sqlite3.node").is_file()
 
 
 class PDSUnavailable(RuntimeError):
@@ -154,9 +160,12 @@ class LocalPDS:
             raise PDSUnavailable("the local Bluesky PDS needs Node.js: apt-get install nodejs npm "
                                  "build-essential, then tests/pds/install.sh (.ci/run does both)")
         modules = pds_dir() / "node_modules"
-        if not (modules / "@atproto" / "pds" / "package.json").is_file() or \
-                not (modules / "better-sqlite3" / "build" / "Release" /
-                     "better_sqlite3.node").is_file():
+        if not _installed(modules):   # a first run installs it (cached; about 2-3 minutes)
+            done = subprocess.run(["bash", str(INSTALL_SH)], capture_output=True, text=True)
+            if done.returncode:
+                raise PDSUnavailable(f"{INSTALL_SH} failed ({done.returncode}): "
+                                     f"{done.stderr.strip()[-1500:]}")
+        if not _installed(modules):
             raise PDSUnavailable(f"@atproto/pds@{PDS_VERSION} is not installed in {pds_dir()}: "
                                  f"run {INSTALL_SH} (.ci/run does it; set CRIER_PDS_DIR to "
                                  "use another folder)")

@@ -253,10 +253,17 @@ def test_plc_stand_in_keeps_the_log_honest(pds):
     assert len(plc.operations[acct.did]) == 2
 
 
-def test_a_missing_install_fails_with_a_clear_message(tmp_path, monkeypatch):
+def test_a_missing_install_is_installed_and_a_failed_one_says_why(tmp_path, monkeypatch):
+    """Not installed: the fixture runs install.sh (a first `python -m pytest` needs no other
+    step); when that fails, its own words, never a skip."""
     monkeypatch.setenv("CRIER_PDS_DIR", str(tmp_path / "nothing"))
-    with pytest.raises(PDSUnavailable, match=r"not installed in .*nothing: run .*install\.sh"):
+    script = tmp_path / "install.sh"
+    script.write_text(f"echo ran >> {tmp_path / 'ran'}\n"
+                      "echo 'install.sh: npm not found (apt-get install nodejs npm)' >&2; exit 1\n")
+    monkeypatch.setattr("tests.pds.INSTALL_SH", script)
+    with pytest.raises(PDSUnavailable, match=r"install\.sh failed \(1\): .*npm not found"):
         LocalPDS().start()
+    assert (tmp_path / "ran").read_text() == "ran\n"
 
 
 def test_a_pds_that_dies_at_start_fails_with_its_own_words(tmp_path, monkeypatch):
