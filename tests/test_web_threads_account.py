@@ -71,3 +71,15 @@ def test_a_cohost_may_not_paste_a_token(setup):
     r = c.post("/shows/ts/accounts/thr/threads", data={"access_token": TOKEN,
                                                         "csrf_token": csrf})
     assert r.status_code == 403 and _stored(web) == []
+
+
+def test_credentials_pasted_for_another_network_are_refused_and_not_stored(setup):
+    web, srv = setup
+    c, csrf = web.login("host")
+    for route, data, words in (
+            ("x", {"consumer_key": "k"}, "is not an X account"),
+            ("bluesky", {"handle": "a.test", "app_password": "abcd-efgh-ijkl-mnop"},
+             "is not a Bluesky account")):
+        r = c.post(f"/shows/ts/accounts/thr/{route}", data={**data, "csrf_token": csrf})
+        assert r.status_code == 422 and words in r.text, (route, r.status_code, r.text[:300])
+    assert _stored(web) == [] and not srv.requests

@@ -113,64 +113,56 @@ def _slug(st, show_id: int | None, user: User) -> str:
     return found
 
 
-@router.post("/shows/{slug}/accounts/{name}/x")
-async def connect_x(request: Request, slug: str, name: str, user: User = Depends(page_user)):
+A_PLATFORM = {"x": "an X", "bluesky": "a Bluesky", "threads": "a Threads"}
+
+
+async def _paste(request: Request, slug: str, name: str, user: User, platform: str,
+                 connect_with) -> object:
+    """A host pastes an account's credentials: checked on its network by
+    `connect_with(st, svc, account, form)` and stored encrypted, or the network's refusal
+    shown on the Accounts page (nothing stored)."""
     require(user, "accounts")
     st = _state(request)
     form = await request.form()
     with st.service(slug, user) as svc:
         account = _account(svc.settings, name)
-        if account.platform != "x":
-            raise HTTPException(422, f"account {name!r} is not an X account")
-        keys = {k: str(form.get(k) or "") for k in connect.X_KEYS}
+        if account.platform != platform:
+            raise HTTPException(422, f"account {name!r} is not {A_PLATFORM[platform]} account")
         try:
-            done = connect.connect_x(st.store, connect.open_vault(svc.settings),
-                                     show_id=svc.show_id, account=name, keys=keys,
-                                     now=st.now(), user_id=user.id, api_base=account.api_base)
+            done = connect_with(st, svc, account, form)
         except CrierError as e:
             return _back(request, slug, str(e), error=True)
     return _back(request, slug, f"Connected {done.account} as {done.username}.")
+
+
+@router.post("/shows/{slug}/accounts/{name}/x")
+async def connect_x(request: Request, slug: str, name: str, user: User = Depends(page_user)):
+    return await _paste(request, slug, name, user, "x", lambda st, svc, account, form:
+                        connect.connect_x(
+        st.store, connect.open_vault(svc.settings), show_id=svc.show_id, account=name,
+        keys={k: str(form.get(k) or "") for k in connect.X_KEYS}, now=st.now(),
+        user_id=user.id, api_base=account.api_base))
 
 
 @router.post("/shows/{slug}/accounts/{name}/bluesky")
 async def connect_bluesky(request: Request, slug: str, name: str,
                           user: User = Depends(page_user)):
-    require(user, "accounts")
-    st = _state(request)
-    form = await request.form()
-    with st.service(slug, user) as svc:
-        account = _account(svc.settings, name)
-        if account.platform != "bluesky":
-            raise HTTPException(422, f"account {name!r} is not a Bluesky account")
-        try:
-            done = connect.connect_bluesky(
-                st.store, connect.open_vault(svc.settings), show_id=svc.show_id, account=name,
-                handle=str(form.get("handle") or account.handle or ""),
-                app_password=str(form.get("app_password") or ""), now=st.now(),
-                user_id=user.id, service=account.service)
-        except CrierError as e:
-            return _back(request, slug, str(e), error=True)
-    return _back(request, slug, f"Connected {done.account} as {done.username}.")
+    return await _paste(request, slug, name, user, "bluesky", lambda st, svc, account, form:
+                        connect.connect_bluesky(
+        st.store, connect.open_vault(svc.settings), show_id=svc.show_id, account=name,
+        handle=str(form.get("handle") or account.handle or ""),
+        app_password=str(form.get("app_password") or ""), now=st.now(), user_id=user.id,
+        service=account.service))
 
 
 @router.post("/shows/{slug}/accounts/{name}/threads")
 async def connect_threads(request: Request, slug: str, name: str,
                           user: User = Depends(page_user)):
-    require(user, "accounts")
-    st = _state(request)
-    form = await request.form()
-    with st.service(slug, user) as svc:
-        account = _account(svc.settings, name)
-        if account.platform != "threads":
-            raise HTTPException(422, f"account {name!r} is not a Threads account")
-        try:
-            done = connect.connect_threads(
-                st.store, connect.open_vault(svc.settings), show_id=svc.show_id, account=name,
-                token=str(form.get("access_token") or ""), now=st.now(), user_id=user.id,
-                api_base=account.api_base, threads_user=getattr(account, "user_id", "me"))
-        except CrierError as e:
-            return _back(request, slug, str(e), error=True)
-    return _back(request, slug, f"Connected {done.account} as {done.username}.")
+    return await _paste(request, slug, name, user, "threads", lambda st, svc, account, form:
+                        connect.connect_threads(
+        st.store, connect.open_vault(svc.settings), show_id=svc.show_id, account=name,
+        token=str(form.get("access_token") or ""), now=st.now(), user_id=user.id,
+        api_base=account.api_base, threads_user=getattr(account, "user_id", "me")))
 
 
 @router.post("/shows/{slug}/accounts/{name}/disconnect")
