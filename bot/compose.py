@@ -752,15 +752,21 @@ def choose_link(episode: Episode, choice: str = "episode",
     return untracked_url(chosen) if chosen else None
 
 
+def _http_parts(url: str):
+    """`urlsplit(url)` of an absolute http(s) URL with a host; None for anything else."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return parts if parts.scheme.lower() in ("http", "https") and parts.netloc else None
+
+
 def bluesky_short_url(url: str) -> str:
     """A link as Bluesky's own app shows it in a post (social-app's `toShortUrl`, used when it
     writes a link facet): host and path without the scheme; a path (with its query and
     fragment) longer than 15 characters cut to 13 and "…". Not an http(s) URL: unchanged."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    parts = _http_parts(url)
+    if parts is None:
         return url
     host = parts.netloc.rpartition("@")[2]
     path = ("" if parts.path == "/" else parts.path) + (f"?{parts.query}" if parts.query else
@@ -788,13 +794,8 @@ def card_description(summary: str, ellipsis: str = "…", limit: int = CARD_DESC
 def with_params(url: str, params: Mapping[str, str]) -> str:
     """url with query parameters added (UTM tags); a parameter the URL already has is kept as
     it is, not repeated. Only http(s) URLs are changed."""
-    if not params:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    parts = _http_parts(url) if params else None
+    if parts is None:
         return url
     have = {k for k, _v in parse_qsl(parts.query, keep_blank_values=True)}
     add = [(k, v) for k, v in params.items() if k and k not in have]

@@ -591,8 +591,7 @@ def _validate(raw: dict[str, Any], cfg_path: Path, text: str, env: dict[str, str
 
     listen_link = raw.get("listen_link")
     if listen_link is not None:
-        parts = urlsplit(listen_link)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if not _is_http_url(listen_link):
             raise ConfigError(f"expected an http(s) URL, got {listen_link!r}", file=file,
                               key="listen_link", line=_line_of(text, "listen_link"))
     patterns = []
@@ -692,8 +691,7 @@ def _podping(table: dict[str, Any], file: str, text: str) -> dict[str, Any]:
     if "nodes" in table:
         nodes = []
         for i, node in enumerate(table["nodes"]):
-            parts = urlsplit(node.strip()) if isinstance(node, str) else None
-            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            if not _is_http_url(node.strip() if isinstance(node, str) else node):
                 raise ConfigError(f"expected a Hive API node's http(s) URL, got {node!r}",
                                   file=file, key=f"podping.nodes[{i}]",
                                   line=_line_of(text, "nodes", "podping"))
@@ -754,9 +752,17 @@ def _people(table: dict[str, Any], file: str) -> dict[str, dict[str, str]]:
     return out
 
 
+def _is_http_url(value: Any) -> bool:
+    """An absolute http(s) URL with a host (what every URL key of the config must be)."""
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:          # e.g. "http://[" : said as a bad value, not a traceback
+        return False
+    return parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def _base_url(value: str, *, file: str, key: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not _is_http_url(value):
         raise ConfigError(f"expected an http(s) base URL, got {value!r}", file=file, key=key)
     return value.rstrip("/")
 
@@ -774,8 +780,7 @@ def _account(table: dict[str, Any], where: str, file: str, text: str,
     kw: dict[str, Any] = {}
     if platform == "mastodon":
         instance = table.get("instance", "")
-        parts = urlsplit(instance)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if not _is_http_url(instance):
             raise ConfigError(f"expected the instance's base URL like \"https://social.coop\", "
                               f"got {instance!r}", file=file, key=f"{where}.instance")
         kw["instance"] = instance.rstrip("/")
