@@ -421,3 +421,17 @@ def test_people_map_takes_bluesky_and_threads_handles(tmp_path):
     assert s.people == {"Ana Lima": {"bluesky": "@ana.lima.bsky.social",
                                      "threads": "@ana.lima_99", "mastodon": "@ana@hci.social"},
                         "Bo": {"bluesky": "@bo.example.com"}}
+
+
+@pytest.mark.parametrize("where, line", [
+    ("listen_link", 'listen_link = "http://["'),
+    ("accounts[0].instance", '[[accounts]]\nplatform = "mastodon"\nname = "m"\n'
+                             'instance = "https://[social.coop"\ndry_run = true'),
+    ("podping.nodes[0]", '[podping]\nnodes = ["http://[::1"]'),
+])
+def test_a_malformed_url_is_a_config_error_naming_its_key(tmp_path, where, line):
+    """urlsplit raises on an unclosed IPv6 bracket: said as the key's bad value, never a
+    traceback."""
+    with pytest.raises(ConfigError, match=r"http\(s\)|base URL") as exc:
+        load_settings(write(tmp_path, BASE + line + "\n"), env={})
+    assert where in str(exc.value)
